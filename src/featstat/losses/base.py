@@ -1,0 +1,48 @@
+"""The shape every featstat loss takes.
+
+A loss is three small steps (see ``style.md``):
+
+1. ``prepare_target(target)`` turns the target's features into the statistic the loss compares against
+   (a Gram matrix, sorted projections, centred and normalised vectors, ...). The :class:`featstat.Objective`
+   caches its result while the target does not change, so this runs once for a fixed target.
+2. ``compare(pred, prepared)`` scores the prediction's features against that prepared target and returns
+   one value per sample (shape N).
+3. ``forward(pred, target)`` = ``reduce(compare(pred, prepare_target(target)), reduction)``.
+
+``pred`` and ``target`` are feature maps N×C×H×W (or images, for pixel losses). A target with batch size 1
+is compared with every prediction in the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from .._checks import check_reduction, reduce
+
+
+class FeatureLoss(nn.Module):
+    """Base class: subclasses implement ``compare`` and, when a target statistic is worth caching,
+    ``prepare_target``. ``reduction`` is one of "mean", "sum", "none" (one value per sample)."""
+
+    #: True when pred and target must have the same spatial size (pointwise losses).
+    pointwise: bool = False
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+
+    def prepare_target(self, target: Tensor) -> Any:
+        """Statistic of the target's features that ``compare`` needs (default: the features themselves)."""
+        return target
+
+    def compare(self, pred: Tensor, prepared: Any) -> Tensor:  # pragma: no cover - abstract
+        """Per-sample loss (shape N) of ``pred`` against a prepared target."""
+        raise NotImplementedError
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        return reduce(self.compare(pred, self.prepare_target(target)), self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"

@@ -1,0 +1,254 @@
+"""A weighted sum of loss terms that shares one feature pass per backbone per image.
+
+    objective = Objective([
+        Term("cx",   ContextualLoss(0.1), weight=0.1, extractor=vgg, layers=["conv3_4"]),
+        Term("lf",   LowFrequencyL2Loss(), weight=10.0),                 # pixel term: no extractor
+        Term("gram", GramLoss(), weight=1.0, extractor=vgg, layers=["relu1_1", "relu2_1"]),
+    ])
+    out = objective(pred, target)          # out.total (scalar), out.terms {"cx": …, "lf": …, "gram": …}
+    out.total.backward()
+
+Every extractor runs once on the prediction per call, for all the terms that use it. Extractors that compute
+the same features (equal ``cache_key``: same backbone, weights, preprocessing and pooling) are merged into one
+covering the union of their layers, so ``Term(..., vgg19(["conv3_4"]))`` and ``Term(..., vgg19(["relu1_1"]))``
+still share a single VGG pass. Target features and
+each term's prepared target statistic (Gram matrix, sorted projections, normalised CX rows) are cached
+while the same target tensor, unmodified, is passed again; a target that requires grad is never cached.
+Terms may compare against different named targets (style transfer: ``target={"content": c, "style": s}``
+with ``Term(..., target="style")``) and terms with ``target=None`` (diversity, total variation) use none.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ._checks import check_tensor, reduce
+from .losses.base import FeatureLoss
+
+PIXELS = "pixels"
+
+
+@dataclass
+class Term:
+    """One weighted loss term.
+
+    Args:
+        name: key of the term in :attr:`ObjectiveOutput.terms`.
+        loss: a featstat loss module (``forward(pred, target)``, ``prepare_target``, ``compare``).
+        weight: multiplies the term in the total.
+        extractor: feature extractor (``images → {layer: map}``); None compares pixels directly.
+        layers: layers of ``extractor`` the loss is applied to (summed); required with an extractor.
+        layer_weights: optional per-layer weights (default 1 for each layer).
+        target: name of the target this term compares against, or None for terms with no target.
+    """
+
+    name: str
+    loss: nn.Module
+    weight: float = 1.0
+    extractor: nn.Module | None = None
+    layers: Sequence[str] | None = None
+    layer_weights: Mapping[str, float] | None = None
+    target: str | None = "target"
+    _layer_list: list[str] = field(init=False, repr=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Term name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.loss, nn.Module):
+            raise ValueError(f"Term {self.name!r}: loss must be an nn.Module, got {type(self.loss).__name__}")
+        if not isinstance(self.weight, (int, float)):
+            raise ValueError(f"Term {self.name!r}: weight must be a number, got {self.weight!r}")
+        if self.extractor is None:
+            if self.layers:
+                raise ValueError(f"Term {self.name!r}: layers={list(self.layers)} given without an extractor")
+            self._layer_list = [PIXELS]
+        else:
+            if not self.layers:
+                raise ValueError(f"Term {self.name!r}: an extractor needs layers=[...] to compare")
+            known = getattr(self.extractor, "layers", None)
+            missing = [layer for layer in self.layers if known is not None and layer not in known]
+            if missing:
+                raise ValueError(
+                    f"Term {self.name!r}: layers {missing} are not computed by its extractor "
+                    f"(it computes {list(known)}); build the extractor with these layers too"
+                )
+            self._layer_list = list(self.layers)
+        if self.layer_weights is not None:
+            unknown = set(self.layer_weights) - set(self._layer_list)
+            if unknown:
+                raise ValueError(
+                    f"Term {self.name!r}: layer_weights names layers it does not use: {sorted(unknown)}"
+                )
+
+    def layer_weight(self, layer: str) -> float:
+        return 1.0 if self.layer_weights is None else float(self.layer_weights.get(layer, 1.0))
+
+
+class ObjectiveOutput(NamedTuple):
+    """``total`` = Σ weight·term; ``terms`` = unweighted value of each term (same reduction as total)."""
+
+    total: Tensor
+    terms: dict[str, Tensor]
+
+
+def _extractor_key(extractor: nn.Module) -> Any:
+    """Extractors with equal keys compute the same features (same backbone, weights, preprocessing)."""
+    key = getattr(extractor, "cache_key", None)
+    return key if key is not None else ("instance", id(extractor))
+
+
+def _merged_extractor(group: Sequence[Term]) -> nn.Module:
+    """One extractor computing every layer the terms of ``group`` (equal extractor keys) ask for."""
+    extractors = list({id(t.extractor): t.extractor for t in group}.values())
+    if len(extractors) == 1:
+        return extractors[0]
+    layers = list(dict.fromkeys(layer for t in group for layer in t._layer_list))
+    deepest = max(extractors, key=lambda e: len(getattr(e, "backbone", ())))
+    return deepest.with_layers(layers)
+
+
+def _tensor_key(t: Tensor) -> tuple:
+    return (id(t), t._version, t.data_ptr(), tuple(t.shape), t.dtype, t.device)
+
+
+class Objective(nn.Module):
+    """Weighted sum of :class:`Term` s with one feature pass per extractor per image.
+
+    ``forward(pred, target)`` with ``target`` a tensor (the name "target") or a mapping of names to
+    tensors returns an :class:`ObjectiveOutput`. ``pred`` is an image batch N×3×H×W in [0, 1].
+    """
+
+    def __init__(self, terms: Sequence[Term]) -> None:
+        super().__init__()
+        terms = list(terms)
+        if not terms:
+            raise ValueError("Objective needs at least one Term")
+        names = [t.name for t in terms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"term names must be unique, repeated: {dupes}")
+        self.terms = terms
+        self.losses = nn.ModuleDict({t.name: t.loss for t in terms})
+        self.extractors = nn.ModuleList()
+        self._extractor_of: dict[str, int] = {}  # term name → index into self.extractors
+        groups: dict[Any, list[Term]] = {}
+        for t in terms:
+            if t.extractor is not None:
+                groups.setdefault(_extractor_key(t.extractor), []).append(t)
+        for group in groups.values():
+            for t in group:
+                self._extractor_of[t.name] = len(self.extractors)
+            self.extractors.append(_merged_extractor(group))
+        self._target_cache: dict[str, tuple[tuple, dict[str, Tensor]]] = {}
+        self._prepared_cache: dict[str, tuple[tuple, Any]] = {}
+        #: number of extractor passes made by the last call (pred + non-cached targets); for tests/logs.
+        self.last_passes = 0
+
+    # -- features -------------------------------------------------------------------------------------
+
+    def _features(self, images: Tensor, terms: Sequence[Term]) -> dict[int, dict[str, Tensor]]:
+        """One pass of each extractor that ``terms`` need (index -1 holds the pixels)."""
+        feats: dict[int, dict[str, Tensor]] = {-1: {PIXELS: images}}
+        for i in sorted({self._extractor_index(t) for t in terms} - {-1}):
+            feats[i] = self.extractors[i](images)
+            self.last_passes += 1
+        return feats
+
+    def _extractor_index(self, term: Term) -> int:
+        return self._extractor_of.get(term.name, -1)
+
+    def _target_features(
+        self, name: str, target: Tensor, terms: Sequence[Term]
+    ) -> dict[int, dict[str, Tensor]]:
+        key = _tensor_key(target)
+        cached = self._target_cache.get(name)
+        if cached is not None and cached[0] == key and not target.requires_grad:
+            return cached[1]
+        with torch.set_grad_enabled(target.requires_grad):
+            feats = self._features(target, terms)
+        if not target.requires_grad:
+            self._target_cache[name] = (key, feats)
+            # prepared statistics of the old target are stale now
+            for t in terms:
+                self._prepared_cache.pop(t.name, None)
+        return feats
+
+    def _prepared(self, term: Term, layer: str, feat: Tensor, cacheable: bool) -> Any:
+        loss: FeatureLoss = term.loss  # type: ignore[assignment]
+        prepare = getattr(loss, "prepare_target", None)
+        if prepare is None:
+            return feat
+        if not cacheable:
+            return prepare(feat)
+        cache_key = f"{term.name}/{layer}"
+        hit = self._prepared_cache.get(cache_key)
+        if hit is not None and hit[0] is feat:
+            return hit[1]
+        with torch.no_grad():
+            value = prepare(feat)
+        self._prepared_cache[cache_key] = (feat, value)
+        return value
+
+    def clear_cache(self) -> None:
+        """Forget cached target features and prepared statistics."""
+        self._target_cache.clear()
+        self._prepared_cache.clear()
+
+    # -- forward ---------------------------------------------------------------------------------------
+
+    def forward(self, pred: Tensor, target: Tensor | Mapping[str, Tensor] | None = None) -> ObjectiveOutput:
+        check_tensor("pred", pred, ndim=4)
+        targets = {"target": target} if isinstance(target, Tensor) else dict(target or {})
+        for name, t in targets.items():
+            check_tensor(f"target[{name!r}]", t, ndim=4)
+        needed = {t.target for t in self.terms if t.target is not None}
+        missing = sorted(needed - set(targets))
+        if missing:
+            raise ValueError(
+                f"target is missing {missing}: terms compare against these names; pass "
+                f"target={{{', '.join(repr(m) + ': tensor' for m in missing)}}}"
+                if missing != ["target"]
+                else "target is required: some terms compare against a target image"
+            )
+        self.last_passes = 0
+        pred_feats = self._features(pred, self.terms)
+        target_feats = {
+            name: self._target_features(name, targets[name], [t for t in self.terms if t.target == name])
+            for name in needed
+        }
+        total: Tensor | None = None
+        values: dict[str, Tensor] = {}
+        for term in self.terms:
+            ei = self._extractor_index(term)
+            value: Tensor | None = None
+            for layer in term._layer_list:
+                p = pred_feats[ei][layer]
+                if term.target is None:
+                    v = term.loss(p)
+                else:
+                    tf = target_feats[term.target][ei][layer]
+                    prepared = self._prepared(term, layer, tf, not targets[term.target].requires_grad)
+                    v = reduce(term.loss.compare(p, prepared), term.loss.reduction)  # type: ignore[operator]
+                v = term.layer_weight(layer) * v
+                value = v if value is None else value + v
+            assert value is not None
+            values[term.name] = value
+            weighted = term.weight * value
+            total = weighted if total is None else total + weighted
+        assert total is not None
+        return ObjectiveOutput(total, values)
+
+    # -- construction from plain data -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | str | os.PathLike[str]) -> Objective:
+        """Build from a dict or a TOML file (see :mod:`featstat.objective_config`)."""
+        from .objective_config import build_objective
+
+        return build_objective(config)
