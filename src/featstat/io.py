@@ -1,0 +1,363 @@
+"""Reading and writing images: the only place in featstat that touches image files.
+
+Images are float tensors N×C×H×W (one image: 1×C×H×W) with values in [0, 1], RGB (C = 3) or grayscale
+(C = 1). Files are read and written with Pillow; the formats supported are PNG, JPEG, WebP and TIFF.
+
+Bit depths: 8-bit images are divided by 255 and 16-bit images (16-bit grayscale PNG, 16-bit TIFF, modes
+``I;16*``) by 65535, the real maximum of their mode, so a white pixel is 1.0 either way. 32-bit float TIFFs
+(mode ``F``) are taken as they are. Note that Pillow itself reduces 16-bit *colour* PNGs to 8 bits per channel
+when it opens them; those are therefore read at 8-bit precision.
+
+Alpha is never dropped silently: an image with a transparency channel (RGBA, LA, a palette or grayscale image
+with a transparency entry) that is not fully opaque raises unless ``alpha="drop"`` (ignore it) or
+``alpha="composite"`` (blend onto ``background``) is given. A fully opaque alpha channel carries no
+information and is removed in every mode.
+
+Writes are atomic (:func:`featstat._atomic.atomic_write`): an interrupted or failing write leaves the previous
+file untouched and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import Tensor
+
+from ._atomic import atomic_write
+from ._checks import check_finite, check_tensor
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "list_images",
+    "read_image",
+    "read_images",
+    "to_tensor",
+    "to_uint8",
+    "write_image",
+]
+
+#: File extensions (lower case) that :func:`list_images` picks up and :func:`write_image` can write.
+IMAGE_EXTENSIONS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+ALPHA_MODES = ("error", "drop", "composite")
+
+PathLike = str | os.PathLike
+
+# ITU-R BT.601 luma weights, the ones Pillow uses for RGB -> L.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+# --------------------------------------------------------------------------------------------- conversions
+
+
+def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a loaded Pillow image to (H×W×C float64 array in [0, 1], alpha H×W in [0, 1] or None).
+
+    C is 1 (grayscale) or 3 (colour); the value scale follows the mode's real maximum.
+    """
+    mode = img.mode
+    has_trns = "transparency" in img.info
+    if mode == "1":
+        img, mode = img.convert("L"), "L"
+    elif mode == "P" or mode == "PA":
+        img = img.convert("RGBA" if (has_trns or mode == "PA") else "RGB")
+        mode = img.mode
+    elif mode in ("L", "RGB") and has_trns:
+        img = img.convert("LA" if mode == "L" else "RGBA")
+        mode = img.mode
+    elif mode == "La":
+        img, mode = img.convert("LA"), "LA"
+    elif mode == "RGBa":
+        img, mode = img.convert("RGBA"), "RGBA"
+    elif mode in ("RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        img, mode = img.convert("RGB"), "RGB"
+
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        arr = np.asarray(img, dtype=np.float64) / 255.0
+    elif mode.startswith("I;16"):
+        arr = np.asarray(img).astype(np.float64) / 65535.0
+    elif mode == "I":
+        raw = np.asarray(img).astype(np.float64)
+        bits = 16
+        tags = getattr(img, "tag_v2", None)
+        if tags is not None and 258 in tags:
+            bps = tags[258]
+            bits = int(bps[0] if isinstance(bps, tuple) else bps)
+        elif raw.size and raw.max() > 65535:
+            bits = 32
+        arr = raw / float(2**bits - 1)
+    elif mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+    else:  # any other mode Pillow can convert
+        img = img.convert("RGBA" if "A" in mode else "RGB")
+        return _pil_to_float(img)
+
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    alpha = None
+    if mode in ("LA", "RGBA"):
+        arr, alpha = arr[:, :, :-1], arr[:, :, -1]
+    return arr, alpha
+
+
+def _array_to_float(array: np.ndarray) -> np.ndarray:
+    """Scale a numpy image (H×W or H×W×C) to float64 by its dtype's maximum (floats unchanged)."""
+    if array.dtype == np.bool_:
+        return array.astype(np.float64)
+    if np.issubdtype(array.dtype, np.integer):
+        return array.astype(np.float64) / float(np.iinfo(array.dtype).max)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float64)
+    raise ValueError(f"array must hold integers, booleans or floats, got dtype {array.dtype}")
+
+
+def to_tensor(
+    image: Image.Image | np.ndarray,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Convert a Pillow image or a numpy array to a 1×C×H×W float tensor.
+
+    Args:
+        image: a Pillow image (any mode; alpha is kept as a 4th/2nd channel, palettes become RGB), or a numpy
+            array H×W or H×W×C. Integer arrays are divided by their dtype's maximum (uint8: 255, uint16:
+            65535), booleans map to {0, 1}, float arrays are taken as they are.
+        device, dtype: of the result (float32 by default).
+
+    Returns:
+        Tensor 1×C×H×W, values in [0, 1] for integer inputs.
+    """
+    if isinstance(image, Image.Image):
+        arr, alpha = _pil_to_float(image)
+        if alpha is not None:
+            arr = np.concatenate([arr, alpha[:, :, None]], axis=2)
+    elif isinstance(image, np.ndarray):
+        if image.ndim not in (2, 3):
+            raise ValueError(f"image must be a H×W or H×W×C array, got shape {image.shape}")
+        arr = _array_to_float(image)
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+    else:
+        raise ValueError(f"image must be a PIL.Image.Image or a numpy array, got {type(image).__name__}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    return t.to(device=device, dtype=dtype)
+
+
+def to_uint8(image: Tensor) -> np.ndarray:
+    """Convert a 1×C×H×W or C×H×W tensor with values in [0, 1] to a uint8 numpy array.
+
+    Values are clamped to [0, 1], multiplied by 255 and rounded to the nearest integer. Returns H×W×C, or
+    H×W when C = 1 (the layout Pillow's ``Image.fromarray`` expects). NaN/Inf raise a ``ValueError``.
+    """
+    x = _single_image("image", image)
+    check_finite("image", x)
+    arr = x.detach().to(device="cpu", dtype=torch.float32).clamp(0, 1).mul(255).round()
+    arr = arr.to(torch.uint8).permute(1, 2, 0).numpy()
+    return arr[:, :, 0] if arr.shape[2] == 1 else arr
+
+
+def _single_image(name: str, image: object) -> Tensor:
+    x = check_tensor(name, image, ndim=(3, 4))
+    if x.dim() == 4:
+        if x.shape[0] != 1:
+            raise ValueError(
+                f"{name} must hold one image (1×C×H×W or C×H×W), got shape {tuple(x.shape)}; "
+                f"write the images of a batch one at a time, e.g. write_image(path, batch[i])"
+            )
+        x = x[0]
+    if x.shape[0] not in (1, 3, 4):
+        raise ValueError(
+            f"{name} must have 1 (grayscale), 3 (RGB) or 4 (RGBA) channels, got shape {tuple(image.shape)}"
+        )
+    return x
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def read_image(
+    path: PathLike,
+    *,
+    channels: int = 3,
+    alpha: str = "error",
+    background: float | Sequence[float] = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Read an image file (PNG, JPEG, WebP, TIFF) into a 1×C×H×W tensor with values in [0, 1].
+
+    Args:
+        path: the file. Missing, unreadable, truncated or non-image files raise a ``ValueError`` that names
+            the path and the Pillow error (truncation is detected when the pixels are decoded, unless some
+            other code has set Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES = True``).
+        channels: 3 (RGB; grayscale images are replicated to 3 channels) or 1 (grayscale; colour images are
+            converted with the ITU-R BT.601 luma weights 0.299, 0.587, 0.114, as Pillow does).
+        alpha: what to do with a transparency channel that is not fully opaque: "error" (default) raises,
+            "drop" ignores it, "composite" blends the image onto ``background``:
+            ``out = alpha·image + (1 − alpha)·background``.
+        background: the background for "composite": one value in [0, 1] or one per RGB channel.
+        device, dtype: of the result (float32 by default).
+
+    EXIF orientation (JPEG/TIFF/WebP from cameras) is applied, so the tensor is upright as viewers show it.
+    8-bit modes are divided by 255, 16-bit modes by 65535 (see the module docstring).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+    if alpha not in ALPHA_MODES:
+        raise ValueError(f"alpha must be one of {ALPHA_MODES}, got {alpha!r}")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    bg = _background(background)
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"image file {str(p)!r} does not exist; check the path")
+    if p.is_dir():
+        raise ValueError(f"{str(p)!r} is a directory, not an image file; use list_images() for folders")
+    try:
+        with Image.open(p) as img:
+            img.load()  # decodes everything: truncated files raise here, not at open()
+            img = ImageOps.exif_transpose(img)
+            arr, a = _pil_to_float(img)
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... on bad files
+        raise ValueError(
+            f"cannot read image {str(p)!r}: {type(exc).__name__}: {exc}; the file is not a readable "
+            f"PNG/JPEG/WebP/TIFF image or is truncated/corrupt"
+        ) from exc
+
+    if a is not None and bool((a < 1.0).any()):
+        if alpha == "error":
+            raise ValueError(
+                f"image {str(p)!r} has a transparency (alpha) channel; pass alpha='drop' to ignore it or "
+                f"alpha='composite' (with background=...) to blend it onto a background colour"
+            )
+        if alpha == "composite":
+            if arr.shape[2] == 1 and not np.all(bg == bg[0]):
+                arr = np.repeat(arr, 3, axis=2)  # grayscale image on a coloured background: blend in RGB
+            bgc = bg[: arr.shape[2]]
+            arr = a[:, :, None] * arr + (1.0 - a[:, :, None]) * bgc[None, None, :]
+
+    if channels == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif channels == 1 and arr.shape[2] == 3:
+        arr = (arr @ _LUMA)[:, :, None]
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    return t.to(device=device, dtype=dtype)
+
+
+def _background(background: float | Sequence[float]) -> np.ndarray:
+    if isinstance(background, (int, float)):
+        values = [float(background)] * 3
+    else:
+        try:
+            values = [float(v) for v in background]
+        except TypeError:
+            values = []
+        if len(values) != 3:
+            raise ValueError(
+                f"background must be a number in [0, 1] or three numbers (R, G, B), got {background!r}"
+            )
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise ValueError(f"background values must lie in [0, 1], got {background!r}")
+    return np.array(values)
+
+
+def read_images(
+    paths: Sequence[PathLike],
+    *,
+    channels: int = 3,
+    alpha: str = "error",
+    background: float | Sequence[float] = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Read several images of the same size into one N×C×H×W tensor (arguments as :func:`read_image`).
+
+    Images of different sizes raise a ``ValueError`` naming the first mismatching file and both sizes.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        raise ValueError("paths must be a list of files; for a single file use read_image(path)")
+    paths = list(paths)
+    if not paths:
+        raise ValueError("paths is empty; give at least one image file")
+    images = []
+    for p in paths:
+        img = read_image(p, channels=channels, alpha=alpha, background=background, device=device, dtype=dtype)
+        if images and img.shape[2:] != images[0].shape[2:]:
+            h0, w0 = images[0].shape[2:]
+            h, w = img.shape[2:]
+            raise ValueError(
+                f"all images must have the same size to be stacked: {str(paths[0])!r} is {w0}×{h0} (W×H) but "
+                f"{str(p)!r} is {w}×{h}; resize or crop them first, or read them one at a time with "
+                f"read_image()"
+            )
+        images.append(img)
+    return torch.cat(images, dim=0)
+
+
+def list_images(folder: PathLike) -> list[Path]:
+    """The image files (extensions in :data:`IMAGE_EXTENSIONS`, any case) directly inside ``folder``.
+
+    Sorted by file name; hidden files (names starting with ".") and sub-folders are skipped.
+    """
+    d = Path(folder)
+    if not d.is_dir():
+        what = "does not exist" if not d.exists() else "is not a directory"
+        raise ValueError(f"folder {str(d)!r} {what}; give a directory that holds image files")
+    files = [
+        f
+        for f in d.iterdir()
+        if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    return sorted(files, key=lambda f: f.name)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def write_image(path: PathLike, image: Tensor, *, quality: int = 95) -> None:
+    """Write one image (1×C×H×W or C×H×W, values in [0, 1]) to ``path``, atomically.
+
+    The format follows the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. Values are clamped to [0, 1]
+    and rounded to 8 bits. C = 1 writes a grayscale file, C = 3 RGB, C = 4 RGBA (not for JPEG). ``quality``
+    (1–100) is used by JPEG and WebP; PNG and TIFF are lossless. Parent folders are created. The file is
+    written to a temporary name beside ``path`` and renamed over it, so a failure leaves any previous file
+    intact.
+    """
+    p = Path(path)
+    fmt = IMAGE_EXTENSIONS.get(p.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot tell the image format of {str(p)!r} from its extension {p.suffix!r}; use one of "
+            f"{', '.join(sorted(IMAGE_EXTENSIONS))}"
+        )
+    if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
+    arr = to_uint8(image)
+    if fmt == "JPEG" and arr.ndim == 3 and arr.shape[2] == 4:
+        raise ValueError(
+            f"JPEG cannot store an alpha channel (image has 4 channels) for {str(p)!r}; write "
+            f"PNG/WebP/TIFF or drop the alpha channel with image[..., :3, :, :]"
+        )
+    pil = Image.fromarray(arr)
+    options: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "WEBP":
+        options["exact"] = True  # keep the colour of transparent pixels (lossy WebP would discard it)
+    with atomic_write(p, "wb") as fh:
+        pil.save(fh, format=fmt, **options)

@@ -1,0 +1,65 @@
+"""Perceptual (feature reconstruction) loss of Johnson et al.: a pointwise distance between feature maps.
+
+The prediction's and the target's features at the same layer are compared position by position, so both must
+have the same shape (the distribution losses — Gram, contextual, projected — drop that requirement).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .._checks import check_choice, check_reduction, check_same_shape, check_tensor, compute_dtype
+from .._checks import reduce as _reduce
+from .base import FeatureLoss
+
+__all__ = ["PerceptualLoss", "perceptual_loss"]
+
+NORMS = ("l1", "l2")
+
+
+def perceptual_loss(
+    pred_feats: Tensor, target_feats: Tensor, norm: str = "l1", reduction: str = "mean"
+) -> Tensor:
+    """Feature reconstruction loss: per sample ``mean_{c,h,w} |Δ|`` ("l1") or ``mean_{c,h,w} Δ²`` ("l2").
+
+    ``Δ = pred_feats − target_feats`` (PDL paper eq. 6 with the L1 norm, Johnson et al. with the squared L2
+    norm, both normalised by C·H·W).
+
+    Args:
+        pred_feats: N×C×H×W features of the prediction (any real values).
+        target_feats: N×C×H×W or 1×C×H×W (broadcast over the batch) features of the target, same C, H, W.
+        norm: "l1" or "l2".
+        reduction: "mean", "sum" or "none" (shape N).
+
+    Half-precision features are compared in float32; the result is float32 for them, else their dtype.
+    """
+    check_reduction(reduction)
+    check_choice("norm", norm, NORMS)
+    pred_feats = check_tensor("pred_feats", pred_feats)
+    target_feats = check_tensor("target_feats", target_feats)
+    check_same_shape(pred_feats, target_feats, names=("pred_feats", "target_feats"))
+    if pred_feats.device != target_feats.device:
+        raise ValueError(
+            f"pred_feats and target_feats must be on the same device, got {pred_feats.device} and "
+            f"{target_feats.device}"
+        )
+    dtype = compute_dtype(pred_feats)
+    diff = pred_feats.to(dtype) - target_feats.to(dtype)
+    values = diff.abs() if norm == "l1" else diff.square()
+    return _reduce(values.flatten(1).mean(dim=1), reduction)
+
+
+class PerceptualLoss(FeatureLoss):
+    """Module form of :func:`perceptual_loss` (pointwise: pred and target features of the same shape)."""
+
+    pointwise = True
+
+    def __init__(self, norm: str = "l1", reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.norm = check_choice("norm", norm, NORMS)
+
+    def compare(self, pred: Tensor, prepared: Tensor) -> Tensor:
+        return perceptual_loss(pred, prepared, norm=self.norm, reduction="none")
+
+    def extra_repr(self) -> str:
+        return f"norm={self.norm!r}, reduction={self.reduction!r}"
