@@ -45,7 +45,7 @@ from ._cx_kernel import contextual_column_max, nearest_rows
 from .base import FeatureLoss
 
 DISTANCES = ("cosine", "l2")
-DEFAULT_CHUNK = 1 << 22  # elements per N×M chunk: 16 MiB in float32
+DEFAULT_CHUNK = 1 << 20  # elements per N×M chunk: 4 MiB in float32
 
 
 @dataclass

@@ -55,6 +55,24 @@ def _check_mask(name: str, mask: object, f: Tensor, f_name: str) -> Tensor:
     return mask
 
 
+class _SymmetricGram(torch.autograd.Function):
+    """F Fᵀ for F of shape N×C×M, with the backward of a symmetric product: ∂L/∂F = (Ḡ + Ḡᵀ) F.
+
+    One batched product in the backward instead of autograd's two (bmm's transposed-operand backward is
+    also a slow path on CPU): 2–3× faster forward+backward than ``torch.bmm`` (BENCHMARKS.md).
+    """
+
+    @staticmethod
+    def forward(ctx, feats: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(feats)
+        return torch.bmm(feats, feats.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (feats,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), feats)
+
+
 def gram_matrix(f: Tensor, mask: Tensor | None = None) -> Tensor:
     """Normalised Gram matrices of feature maps.
 
@@ -83,7 +101,7 @@ def gram_matrix(f: Tensor, mask: Tensor | None = None) -> Tensor:
     n, c, h, w = f.shape
     feats = f.to(dtype).reshape(n, c, h * w)
     if mask is None:
-        return torch.bmm(feats, feats.transpose(1, 2)) / (c * h * w)
+        return _SymmetricGram.apply(feats) / (c * h * w)
     mask = _check_mask("mask", mask, f, "f")
     weights = _resize_mask(mask, (h, w)).to(dtype).flatten(2)  # N'×R×M
     weights = weights.expand(n, -1, -1)
