@@ -1,0 +1,221 @@
+"""What every long run shares: checkpoints, random-number state, progress, logs and curves.
+
+Engines (synthesis, Deep Image Prior, training) use these so that every run
+
+- saves checkpoints atomically (a crash mid-write leaves the previous checkpoint intact) in a format
+  ``torch.load(weights_only=True)`` reads back (plain containers of tensors and numbers, no pickled objects);
+- captures and restores all random-number generators, so a resumed run continues *identically*;
+- shows progress (rich) and can be stopped with Ctrl-C after saving where it stands;
+- writes its numbers as JSON and its curves as PNG, both atomically.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import math
+import os
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._atomic import atomic_write_bytes, atomic_write_text
+
+PathLike = str | os.PathLike[str]
+
+
+# -- random-number state ----------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of torch (CPU and every CUDA device), Python's and NumPy's generators."""
+    np_state = np.random.get_state()  # noqa: NPY002 (the legacy global generator is what code uses)
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _python_state_to_tensor(random.getstate()),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore generators saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(_python_state_from_tensor(state["python"]))
+    np_state = state["numpy"]
+    np.random.set_state(  # noqa: NPY002
+        ("MT19937", np_state["keys"].numpy().astype(np.uint32), np_state["pos"], np_state["has_gauss"],
+         np_state["cached_gaussian"])
+    )  # fmt: skip
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
+    version, internal, gauss = state
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _python_state_from_tensor(d: Mapping[str, Any]) -> tuple:
+    return (d["version"], tuple(int(v) for v in d["internal"].tolist()), d["gauss"])
+
+
+def generator_state(g: torch.Generator) -> torch.Tensor:
+    """State of a ``torch.Generator`` for a checkpoint (restore with ``g.set_state``)."""
+    return g.get_state()
+
+
+# -- checkpoints --------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
+    """Write ``state`` (tensors, numbers, strings, lists, dicts; e.g. model/optimiser state dicts, the step,
+    :func:`rng_state`) to ``path`` atomically."""
+    buffer = _io.BytesIO()
+    torch.save(dict(state), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary objects)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"checkpoint {str(p)!r} does not exist; pass the path of a file a run saved")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"checkpoint {str(p)!r} could not be read ({type(err).__name__}: {err})") from err
+
+
+# -- progress -----------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A progress bar (rich) over ``total`` steps that also shows the latest numbers.
+
+    ``update(step, loss=..., psnr=...)`` moves the bar to ``step`` (absolute, so resumed runs start midway).
+    Disabled (silent) when ``enabled`` is False.
+    """
+
+    def __init__(self, total: int, description: str, *, start: int = 0, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            )  # fmt: skip
+            self._task = self._bar.add_task(description, total=total, completed=start, info="")
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, step: int, **values: float) -> None:
+        if self._bar is None:
+            return
+        info = "  ".join(f"{k} {_fmt(v)}" for k, v in values.items())
+        self._bar.update(self._task, completed=step, info=info)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+@contextmanager
+def interruptible(on_interrupt: Any) -> Iterator[None]:
+    """Run the block; on Ctrl-C call ``on_interrupt()`` (e.g. save a checkpoint), then re-raise."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        on_interrupt()
+        raise
+
+
+# -- logs and curves --------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: PathLike, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically (tensors and NumPy scalars converted)."""
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+def plot_curves(
+    path: PathLike,
+    curves: Mapping[str, Sequence[float]],
+    *,
+    title: str = "",
+    xlabel: str = "step",
+    log_y: bool = True,
+    steps: Sequence[int] | None = None,
+) -> None:
+    """Plot named curves (one panel each) to a PNG, atomically. Non-finite or non-positive values on a log
+    axis are skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, v in curves.items() if len(v)]
+    if not names:
+        raise ValueError("curves is empty: nothing to plot")
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        ys = np.asarray(curves[name], dtype=float)
+        xs = np.asarray(steps if steps is not None else range(1, len(ys) + 1), dtype=float)[: len(ys)]
+        use_log = log_y and bool(np.all(ys[np.isfinite(ys)] > 0))
+        ax.plot(xs, ys, lw=1.2)
+        if use_log:
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    buffer = _io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
