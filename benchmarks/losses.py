@@ -116,6 +116,28 @@ def run_objective_case(case: dict) -> dict:
     return {**case, **measure(step, device, repeat=case.get("repeat", 3))}
 
 
+def run_step_case(case: dict) -> dict:
+    """A training-style step: VGG-16 to conv4_3 on a batch of images, then PDL or perceptual L1 on conv4_3
+    (the PDL paper's setting, Table I: "PDL and the perceptual loss have very similar training times")."""
+    from featstat import features
+    from featstat.losses import functional as F
+
+    device, size = case.get("device", "cpu"), case["size"]
+    g = torch.Generator().manual_seed(0)
+    pred = torch.rand(case["batch"], 3, size, size, generator=g).to(device).requires_grad_()
+    target = torch.rand(case["batch"], 3, size, size, generator=g).to(device)
+    vgg = features.vgg16(["conv4_3"], weights=None, seed=0).to(device)
+    loss = {"pdl": F.projected_distribution_loss, "perceptual-l1": F.perceptual_loss}[case["impl"]]
+    with torch.no_grad():
+        ft = vgg(target)["conv4_3"]
+
+    def step() -> None:
+        pred.grad = None
+        loss(vgg(pred)["conv4_3"], ft).backward()
+
+    return {**case, **measure(step, device, repeat=case.get("repeat", 3))}
+
+
 def cases(quick: bool, device: str) -> list[dict]:
     sizes = [32, 64] if quick else [32, 64, 128]
     out = []
@@ -141,6 +163,8 @@ def cases(quick: bool, device: str) -> list[dict]:
                         "repeat": repeat,
                     }
                 )
+    for impl in ["perceptual-l1", "pdl"]:
+        out.append({"kind": "step", "impl": impl, "size": 256, "batch": 4, "device": device, "repeat": 3})
     for impl in ["vgg-only", "objective", "separate"]:
         out.append({"kind": "objective", "impl": impl, "size": 256, "device": device, "repeat": 3})
     return out
@@ -207,9 +231,20 @@ def markdown(results: list[dict]) -> str:
                     f"| {impl} | {r['seconds']:.3f} | {r['seconds'] / obj['vgg-only']['seconds']:.2f} | "
                     f"{r['peak_extra_mib']:.0f} |"
                 )
+    step = {r["impl"]: r for r in results if r.get("kind") == "step" and "error" not in r}
+    if len(step) == 2:
+        r = step["pdl"]
+        ratio = r["seconds"] / step["perceptual-l1"]["seconds"]
+        lines += [
+            "",
+            "| training step (VGG-16 to conv4_3, batch 4, 256²) | s / step | × perceptual L1 step |",
+            "|---|---|---|",
+            f"| perceptual L1 | {step['perceptual-l1']['seconds']:.3f} | 1.00 |",
+            f"| PDL (identity projections) | {r['seconds']:.3f} | {ratio:.2f} |",
+        ]
     errors = [r for r in results if "error" in r]
     for r in errors:
-        lines.append(f"\n{r.get('loss', 'objective')} {r['impl']} {r['size']}: {r['error']}")
+        lines.append(f"\n{r.get('loss', r['kind'])} {r['impl']} {r['size']}: {r['error']}")
     return "\n".join(lines)
 
 
@@ -255,13 +290,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         case = json.loads(args.case)
-        fn = run_objective_case if case["kind"] == "objective" else run_loss_case
+        fn = {"objective": run_objective_case, "step": run_step_case, "loss": run_loss_case}[case["kind"]]
         print(json.dumps(fn(case)))
         return
     todo = cases(args.quick, args.device)
     if args.only:
         keep = set(args.only.split(","))
-        todo = [c for c in todo if c.get("loss", "objective") in keep]
+        todo = [c for c in todo if c.get("loss", c["kind"]) in keep]
     results = []
     for case in todo:
         r = run_case("losses", case)
