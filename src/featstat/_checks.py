@@ -7,6 +7,7 @@ image-level functions, never inside loss kernels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -82,8 +83,9 @@ def check_image(name: str, x: object, *, channels: int | None = 3, tolerance: fl
     [-1, 1] or 0-255 are rejected with a message saying how to convert them.
     """
     x = check_tensor(name, x, ndim=4, channels=channels)
-    check_finite(name, x)
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into lo/hi
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or Inf values; check the computation that produced it")
     if lo < -tolerance or hi > 1 + tolerance:
         if hi > 2:
             fix = "divide by 255 if these are 8-bit values"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from .cli_metrics import compare_command, eval_command, spectrum_command, twoafc_command
 from .cli_weights import weights
 
 
@@ -25,3 +26,7 @@ def main() -> None:
 
 
 main.add_command(weights)
+main.add_command(eval_command)
+main.add_command(compare_command)
+main.add_command(spectrum_command)
+main.add_command(twoafc_command)
