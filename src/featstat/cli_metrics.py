@@ -1,0 +1,841 @@
+"""``featstat eval | compare | spectrum | twoafc``: score, compare and look at results from the command line.
+
+The command objects (:data:`eval_command`, :data:`compare_command`, :data:`spectrum_command`,
+:data:`twoafc_command`) are registered in :mod:`featstat.cli`. Every command writes its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from . import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
+from ._atomic import atomic_write_bytes, atomic_write_text
+from .io import list_images, read_image
+
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+_POINTWISE = {"psnr", "ssim", "ms_ssim", "lpips", "spectrum"}
+_DISTORTION = {"psnr", "ssim", "ms_ssim"}
+_DEEP = {"lpips", "gram", "cx", "pdl"}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _metric_names(text: str) -> list[str]:
+    from .metrics import GROUP_NAMES, canonical_name
+
+    names: list[str] = []
+    for raw in text.split(","):
+        raw = raw.strip().lower()
+        if not raw:
+            continue
+        expanded = GROUP_NAMES.get(raw, (raw,))
+        for n in expanded:
+            try:
+                key = canonical_name(n)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--metrics") from None
+            if key not in names:
+                names.append(key)
+    if not names:
+        raise click.BadParameter("name at least one metric, e.g. --metrics psnr,ssim", param_hint="--metrics")
+    return names
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        if text.lower() in ("none", "null"):
+            return None
+        return [t.strip() for t in text.split(",")] if "," in text else text
+
+
+def _parse_sets(values: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    from .metrics import canonical_name
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise click.BadParameter(f"expected METRIC.OPTION=VALUE, got {item!r}", param_hint="--set")
+        key, value = item.split("=", 1)
+        metric, option = key.split(".", 1)
+        try:
+            metric = canonical_name(metric.strip().lower())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
+        if metric not in names:
+            raise click.BadParameter(f"{metric!r} is not among --metrics {list(names)}", param_hint="--set")
+        out.setdefault(metric, {})[option.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise click.BadParameter(f"unknown device {name!r}: {exc}", param_hint="--device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter(
+            "CUDA is not available on this machine; use --device cpu", param_hint="--device"
+        )
+    return dev
+
+
+def _build_metrics(
+    names: Sequence[str],
+    sets: dict[str, dict[str, Any]],
+    *,
+    y_channel: bool = False,
+    crop_border: int = 0,
+    random_weights: bool = False,
+    encoded_normals: bool = True,
+) -> dict[str, Any]:
+    """Metric modules (reduction "none") by name, with the command's options applied."""
+    from .metrics import build_metric
+
+    modules: dict[str, Any] = {}
+    for name in names:
+        options: dict[str, Any] = {"reduction": "none"}
+        if name in _DISTORTION:
+            options.update(y_channel=y_channel, crop_border=crop_border)
+        if name in _DEEP and random_weights:
+            options["weights"] = None
+        if name.startswith("angular_"):
+            options["encoded"] = encoded_normals
+        options.update(sets.get(name, {}))
+        try:
+            modules[name] = build_metric(name, **options)
+        except (TypeError, ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(f"cannot build metric {name!r} with options {options}: {exc}") from exc
+    return modules
+
+
+def _settings_of(modules: dict[str, Any]) -> dict[str, str]:
+    return {name: repr(m) for name, m in modules.items()}
+
+
+def _higher(names: Sequence[str], modules: dict[str, Any]) -> dict[str, bool]:
+    return {n: bool(modules[n].higher_is_better) for n in names}
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if math.isinf(v):
+        return "inf"
+    a = abs(v)
+    return f"{v:.4g}" if (a >= 1e4 or (a < 1e-3 and a != 0)) else f"{v:.4f}"
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    return console
+
+
+def _png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pair_files(
+    pred_dir: Path, ref_dir: Path, skip_missing: bool
+) -> tuple[list[tuple[str, Path, Path]], dict]:
+    def by_stem(folder: Path) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for f in list_images(folder):
+            if f.stem in out:
+                raise click.ClickException(
+                    f"{folder} holds two images named {f.stem!r} ({out[f.stem].name}, {f.name}); files are "
+                    f"paired by name without extension, so keep one of them"
+                )
+            out[f.stem] = f
+        return out
+
+    preds, refs = by_stem(pred_dir), by_stem(ref_dir)
+    only_pred = sorted(set(preds) - set(refs))
+    only_ref = sorted(set(refs) - set(preds))
+    if (only_pred or only_ref) and not skip_missing:
+        parts = []
+        if only_pred:
+            parts.append(f"{len(only_pred)} in PRED_DIR only: {', '.join(only_pred[:8])}")
+        if only_ref:
+            parts.append(f"{len(only_ref)} in REF_DIR only: {', '.join(only_ref[:8])}")
+        raise click.ClickException(
+            "PRED_DIR and REF_DIR do not hold the same image names (paired by name without extension): "
+            + "; ".join(parts)
+            + ". Rename the files, or pass --skip-missing to score only the names both have"
+        )
+    common = sorted(set(preds) & set(refs))
+    if not common:
+        raise click.ClickException(
+            f"no image name is in both {pred_dir} ({len(preds)} images) and {ref_dir} ({len(refs)} images)"
+        )
+    return [(s, preds[s], refs[s]) for s in common], {"only_pred": only_pred, "only_ref": only_ref}
+
+
+def _write_csv(path: Path, names: Sequence[str], rows: list[dict], mean: dict[str, float]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["image", *names])
+    for r in rows:
+        writer.writerow([r["image"], *(repr(float(r[n])) for n in names)])
+    writer.writerow(["mean", *(repr(float(mean[n])) for n in names)])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _means(names: Sequence[str], rows: list[dict]) -> dict[str, float]:
+    out = {}
+    for n in names:
+        vals = [float(r[n]) for r in rows]
+        out[n] = float(sum(vals) / len(vals)) if vals else math.nan
+    return out
+
+
+def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool], title: str) -> bytes:
+    plt = _pyplot()
+    k = len(names)
+    fig, axes = plt.subplots(k, 1, figsize=(max(6.0, 0.25 * len(rows) + 3), 1.9 * k + 0.6), squeeze=False)
+    labels = [r["image"] for r in rows]
+    for ax, n in zip(axes[:, 0], names, strict=True):
+        vals = [float(r[n]) for r in rows]
+        finite = [v for v in vals if math.isfinite(v)]
+        ax.bar(range(len(vals)), [v if math.isfinite(v) else 0 for v in vals], color="tab:blue")
+        if finite:
+            ax.axhline(sum(finite) / len(finite), color="tab:red", lw=1, label="mean")
+        ax.set_ylabel(f"{n} {'↑' if higher[n] else '↓'}")
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels(labels if len(labels) <= 40 else [""] * len(labels), rotation=90, fontsize=6)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+# --------------------------------------------------------------------------------------------------- eval
+
+
+@click.command("eval", context_settings=_CTX)
+@click.argument("pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ref_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--metrics",
+    "-m",
+    "metrics_text",
+    default="psnr,ssim",
+    show_default=True,
+    help="Comma-separated metric names (psnr, ssim, ms_ssim, lpips, gram, cx, pdl, spectrum, "
+    "patch_kl, patch_chi2, patch_emd, angular_mean, ...; groups: angular, patch).",
+)
+@click.option("--y-channel", is_flag=True, help="PSNR/SSIM/MS-SSIM on the BT.601 luma only (SR papers).")
+@click.option(
+    "--crop-border",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Pixels removed on every side before PSNR/SSIM/MS-SSIM (SR papers: the scale factor).",
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for metrics.csv, metrics.json and metrics.png [default: ./eval-<PRED_DIR name>].",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="METRIC.OPTION=VALUE",
+    help="Metric option, repeatable: e.g. --set lpips.net=vgg --set cx.layers=conv3_1 "
+    "--set gram.weights=vgg19-caffe (VALUE is JSON, or a string / comma list).",
+)
+@click.option(
+    "--random-weights",
+    is_flag=True,
+    help="Seeded random backbones for lpips/gram/cx/pdl (no weight files; for testing only).",
+)
+@click.option(
+    "--alpha",
+    type=click.Choice(["error", "drop", "composite"]),
+    default="error",
+    show_default=True,
+    help="What to do with transparent images (see featstat.io.read_image).",
+)
+@click.option("--skip-missing", is_flag=True, help="Score the names both folders have instead of failing.")
+@click.option("--resume", is_flag=True, help="Reuse the per-image results of an interrupted run in --output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+def eval_command(
+    pred_dir: Path,
+    ref_dir: Path,
+    metrics_text: str,
+    y_channel: bool,
+    crop_border: int,
+    device: str,
+    output: Path | None,
+    sets: tuple[str, ...],
+    random_weights: bool,
+    alpha: str,
+    skip_missing: bool,
+    resume: bool,
+    quiet: bool,
+) -> None:
+    """Score the images of PRED_DIR against those of REF_DIR with the same names.
+
+    Files are paired by name without extension (result/0801.png with gt/0801.jpg); missing or extra names
+    and size mismatches fail with a list of the offending files. Writes metrics.csv (one row per image and a
+    "mean" row), metrics.json (settings, per-image values, means, which direction is better) and metrics.png,
+    and prints a table. Ctrl-C writes the results so far; --resume continues from them.
+
+    \b
+    Examples:
+      featstat eval results/ gt/ --metrics psnr,ssim
+      featstat eval sr_x4/ hr/ -m psnr,ssim --y-channel --crop-border 4 -o eval_x4
+      featstat eval out/ gt/ -m psnr,ssim,lpips,gram,cx --device cuda
+      featstat eval out/ gt/ -m lpips --set lpips.net=vgg --set lpips.calibration=null
+      featstat eval normals_pred/ normals_gt/ -m angular        # normal maps stored as (n+1)/2 images
+    """
+    names = _metric_names(metrics_text)
+    set_options = _parse_sets(sets, names)
+    dev = _device(device)
+    pairs, unmatched = _pair_files(pred_dir, ref_dir, skip_missing)
+    out_dir = output if output is not None else Path(f"eval-{pred_dir.resolve().name}")
+    modules = _build_metrics(names, set_options, y_channel=y_channel, crop_border=crop_border,
+                             random_weights=random_weights)  # fmt: skip
+    higher = _higher(names, modules)
+    settings = {
+        "pred_dir": str(pred_dir),
+        "ref_dir": str(ref_dir),
+        "metrics": names,
+        "options": {k: v for k, v in set_options.items()},
+        "y_channel": y_channel,
+        "crop_border": crop_border,
+        "random_weights": random_weights,
+        "modules": _settings_of(modules),
+    }
+    json_path = out_dir / "metrics.json"
+    done: dict[str, dict] = {}
+    if resume and json_path.exists():
+        previous = json.loads(json_path.read_text())
+        if previous.get("settings", {}).get("modules") != settings["modules"]:
+            raise click.ClickException(
+                f"--resume: {json_path} was written with other settings; use another --output or drop "
+                f"--resume"
+            )
+        done = {r["image"]: r for r in previous.get("per_image", [])}
+    rows: list[dict] = []
+    interrupted = False
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    progress = Progress(*columns, disable=quiet)
+    try:
+        with progress:
+            task = progress.add_task("eval", total=len(pairs))
+            for stem, pp, rp in pairs:
+                if stem in done:
+                    rows.append(done[stem])
+                    progress.advance(task)
+                    continue
+                try:
+                    pred = read_image(pp, alpha=alpha, device=dev)
+                    ref = read_image(rp, alpha=alpha, device=dev)
+                except ValueError as exc:
+                    raise click.ClickException(str(exc)) from exc
+                if pred.shape != ref.shape and any(n in _POINTWISE or n.startswith("angular") for n in names):
+                    raise click.ClickException(
+                        f"{pp.name} is {pred.shape[3]}×{pred.shape[2]} but {rp.name} is {ref.shape[3]}×"
+                        f"{ref.shape[2]} (W×H); pointwise metrics ({', '.join(names)}) need equal sizes: "
+                        f"crop or resize the predictions"
+                    )
+                row: dict[str, Any] = {"image": stem, "pred": pp.name, "ref": rp.name}
+                with torch.no_grad():
+                    for n in names:
+                        try:
+                            row[n] = float(modules[n](pred, ref).reshape(-1)[0])
+                        except ValueError as exc:
+                            raise click.ClickException(f"{n} on {pp.name}: {exc}") from exc
+                rows.append(row)
+                progress.advance(task)
+    except KeyboardInterrupt:
+        interrupted = True
+    mean = _means(names, rows)
+    result = {
+        "settings": settings,
+        "complete": not interrupted,
+        "count": len(rows),
+        "total": len(pairs),
+        "unmatched": unmatched,
+        "higher_is_better": higher,
+        "mean": mean,
+        "per_image": rows,
+    }
+    atomic_write_text(json_path, json.dumps(result, indent=2, allow_nan=True) + "\n")
+    _write_csv(out_dir / "metrics.csv", names, rows, mean)
+    if rows:
+        title = f"{pred_dir} vs {ref_dir} ({len(rows)} images)"
+        atomic_write_bytes(out_dir / "metrics.png", _plot_values(names, rows, higher, title))
+    if interrupted:
+        raise click.ClickException(
+            f"interrupted after {len(rows)} of {len(pairs)} images; results so far are in {out_dir}. Run the "
+            f"same command with --resume to continue"
+        )
+    if not quiet:
+        _print_eval_table(names, rows, mean, higher)
+    click.echo(f"wrote {out_dir / 'metrics.csv'}, {json_path.name}, metrics.png")
+
+
+def _print_eval_table(names: Sequence[str], rows: list[dict], mean: dict, higher: dict[str, bool]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"featstat eval ({len(rows)} images)")
+    table.add_column("image", no_wrap=True)
+    for n in names:
+        table.add_column(f"{n} {'↑' if higher[n] else '↓'}", justify="right")
+    if len(rows) <= 40:
+        for r in rows:
+            table.add_row(r["image"], *(_fmt(r[n]) for n in names))
+        table.add_section()
+    table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(mean[n])}[/bold]" for n in names))
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------------------------ compare
+
+
+def _parse_crop(text: str) -> tuple[int, int, int, int]:
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected X,Y,W,H in pixels, got {text!r}", param_hint="--crop") from None
+    if w < 1 or h < 1 or x < 0 or y < 0:
+        raise click.BadParameter(f"crop {text!r} must have x, y >= 0 and w, h >= 1", param_hint="--crop")
+    return x, y, w, h
+
+
+def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) -> tuple[int, int, int, int]:
+    """The size×size window where the images differ most from the reference (or from their mean)."""
+    _, _, h, w = images[0].shape
+    size = min(size, h, w)
+    base = ref if ref is not None else torch.stack(images).mean(0)
+    diff = torch.stack([(im - base).abs().mean(1) for im in images]).sum(0, keepdim=True)  # 1×1×H×W
+    stride = max(1, size // 4)
+    score = torch.nn.functional.avg_pool2d(diff, size, stride=stride)
+    if float(score.max()) <= 0:
+        return (w - size) // 2, (h - size) // 2, size, size
+    idx = int(score.flatten().argmax())
+    gy, gx = divmod(idx, score.shape[-1])
+    return gx * stride, gy * stride, size, size
+
+
+@click.command("compare", context_settings=_CTX)
+@click.argument(
+    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG to write (a JSON with the numbers is written beside it).",
+)
+@click.option(
+    "--ref",
+    "ref_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Reference image the numbers are computed against [default: the first IMAGE].",
+)
+@click.option(
+    "--metrics",
+    "-m",
+    "metrics_text",
+    default="psnr,ssim",
+    show_default=True,
+    help="Metrics shown under each image.",
+)
+@click.option(
+    "--crop",
+    "crops",
+    multiple=True,
+    metavar="X,Y,W,H",
+    help="Region to zoom into (pixels), repeatable [default: the window where the images differ most].",
+)
+@click.option(
+    "--crop-size",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Side of the automatic crop [default: a quarter of the shorter side].",
+)
+@click.option("--labels", default=None, help="Comma-separated column titles [default: the file names].")
+@click.option(
+    "--set", "sets", multiple=True, metavar="METRIC.OPTION=VALUE", help="Metric option, as for eval."
+)
+@click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
+@click.option("--y-channel", is_flag=True, help="PSNR/SSIM on the luma only.")
+@click.option("--crop-border", type=click.IntRange(min=0), default=0, help="Border removed before PSNR/SSIM.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+def compare_command(
+    images: tuple[Path, ...],
+    output: Path,
+    ref_path: Path | None,
+    metrics_text: str,
+    crops: tuple[str, ...],
+    crop_size: int | None,
+    labels: str | None,
+    sets: tuple[str, ...],
+    random_weights: bool,
+    y_channel: bool,
+    crop_border: int,
+    device: str,
+) -> None:
+    """Put IMAGES side by side with zoomed crops and their metrics against a reference.
+
+    The first row shows each image with the crop rectangles, the next rows the crops enlarged (nearest
+    neighbour). Under each image: the metrics against the reference (--ref, or the first image). All images
+    must have the same size. Writes OUT.png and OUT.json.
+
+    \b
+    Examples:
+      featstat compare gt.png bicubic.png ours.png -o cmp.png
+      featstat compare bicubic.png ours.png --ref gt.png -m psnr,ssim,lpips -o cmp.png
+      featstat compare a.png b.png --crop 100,80,64,64 --crop 300,200,48,48 -o cmp.png
+    """
+    names = _metric_names(metrics_text)
+    modules = _build_metrics(names, _parse_sets(sets, names), y_channel=y_channel, crop_border=crop_border,
+                             random_weights=random_weights)  # fmt: skip
+    dev = _device(device)
+    try:
+        tensors = [read_image(p, device=dev) for p in images]
+        ref = read_image(ref_path, device=dev) if ref_path is not None else tensors[0]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    paths = list(images)
+    ref_index = None if ref_path is not None else 0
+    for p, t in zip([*paths, ref_path or paths[0]], [*tensors, ref], strict=True):
+        if t.shape != tensors[0].shape:
+            raise click.ClickException(
+                f"all images must have the same size: {paths[0].name} is "
+                f"{tensors[0].shape[3]}×{tensors[0].shape[2]} but {p.name} is {t.shape[3]}×{t.shape[2]} (W×H)"
+            )
+    titles = [p.name for p in paths]
+    if labels is not None:
+        titles = [s.strip() for s in labels.split(",")]
+        if len(titles) != len(paths):
+            raise click.BadParameter(f"{len(titles)} labels for {len(paths)} images", param_hint="--labels")
+    _, _, h, w = tensors[0].shape
+    boxes = [_parse_crop(c) for c in crops]
+    for x, y, cw, ch in boxes:
+        if x + cw > w or y + ch > h:
+            raise click.BadParameter(f"crop {x},{y},{cw},{ch} leaves the {w}×{h} image", param_hint="--crop")
+    if not boxes:
+        others = [t for i, t in enumerate(tensors) if i != ref_index]
+        boxes = [_auto_crop(others or tensors, ref, crop_size or max(8, min(h, w) // 4))]
+    numbers: list[dict[str, float]] = []
+    with torch.no_grad():
+        for i, t in enumerate(tensors):
+            if i == ref_index:
+                numbers.append({})
+                continue
+            try:
+                numbers.append({n: float(modules[n](t, ref).reshape(-1)[0]) for n in names})
+            except ValueError as exc:
+                raise click.ClickException(f"{paths[i].name}: {exc}") from exc
+    plt = _pyplot()
+    from matplotlib.patches import Rectangle
+
+    cols, rows_n = len(tensors), 1 + len(boxes)
+    colours = ["tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:cyan"]
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 3.2 * rows_n + 0.5), squeeze=False)
+    for c, t in enumerate(tensors):
+        img = t[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+        ax = axes[0, c]
+        ax.imshow(img, interpolation="lanczos")
+        for k, (x, y, cw, ch) in enumerate(boxes):
+            ax.add_patch(
+                Rectangle((x - 0.5, y - 0.5), cw, ch, fill=False, lw=1.5, ec=colours[k % len(colours)])
+            )
+        if c == ref_index:
+            caption = "reference"
+        else:
+            caption = "  ".join(f"{n} {_fmt(numbers[c][n])}" for n in names)
+        ax.set_title(f"{titles[c]}\n{caption}", fontsize=8)
+        for k, (x, y, cw, ch) in enumerate(boxes):
+            axc = axes[1 + k, c]
+            axc.imshow(img[y : y + ch, x : x + cw], interpolation="nearest")
+            for side in axc.spines.values():
+                side.set_edgecolor(colours[k % len(colours)])
+                side.set_linewidth(2)
+        for a in axes[:, c]:
+            a.set_xticks([])
+            a.set_yticks([])
+    ref_name = ref_path.name if ref_path is not None else paths[0].name
+    fig.suptitle(f"reference: {ref_name}", fontsize=9)
+    fig.tight_layout()
+    atomic_write_bytes(output, _png_bytes(fig))
+    report = {
+        "reference": str(ref_path or paths[0]),
+        "images": [str(p) for p in paths],
+        "labels": titles,
+        "crops": [list(b) for b in boxes],
+        "metrics": {str(p): numbers[i] for i, p in enumerate(paths) if i != ref_index},
+        "higher_is_better": _higher(names, modules),
+        "modules": _settings_of(modules),
+    }
+    atomic_write_text(output.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    click.echo(f"wrote {output} and {output.with_suffix('.json').name}")
+
+
+# ----------------------------------------------------------------------------------------------- spectrum
+
+
+def _images_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = list_images(path)
+        if not files:
+            raise click.ClickException(f"{path} holds no image files")
+        return files
+    return [path]
+
+
+@click.command("spectrum", context_settings=_CTX)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="PNG to write (a JSON with the spectra is written beside it).",
+)
+@click.option(
+    "--bins",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Frequency rings [default: half the shortest image side of all inputs].",
+)
+@click.option("--channel", default="luma", show_default=True, help="luma, mean, or a channel index.")
+@click.option("--window", type=click.Choice(["hann", "none"]), default="hann", show_default=True)
+@click.option("--labels", default=None, help="Comma-separated legend labels [default: the input names].")
+@click.option(
+    "--fit-range",
+    default="0.02,0.5",
+    show_default=True,
+    help="Frequencies (cycles/pixel) over which the log-log slope is fitted.",
+)
+def spectrum_command(
+    inputs: tuple[Path, ...],
+    output: Path,
+    bins: int | None,
+    channel: str,
+    window: str,
+    labels: str | None,
+    fit_range: str,
+) -> None:
+    """Plot the mean radial power spectrum of each INPUT (a folder of images or one image file).
+
+    Spectra are averaged over the images of a folder (any sizes: the axis is in cycles per pixel), drawn on
+    log-log axes with the fitted slope in the legend (natural images: about -2). Writes OUT.png and
+    OUT.json (frequencies, power per input, slopes, image counts).
+
+    \b
+    Examples:
+      featstat spectrum gt/ bicubic/ srgan/ ours/ -o spectra.png
+      featstat spectrum photo.png --channel mean -o photo_spectrum.png
+    """
+    from .metrics import mean_power_spectrum, spectral_slope
+
+    sets = [_images_of(p) for p in inputs]
+    names = [p.name or str(p) for p in inputs]
+    if labels is not None:
+        names = [s.strip() for s in labels.split(",")]
+        if len(names) != len(inputs):
+            raise click.BadParameter(f"{len(names)} labels for {len(inputs)} inputs", param_hint="--labels")
+    ch: str | int = int(channel) if channel.isdigit() else channel
+    try:
+        lo, hi = (float(v) for v in fit_range.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected FMIN,FMAX, got {fit_range!r}", param_hint="--fit-range") from None
+    try:
+        loaded = [[read_image(f) for f in files] for files in sets]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    n_bins = bins or min(min(t.shape[-2:]) for group in loaded for t in group) // 2
+    curves: dict[str, Any] = {}
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for name, group in zip(names, loaded, strict=True):
+        try:
+            win = None if window == "none" else window
+            freqs, power = mean_power_spectrum(group, n_bins=n_bins, window=win, channel=ch)
+        except ValueError as exc:
+            raise click.ClickException(f"{name}: {exc}") from exc
+        try:
+            slope = float(spectral_slope(freqs, power, fmin=lo, fmax=hi))
+        except ValueError:
+            slope = math.nan
+        curves[name] = {"images": len(group), "power": power.tolist(), "slope": slope}
+        ax.loglog(freqs.numpy(), power.numpy(), label=f"{name} ({len(group)} img, slope {slope:.2f})")
+    ax.set_xlabel("spatial frequency (cycles / pixel)")
+    ax.set_ylabel("mean power")
+    ax.set_title("mean radial power spectrum", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write_bytes(output, _png_bytes(fig))
+    report = {
+        "inputs": [str(p) for p in inputs],
+        "bins": n_bins,
+        "channel": channel,
+        "window": window,
+        "fit_range": [lo, hi],
+        "frequencies": freqs.tolist(),
+        "spectra": curves,
+    }
+    atomic_write_text(output.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=True) + "\n")
+    click.echo(f"wrote {output} and {output.with_suffix('.json').name}")
+
+
+# ------------------------------------------------------------------------------------------------- twoafc
+
+
+@click.command("twoafc", context_settings=_CTX)
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--metrics",
+    "-m",
+    "metrics_text",
+    default="lpips",
+    show_default=True,
+    help="Comma-separated metrics to score (each a row of the table).",
+)
+@click.option("--subsets", default=None, help="Comma-separated subset names [default: all found].")
+@click.option(
+    "--set", "sets", multiple=True, metavar="METRIC.OPTION=VALUE", help="Metric option, as for eval."
+)
+@click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for twoafc.json, twoafc.txt and twoafc.png [default: print only].",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def twoafc_command(
+    root: Path,
+    metrics_text: str,
+    subsets: str | None,
+    sets: tuple[str, ...],
+    random_weights: bool,
+    batch_size: int,
+    device: str,
+    output: Path | None,
+    quiet: bool,
+) -> None:
+    """Score metrics against human 2AFC judgements on a BAPPS-layout folder and print the papers' table.
+
+    ROOT is a subset (with ref/, p0/, p1/, judge/) or a folder of subsets (BAPPS: dataset/2afc/val). The
+    score is the fraction of human judgements a metric agrees with (in %, higher is better), per subset,
+    per group (distortions, real algorithms) and overall.
+
+    \b
+    Examples:
+      featstat twoafc dataset/2afc/val -m lpips,ssim,psnr
+      featstat twoafc dataset/2afc/val -m lpips,gram --set lpips.net=vgg --set gram.net=vgg -o bapps_val
+      featstat twoafc dataset/2afc/val/traditional -m cx --set cx.net=alex --set cx.normalize=true
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .metrics import find_subsets, format_table, list_triplets, score_2afc
+
+    names = _metric_names(metrics_text)
+    modules = _build_metrics(names, _parse_sets(sets, names), random_weights=random_weights)
+    dev = _device(device)
+    wanted = [s.strip() for s in subsets.split(",")] if subsets else None
+    try:
+        found = find_subsets(root)
+        total = sum(len(list_triplets(f)) for n, f in found.items() if wanted is None or n in wanted)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=quiet) as progress:
+        for n in names:
+            task = progress.add_task(n, total=total)
+            m = modules[n]
+
+            def advance(k: int, task=task) -> None:
+                progress.advance(task, k)
+
+            try:
+                results.append(
+                    score_2afc(m, root, name=n, higher_is_better=m.higher_is_better, subsets=wanted,
+                               batch_size=batch_size, device=dev, progress=advance)
+                )  # fmt: skip
+            except ValueError as exc:
+                raise click.ClickException(f"{n}: {exc}") from exc
+    table = format_table(results)
+    click.echo(table)
+    if output is not None:
+        report = {
+            "root": str(root),
+            "modules": _settings_of(modules),
+            "results": [r.to_dict() for r in results],
+        }
+        atomic_write_text(output / "twoafc.json", json.dumps(report, indent=2, allow_nan=True) + "\n")
+        atomic_write_text(output / "twoafc.txt", table + "\n")
+        atomic_write_bytes(output / "twoafc.png", _plot_twoafc(results))
+        click.echo(f"wrote {output / 'twoafc.json'}, twoafc.txt and twoafc.png")
+
+
+def _plot_twoafc(results: list) -> bytes:
+    plt = _pyplot()
+    subsets = [*dict.fromkeys(s for r in results for s in r.scores), "All"]
+    fig, ax = plt.subplots(figsize=(1.1 * len(subsets) + 2.5, 3.6))
+    width = 0.8 / len(results)
+    for k, r in enumerate(results):
+        values = [100 * r.scores.get(s, math.nan) for s in subsets[:-1]] + [100 * r.overall]
+        ax.bar([i + k * width for i in range(len(subsets))], values, width=width, label=r.name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(subsets))])
+    ax.set_xticklabels(subsets, fontsize=8)
+    ax.set_ylabel("2AFC score (%) ↑")
+    ax.set_ylim(0, 100)
+    ax.axhline(50, color="grey", lw=0.8, ls="--")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _png_bytes(fig)
+
+
+__all__ = ["compare_command", "eval_command", "spectrum_command", "twoafc_command"]
