@@ -277,3 +277,25 @@ def test_bad_inputs():
         contextual_loss(x, x.numpy())
     with pytest.raises(ValueError, match="sample_size"):
         ContextualLoss(sample_size=0)
+
+
+def test_runs_under_autocast():
+    x, y = torch.randn(1, 8, 6, 6, requires_grad=True), torch.randn(1, 8, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = contextual_loss(x, y, 0.5) + chamfer_distance(x, y)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(
+        loss, contextual_loss(x, y, 0.5) + chamfer_distance(x, y), rtol=0.05, atol=0.02
+    )
+
+
+def test_sampling_generator_is_checkpointed():
+    x, y = torch.randn(1, 6, 12, 12), torch.randn(1, 6, 12, 12)
+    loss = ContextualLoss(0.1, sample_size=5, seed=7)
+    loss(x, y)
+    state = loss.state_dict()
+    expected = loss(x, y)
+    restored = ContextualLoss(0.1, sample_size=5, seed=123)
+    restored.load_state_dict(state)
+    torch.testing.assert_close(restored(x, y), expected)

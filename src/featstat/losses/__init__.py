@@ -7,6 +7,7 @@ Each loss is a module (configuration, cached target statistic) with a functional
 from __future__ import annotations
 
 from . import functional
+from .adversarial import DiscriminatorLoss, GeneratorAdversarialLoss
 from .base import FeatureLoss
 from .contextual import ChamferLoss, ContextualLoss, ContextualTarget
 from .diversity import DiversityLoss
@@ -60,8 +61,10 @@ __all__ = [
     "ChamferLoss",
     "ContextualLoss",
     "ContextualTarget",
+    "DiscriminatorLoss",
     "DiversityLoss",
     "FeatureLoss",
+    "GeneratorAdversarialLoss",
     "GramLoss",
     "L1Loss",
     "L2Loss",

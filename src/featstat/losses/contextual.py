@@ -123,6 +123,12 @@ def _prediction_rows(x: Tensor, target: ContextualTarget) -> Tensor:
     return _augment(feat, const, pos, -w, "pred")
 
 
+def _full_precision(rows: Tensor) -> torch.autocast:
+    """Autocast off around the kernels: their rows are already float32/64, and a bf16/fp16 distance matrix
+    would lose the precision d̃ = d / min d needs (and mix dtypes in the running maxima)."""
+    return torch.autocast(device_type=rows.device.type, enabled=False)
+
+
 def _select_rows(rows: Tensor, index: Tensor | None) -> Tensor:
     return rows if index is None else rows[:, index]
 
@@ -157,7 +163,8 @@ def contextual_similarity(
         target = prepare_contextual_target(y, distance, spatial_weight)
     xr = _select_rows(_prediction_rows(x, target), x_index)
     yr = _select_rows(target.rows, y_index)
-    return contextual_column_max(xr, yr, float(bandwidth), chunk_size).mean(dim=1)
+    with _full_precision(xr):
+        return contextual_column_max(xr, yr.to(xr.dtype), float(bandwidth), chunk_size).mean(dim=1)
 
 
 def contextual_loss(
@@ -224,13 +231,15 @@ def chamfer_distance(
     _check_pair(x, y)
     target = prepare_contextual_target(y, distance)
     xr, yr = _prediction_rows(x, target), target.rows
-    yr = yr.expand(xr.shape[0], -1, -1)
-    nn_of_x = nearest_rows(xr, yr, chunk_size)
+    yr = yr.to(xr.dtype).expand(xr.shape[0], -1, -1)
+    with _full_precision(xr):
+        nn_of_x = nearest_rows(xr, yr, chunk_size)
     d = (xr * torch.gather(yr, 1, nn_of_x[..., None].expand(-1, -1, yr.shape[-1]))).sum(-1)
     values = d.clamp_min(0).mean(dim=1)
     if symmetric:
         # Swap roles: rows of y as queries. d_ij = X_i·Y_j is symmetric in which side we scan from.
-        nn_of_y = nearest_rows(yr, xr, chunk_size)
+        with _full_precision(xr):
+            nn_of_y = nearest_rows(yr, xr, chunk_size)
         d_y = (yr * torch.gather(xr, 1, nn_of_y[..., None].expand(-1, -1, xr.shape[-1]))).sum(-1)
         values = values + d_y.clamp_min(0).mean(dim=1)
     return reduce(values, reduction)
@@ -274,6 +283,13 @@ class ContextualLoss(FeatureLoss):
         self.sample_size = sample_size
         self.chunk_size = chunk_size
         self._generator = make_generator(seed)
+
+    def get_extra_state(self) -> dict:
+        """The sampling generator's state, so a checkpointed module resumes the same random positions."""
+        return {"generator": self._generator.get_state()}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._generator.set_state(state["generator"])
 
     def prepare_target(self, target: Tensor) -> ContextualTarget:
         return prepare_contextual_target(target, self.distance, self.spatial_weight)

@@ -5,6 +5,7 @@ Each has a module counterpart in :mod:`featstat.losses` holding its configuratio
 
 from __future__ import annotations
 
+from .adversarial import discriminator_loss, generator_adversarial_loss
 from .contextual import (
     bilateral_contextual_loss,
     chamfer_distance,
@@ -28,8 +29,10 @@ __all__ = [
     "chamfer_distance",
     "contextual_loss",
     "contextual_similarity",
+    "discriminator_loss",
     "diversity_loss",
     "gaussian_blur",
+    "generator_adversarial_loss",
     "gram_loss",
     "gram_matrix",
     "l1_loss",
