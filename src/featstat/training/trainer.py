@@ -1,0 +1,832 @@
+"""Supervised training of restoration networks: Adam, AMP, clipping, checkpoints, exact resume, validation,
+logs and curves; unchanged under ``torchrun`` (DistributedDataParallel).
+
+    trainer = Trainer(model, objective, train_data, "runs/cx-sr", options=TrainOptions(steps=2000),
+                      val_data=ValidationSet("set5/", "sr4"))
+    summary = trainer.fit()               # or fit(resume=True) to continue from runs/cx-sr/checkpoint.pt
+
+What a run does, step by step:
+
+- **Objective**: ``objective(model(input), target).total`` — a :class:`featstat.Objective` (one feature pass
+  per backbone). A ``pretrain_objective`` replaces it for the first ``pretrain_steps`` steps (the CX paper's
+  L2 warm-up, TSRN's MSE pre-training); Adam's moments are reset when the main objective starts, as after
+  the papers' separate pre-training runs. With a ``discriminator`` and :class:`AdversarialOptions`, the
+  generator also minimises ``weight · generator_adversarial_loss(D(G(s)))`` from ``start_step`` on, and the
+  discriminator takes one Adam step per generator step on :func:`discriminator_loss` (real: the targets).
+- **Optimiser**: Adam (β = 0.9, 0.999, ε = 1e-8, as the papers), optional step decay of the learning rate
+  at ``lr_milestones``; gradient clipping by global norm (``grad_clip``, 0 = off).
+- **Precision**: ``precision="auto"`` is bfloat16 autocast on CUDA GPUs that support it (float16 with a
+  gradient scaler otherwise) and float32 on CPU; "fp32", "bf16", "fp16" force a mode. Autocast covers the
+  network and the discriminator; the objective (loss network and statistics) runs in float32, because the
+  contextual-loss kernel is not autocast-safe yet.
+- **Data**: :class:`~featstat.training.data.EpochSampler` shards each epoch's shuffled indices over the
+  processes like ``DistributedSampler``; items are seeded by (seed, epoch, index). ``batch_size`` is per
+  process: with W processes a step sees W·batch_size crops and DDP averages the gradients, which equals one
+  process on the combined batch.
+- **Checkpoints** (rank 0, atomic, ``torch.load(weights_only=True)``-readable): ``checkpoint.pt`` every
+  ``checkpoint_every`` steps, on Ctrl-C and at the end; it holds the model, optimiser(s), scheduler, gradient
+  scaler, discriminator, step, epoch and position in the epoch, random-number states (global and those of
+  sampling losses) and the logged history, so ``fit(resume=True)`` continues *exactly* (bit for bit on CPU).
+  ``model.pt`` holds the final weights and the network spec for ``featstat restore``.
+- **Validation** (rank 0) every ``validate_every`` steps and at the end on whole images (tiled inference):
+  PSNR (RGB; for SR also on the luma with the scale cropped, as SR papers report), SSIM and an LPIPS-style
+  distance from :mod:`featstat.metrics` (``lpips=``; "auto" uses LPIPS-AlexNet when its weights are on this
+  machine), or the angular-error statistics for normals. The first validation also scores the network's
+  input (bicubic upsampling for SR), the "input" row of the papers' tables.
+- **Outputs** (``out_dir``, atomic writes): ``train_log.csv``, ``val_log.csv``, ``curves_train.png``,
+  ``curves_val.png``, ``run.json`` (settings and final numbers), ``val/step_NNNNNN/*.png`` (a few
+  validation results) and ``final/*.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from .._atomic import atomic_write_text
+from .._checks import check_choice, check_positive
+from ..degrade import resize_bicubic
+from ..io import write_image
+from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
+from ..nets.restoration import network_from_spec, tiled_forward
+from ..objective import Objective
+from ..runs import (
+    Progress,
+    interruptible,
+    load_checkpoint,
+    plot_curves,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
+from .data import EpochSampler, seed_worker
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "PRECISIONS",
+    "AdversarialOptions",
+    "TrainOptions",
+    "Trainer",
+    "load_model",
+    "restore",
+]
+
+CHECKPOINT_FORMAT = "featstat-restoration-1"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainOptions:
+    """Settings of a training run (all plain values, stored in checkpoints and ``run.json``).
+
+    Attributes:
+        steps: total optimiser steps (pre-training included).
+        batch_size: crops per step *per process*.
+        lr, betas, eps: Adam. lr_milestones, lr_gamma: multiply lr by gamma at these steps.
+        grad_clip: max global gradient norm (0: no clipping).
+        pretrain_steps: steps using the pre-training objective (when one is given).
+        checkpoint_every, validate_every, log_every: in steps (0: only at the end).
+        num_workers: DataLoader worker processes.
+        precision: "auto", "fp32", "bf16" or "fp16" (see the module docstring).
+        seed: seed of data order, crops and degradations, and of the global generators.
+        tile, overlap: tiled inference during validation (input pixels).
+        save_images: validation outputs written as PNG each round.
+        plots: write the curve PNGs (at checkpoints, validations and the end; off for quick sweeps).
+        progress: show a progress bar (rank 0).
+    """
+
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    grad_clip: float = 0.0
+    pretrain_steps: int = 0
+    checkpoint_every: int = 500
+    validate_every: int = 500
+    log_every: int = 10
+    num_workers: int = 0
+    precision: str = "auto"
+    seed: int = 0
+    tile: int = 512
+    overlap: int = 32
+    save_images: int = 3
+    plots: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in (
+            "pretrain_steps",
+            "checkpoint_every",
+            "validate_every",
+            "log_every",
+            "num_workers",
+            "save_images",
+            "overlap",
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if self.pretrain_steps >= self.steps and self.pretrain_steps > 0:
+            raise ValueError(
+                f"pretrain_steps ({self.pretrain_steps}) must be smaller than steps ({self.steps}); the main "
+                f"objective would never run"
+            )
+        check_positive("lr", self.lr)
+        check_positive("lr_gamma", self.lr_gamma)
+        check_positive("grad_clip", self.grad_clip, allow_zero=True)
+        check_positive("eps", self.eps)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        self.betas = (float(self.betas[0]), float(self.betas[1]))
+        self.lr_milestones = tuple(int(m) for m in self.lr_milestones)
+        check_choice("precision", self.precision, PRECISIONS)
+        if not isinstance(self.tile, int) or self.tile <= 2 * self.overlap:
+            raise ValueError(
+                f"tile must be an integer larger than 2·overlap ({2 * self.overlap}), got {self.tile!r}"
+            )
+
+
+@dataclass
+class AdversarialOptions:
+    """The adversarial term: ``weight · generator loss`` (CX-SR: 1e-3), ``kind`` "nonsaturating" (SRGAN) or
+    "lsgan"; the discriminator's Adam ``lr``; the step the term starts (None: after pre-training)."""
+
+    weight: float = 1e-3
+    kind: str = "nonsaturating"
+    lr: float = 1e-4
+    start_step: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive("weight", self.weight)
+        check_choice("kind", self.kind, GAN_KINDS)
+        check_positive("lr", self.lr)
+        if self.start_step is not None and (not isinstance(self.start_step, int) or self.start_step < 0):
+            raise ValueError(f"start_step must be None or an integer >= 0, got {self.start_step!r}")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _resolve_precision(precision: str, device: torch.device) -> str:
+    if precision != "auto":
+        if precision == "fp16" and device.type != "cuda":
+            raise ValueError("precision='fp16' needs a CUDA device (use 'bf16' or 'fp32' on CPU)")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _distributed() -> tuple[int, int, int, bool]:
+    """(rank, world size, local rank, whether this call created the process group)."""
+    if dist.is_available() and dist.is_initialized():
+        return (
+            dist.get_rank(),
+            dist.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", dist.get_rank())),
+            False,
+        )
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        if not dist.is_available():
+            raise RuntimeError("WORLD_SIZE > 1 but torch.distributed is not available in this build")
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
+    return 0, 1, 0, False
+
+
+def _generators(module: nn.Module) -> dict[str, torch.Generator]:
+    """torch.Generator attributes of ``module`` and its submodules (e.g. the sampling generator of a
+    ContextualLoss with ``sample_size``), by dotted path; saved in checkpoints for exact resume."""
+    found: dict[str, torch.Generator] = {}
+    for path, sub in module.named_modules():
+        for attr, value in vars(sub).items():
+            if isinstance(value, torch.Generator):
+                found[f"{path}.{attr}" if path else attr] = value
+    return found
+
+
+@contextlib.contextmanager
+def _graceful_sigint(trainer: Trainer) -> Iterator[None]:
+    """During ``fit``: the first Ctrl-C asks the loop to stop after the current step (so the checkpoint is
+    consistent); a second one interrupts at once. Only in the main thread (where signals can be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        trainer._stop_requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        trainer._stop_requested = False
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        for k in row:
+            if k not in columns:
+                columns.append(k)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _default_lpips(lpips: nn.Module | str | None) -> nn.Module | None:
+    if lpips is None or isinstance(lpips, nn.Module):
+        return lpips
+    if lpips != "auto":
+        raise ValueError(f"lpips must be 'auto', None or a metric module, got {lpips!r}")
+    from ..features.weights import find_local, get_entry
+    from ..metrics import LPIPS
+
+    if find_local(get_entry("alexnet")) is None:
+        warnings.warn(
+            "LPIPS is not computed during validation: the AlexNet weights are not on this machine "
+            "(featstat weights path alexnet); pass lpips=featstat.metrics.LPIPS(...) to choose a network",
+            stacklevel=3,
+        )
+        return None
+    return LPIPS("alex")
+
+
+def restore(model: nn.Module, images: Tensor, *, tile: int = 512, overlap: int = 32) -> Tensor:
+    """Run a restoration network on N×C×H×W images in [0, 1] (tiled when larger than ``tile``), in eval mode
+    and without gradients; returns the output clamped to [0, 1]. Scale and size multiple are read from the
+    network (``scale``, ``multiple`` attributes)."""
+    net = _unwrap(model)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = tiled_forward(
+                net,
+                images,
+                tile=tile,
+                overlap=overlap,
+                scale=int(getattr(net, "scale", 1)),
+                multiple=int(getattr(net, "multiple", 1)),
+            )
+    finally:
+        net.train(was_training)
+    return out.clamp(0, 1)
+
+
+def load_model(
+    checkpoint: str | os.PathLike[str], *, device: torch.device | str = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a trained network from ``checkpoint.pt`` or ``model.pt`` of a run: (model in eval mode,
+    metadata dict with the recipe, task and degradation of the run)."""
+    state = load_checkpoint(checkpoint, map_location=device)
+    if state.get("format") != CHECKPOINT_FORMAT or "network" not in state:
+        raise ValueError(
+            f"{str(checkpoint)!r} is not a featstat restoration checkpoint (format {state.get('format')!r}); "
+            f"pass the checkpoint.pt or model.pt a 'featstat train' run wrote"
+        )
+    model = network_from_spec(state["network"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), dict(state.get("metadata", {}))
+
+
+# ------------------------------------------------------------------------------------------------ trainer
+
+
+@dataclass
+class _History:
+    train: list[dict[str, Any]] = field(default_factory=list)
+    val: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train ``model`` to minimise ``objective(model(input), target)`` on ``train_data``.
+
+    Args:
+        model: the network (its ``spec``, set by :func:`featstat.nets.restoration.build_network`, is saved so
+            ``featstat restore`` can rebuild it).
+        objective: the training objective (a :class:`featstat.Objective`).
+        train_data: a dataset of ``{"input", "target"}`` items indexed by ``(epoch, index)`` pairs (e.g.
+            :class:`~featstat.training.data.RestorationDataset`).
+        out_dir: where checkpoints, logs, curves and images go.
+        options: :class:`TrainOptions`.
+        val_data: optional dataset of whole images ``{"input", "target", "name"}``
+            (:class:`~featstat.training.data.ValidationSet`).
+        pretrain_objective: objective of the first ``options.pretrain_steps`` steps.
+        discriminator, adversarial: the GAN term (both or neither).
+        metadata: plain data stored in checkpoints and ``run.json`` (recipe, task, ...).
+        lpips: LPIPS-style metric module for validation, "auto" or None.
+        task: "sr…" tasks also report PSNR on the luma with the border cropped; "normals" reports angular
+            errors.
+        device: default: CUDA (the local rank's GPU under DDP) when available, else CPU.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        train_data: Dataset,
+        out_dir: str | os.PathLike[str],
+        *,
+        options: TrainOptions | None = None,
+        val_data: Dataset | None = None,
+        pretrain_objective: Objective | None = None,
+        discriminator: nn.Module | None = None,
+        adversarial: AdversarialOptions | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        lpips: nn.Module | str | None = "auto",
+        task: str | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(objective, nn.Module):
+            raise ValueError(f"objective must be a featstat Objective, got {type(objective).__name__}")
+        if (discriminator is None) != (adversarial is None):
+            raise ValueError("give both discriminator= and adversarial= for a GAN term, or neither")
+        self.options = options or TrainOptions()
+        if self.options.pretrain_steps and pretrain_objective is None:
+            raise ValueError("options.pretrain_steps > 0 needs a pretrain_objective")
+        self.rank, self.world, self.local_rank, self._owns_group = _distributed()
+        if device is None:
+            device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)
+        self.precision = _resolve_precision(self.options.precision, self.device)
+        self.out = Path(out_dir)
+        self.model = model.to(self.device)
+        self.objective = objective.to(self.device)
+        self.pretrain_objective = (
+            pretrain_objective.to(self.device) if pretrain_objective is not None else None
+        )
+        self.train_data, self.val_data = train_data, val_data
+        self.metadata = dict(metadata or {})
+        self.task = task
+        self.adversarial = adversarial
+        self.discriminator = discriminator.to(self.device) if discriminator is not None else None
+        self.lpips = _default_lpips(lpips) if self.rank == 0 and val_data is not None else None
+        if self.lpips is not None:
+            self.lpips = self.lpips.to(self.device)
+        per_epoch = len(train_data) // self.world  # type: ignore[arg-type]
+        if per_epoch < self.options.batch_size:
+            raise ValueError(
+                f"an epoch has {len(train_data)} samples for {self.world} process(es), fewer than one batch "  # type: ignore[arg-type]
+                f"of {self.options.batch_size} per process; raise samples_per_epoch or lower batch_size"
+            )
+        self.ddp_model: nn.Module = self.model
+        self.ddp_disc: nn.Module | None = self.discriminator
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=ids)
+            if self.discriminator is not None:
+                self.ddp_disc = DistributedDataParallel(self.discriminator, device_ids=ids)
+        o = self.options
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, list(o.lr_milestones), o.lr_gamma
+        )
+        self.d_optimizer = (
+            torch.optim.Adam(self.discriminator.parameters(), lr=adversarial.lr, betas=o.betas, eps=o.eps)
+            if self.discriminator is not None and adversarial is not None
+            else None
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history = _History()
+        self._train_seconds = 0.0
+        self._session_steps = 0
+        self._stop_requested = False
+        self._phase = "main"
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out / "checkpoint.pt"
+
+    def _loss_generators(self) -> dict[str, torch.Generator]:
+        gens = {f"objective.{k}": g for k, g in _generators(self.objective).items()}
+        if self.pretrain_objective is not None:
+            gens.update({f"pretrain.{k}": g for k, g in _generators(self.pretrain_objective).items()})
+        return gens
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly (plain containers of tensors and numbers)."""
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "loss_generators": {k: g.get_state() for k, g in self._loss_generators().items()},
+            "history": {"train": self.history.train, "val": self.history.val},
+            "train_seconds": self._train_seconds,
+            "options": asdict(self.options),
+            "metadata": self.metadata,
+            "world_size": self.world,
+        }
+        spec = getattr(self.model, "spec", None)
+        if spec is not None:
+            state["network"] = spec
+        if self.discriminator is not None and self.d_optimizer is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["d_optimizer"] = self.d_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (from :func:`featstat.runs.load_checkpoint`)."""
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"not a restoration training checkpoint (format {state.get('format')!r})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.discriminator is not None:
+            if "discriminator" not in state:
+                raise ValueError("the checkpoint has no discriminator but this run trains one (GAN term)")
+            self.discriminator.load_state_dict(state["discriminator"])
+            assert self.d_optimizer is not None
+            self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.step, self.epoch = int(state["step"]), int(state["epoch"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        set_rng_state(state["rng"])
+        gens = self._loss_generators()
+        for key, value in state.get("loss_generators", {}).items():
+            if key in gens:
+                gens[key].set_state(value)
+        hist = state.get("history", {})
+        self.history = _History(list(hist.get("train", [])), list(hist.get("val", [])))
+        self._train_seconds = float(state.get("train_seconds", 0.0))
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the checkpoint and the training curves (rank 0 only; atomic). Returns its path."""
+        p = Path(path) if path is not None else self.checkpoint_path
+        if self.rank == 0:
+            save_checkpoint(p, self.state_dict())
+            self._write_train_log(plot=True)
+        return p
+
+    # -- training ------------------------------------------------------------------------------------
+
+    def _objective_now(self) -> Objective:
+        if self.pretrain_objective is not None and self.step < self.options.pretrain_steps:
+            return self.pretrain_objective
+        return self.objective
+
+    def _adversarial_on(self) -> bool:
+        if self.adversarial is None:
+            return False
+        start = self.adversarial.start_step
+        return self.step >= (self.options.pretrain_steps if start is None else start)
+
+    def _train_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        inp = batch["input"].to(self.device, non_blocking=True)
+        tgt = batch["target"].to(self.device, non_blocking=True)
+        objective = self._objective_now()
+        self._phase = "pretrain" if objective is self.pretrain_objective else "main"
+        if self.pretrain_objective is not None and self.step == self.options.pretrain_steps > 0:
+            # the main objective starts: fresh Adam moments, as the papers' separate pre-training runs have.
+            # Moments estimated on the pre-training loss (L2: tiny gradients) would turn the first steps on a
+            # loss with gradients orders of magnitude larger (Gram, CX) into huge updates.
+            self.optimizer.state.clear()
+        values: dict[str, Tensor] = {}
+        gan = self._adversarial_on()
+        with _autocast(self.precision, self.device):
+            pred = self.ddp_model(inp)
+        # the objective runs in float32: featstat's contextual-loss kernel is not autocast-safe (its chunked
+        # column maxima mix dtypes under autocast), and the statistics are better accumulated in float32
+        result = objective(pred.float(), tgt)
+        loss = result.total.float()
+        with _autocast(self.precision, self.device):
+            if gan:
+                assert self.discriminator is not None and self.adversarial is not None
+                self.discriminator.requires_grad_(False)
+                adv = generator_adversarial_loss(self.discriminator(pred), self.adversarial.kind)
+                self.discriminator.requires_grad_(True)
+                loss = loss + self.adversarial.weight * adv
+                values["adv_g"] = adv.detach()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.options.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            values["grad_norm"] = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.options.grad_clip
+            )
+        self.scaler.step(self.optimizer)
+        if gan:
+            assert self.ddp_disc is not None and self.d_optimizer is not None and self.adversarial is not None
+            with _autocast(self.precision, self.device):
+                # one forward on [real; fake] (one DDP forward per backward; BN sees both halves)
+                logits = self.ddp_disc(torch.cat([tgt, pred.detach().to(tgt.dtype)]))
+                real, fake = logits.split([tgt.shape[0], pred.shape[0]])
+                d_loss = discriminator_loss(real, fake, self.adversarial.kind)
+            self.d_optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(d_loss).backward()
+            self.scaler.step(self.d_optimizer)
+            values["d_loss"] = d_loss.detach()
+        self.scaler.update()
+        self.scheduler.step()
+        values["loss"] = loss.detach()
+        for name, v in result.terms.items():
+            values[name] = v.detach().float()
+        return values
+
+    def _log(self, sums: dict[str, Tensor], count: int, seconds: float) -> dict[str, Any]:
+        keys = sorted(sums)
+        stacked = torch.stack([sums[k].float() for k in keys]) / count
+        if self.world > 1:
+            dist.all_reduce(stacked)
+            stacked /= self.world
+        row: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0]}
+        row.update({k: float(v) for k, v in zip(keys, stacked.tolist(), strict=True)})
+        row["steps_per_s"] = count / seconds if seconds > 0 else float("nan")
+        row["phase"] = self._phase
+        return row
+
+    def fit(
+        self,
+        resume: bool | str | os.PathLike[str] = False,
+        *,
+        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train until ``options.steps``; returns the final numbers (also in ``run.json``).
+
+        ``resume``: True continues from ``out_dir/checkpoint.pt`` when it exists (a fresh run otherwise), a
+        path continues from that checkpoint. ``on_step(step, values)`` is called after every step (values:
+        the step's loss terms as floats on log steps, else an empty dict); raising KeyboardInterrupt in it
+        behaves like Ctrl-C: the checkpoint is saved and the exception propagates.
+        """
+        o = self.options
+        if resume:
+            path = self.checkpoint_path if resume is True else Path(resume)
+            if path.is_file():
+                self.load_state_dict(load_checkpoint(path, map_location=self.device))
+            elif resume is not True:
+                raise ValueError(f"resume checkpoint {str(path)!r} does not exist")
+        if self.step == 0:
+            torch.manual_seed(o.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.model.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
+        sums: dict[str, Tensor] = {}
+        count, window = 0, 0.0
+        cuda = self.device.type == "cuda"
+        with (
+            _graceful_sigint(self),
+            Progress(o.steps, "training", start=self.step, enabled=o.progress and self.rank == 0) as bar,
+            interruptible(self._on_interrupt),
+        ):
+            sampler = EpochSampler(
+                len(self.train_data),  # type: ignore[arg-type]
+                epoch=self.epoch,
+                seed=o.seed,
+                rank=self.rank,
+                world=self.world,
+            )
+            # one loader for the whole run: workers (and their image caches) persist across epochs
+            loader = DataLoader(
+                self.train_data,
+                batch_size=o.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=o.num_workers,
+                pin_memory=cuda,
+                worker_init_fn=seed_worker,
+                persistent_workers=o.num_workers > 0,
+            )
+            while self.step < o.steps:
+                sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * o.batch_size)
+                finished_epoch = True
+                for batch in loader:
+                    t0 = time.perf_counter()
+                    values = self._train_step(batch)
+                    if cuda:
+                        torch.cuda.synchronize(self.device)
+                    dt = time.perf_counter() - t0
+                    window += dt
+                    self._train_seconds += dt
+                    self._session_steps += 1
+                    for k, v in values.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                    count += 1
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    logged: dict[str, Any] = {}
+                    if (o.log_every and self.step % o.log_every == 0) or self.step == o.steps:
+                        logged = self._log(sums, count, window)
+                        sums, count, window = {}, 0, 0.0
+                        if self.rank == 0:
+                            self.history.train.append(logged)
+                            bar.update(self.step, loss=logged["loss"])
+                            self._write_train_log()
+                    elif self.rank == 0:
+                        bar.update(self.step)
+                    if o.validate_every and self.step % o.validate_every == 0 and self.step < o.steps:
+                        self.validate()
+                    if o.checkpoint_every and self.step % o.checkpoint_every == 0 and self.step < o.steps:
+                        self.save()
+                    if on_step is not None:
+                        on_step(self.step, logged)
+                    if self._stop_requested:
+                        raise KeyboardInterrupt
+                    if self.step >= o.steps:
+                        finished_epoch = False
+                        break
+                if finished_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+        final = self.validate(final=True) if self.val_data is not None else {}
+        self.save()
+        summary = self._finish(final)
+        if self._owns_group:
+            dist.destroy_process_group()
+        return summary
+
+    def _on_interrupt(self) -> None:
+        path = self.save()
+        if self.rank == 0:
+            print(f"\ninterrupted at step {self.step}; checkpoint saved to {path} (resume with resume=True)")
+
+    # -- validation ----------------------------------------------------------------------------------
+
+    def _baseline(self, inp: Tensor, tgt: Tensor) -> Tensor | None:
+        if self.task == "normals":
+            return None
+        if inp.shape[-2:] != tgt.shape[-2:]:
+            return resize_bicubic(inp, tgt.shape[-2:], method="matlab").clamp(0, 1)
+        return inp.clamp(0, 1)
+
+    def _scores(self, pred: Tensor, tgt: Tensor) -> dict[str, float]:
+        from .. import metrics
+
+        if self.task == "normals":
+            stats = metrics.angular_error_stats(pred, tgt, encoded=True)
+            return {f"angular_{k}": float(v) for k, v in stats.items()}
+        s: dict[str, float] = {"psnr": float(metrics.psnr(pred, tgt))}
+        scale = int(getattr(self.model, "scale", 1))
+        if (
+            self.task
+            and self.task.startswith("sr")
+            and pred.shape[1] == 3
+            and min(pred.shape[-2:]) > 2 * scale
+        ):
+            s["psnr_y"] = float(metrics.psnr(pred, tgt, y_channel=True, crop_border=scale))
+        if min(pred.shape[-2:]) >= 11:
+            s["ssim"] = float(metrics.ssim(pred, tgt))
+        if self.lpips is not None and pred.shape[1] == 3:
+            with torch.no_grad():
+                s["lpips"] = float(self.lpips(pred, tgt))
+        return s
+
+    def validate(self, *, final: bool = False) -> dict[str, float]:
+        """Score the model on ``val_data`` (rank 0; other ranks return {}). Writes images and the val log."""
+        if self.val_data is None or self.rank != 0:
+            return {}
+        o = self.options
+        folder = self.out / ("final" if final else f"val/step_{self.step:06d}")
+        sums: dict[str, float] = {}
+        base_sums: dict[str, float] = {}
+        first = not self.history.val
+        n = len(self.val_data)  # type: ignore[arg-type]
+        for i in range(n):
+            item = self.val_data[i]
+            inp = item["input"].unsqueeze(0).to(self.device)
+            tgt = item["target"].unsqueeze(0).to(self.device)
+            with _autocast(self.precision, self.device):
+                pred = restore(self.model, inp, tile=o.tile, overlap=o.overlap)
+            pred = pred.float()
+            for k, v in self._scores(pred, tgt).items():
+                sums[k] = sums.get(k, 0.0) + v
+            if first:
+                base = self._baseline(inp, tgt)
+                if base is not None:
+                    for k, v in self._scores(base, tgt).items():
+                        base_sums[k] = base_sums.get(k, 0.0) + v
+            if final or i < o.save_images:
+                write_image(folder / f"{item.get('name', f'image{i:03d}')}.png", pred)
+        row: dict[str, Any] = {"step": self.step}
+        row.update({k: v / n for k, v in sums.items()})
+        if base_sums:
+            self.baseline = {k: v / n for k, v in base_sums.items()}
+            self.history.val.append(
+                {"step": 0, **{f"{k}": v for k, v in self.baseline.items()}, "what": "input"}
+            )
+        row["what"] = "model"
+        self.history.val.append(row)
+        self._write_val_log()
+        return {k: v for k, v in row.items() if k not in ("step", "what")}
+
+    # -- outputs -------------------------------------------------------------------------------------
+
+    def _write_train_log(self, *, plot: bool = False) -> None:
+        rows = self.history.train
+        if not rows:
+            return
+        _write_csv(self.out / "train_log.csv", rows)
+        if not (plot and self.options.plots):
+            return
+        keys = [k for k in rows[-1] if k not in ("step", "epoch", "lr", "phase", "steps_per_s")]
+        curves = {
+            k: [float(r.get(k, math.nan)) for r in rows] for k in ["loss", *[k for k in keys if k != "loss"]]
+        }
+        plot_curves(self.out / "curves_train.png", curves, steps=[r["step"] for r in rows], title="training")
+
+    def _write_val_log(self) -> None:
+        rows = self.history.val
+        _write_csv(self.out / "val_log.csv", rows)
+        model_rows = [r for r in rows if r.get("what") == "model"]
+        if not model_rows or not self.options.plots:
+            return
+        keys = [k for k in model_rows[-1] if k not in ("step", "what")]
+        curves = {k: [float(r.get(k, math.nan)) for r in model_rows] for k in keys}
+        plot_curves(
+            self.out / "curves_val.png",
+            curves,
+            steps=[r["step"] for r in model_rows],
+            title="validation",
+            log_y=False,
+        )
+
+    def _finish(self, final: dict[str, float]) -> dict[str, Any]:
+        sps = self._session_steps / self._train_seconds if self._train_seconds > 0 else float("nan")
+        summary: dict[str, Any] = {
+            "steps": self.step,
+            "final_loss": self.history.train[-1]["loss"] if self.history.train else None,
+            "validation": final,
+            "input_baseline": getattr(self, "baseline", None),
+            "train_seconds": self._train_seconds,
+            "steps_per_second": sps,
+        }
+        if self.rank == 0:
+            state = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "metadata": self.metadata}
+            spec = getattr(self.model, "spec", None)
+            if spec is not None:
+                state["network"] = spec
+            save_checkpoint(self.out / "model.pt", state)
+            write_json(
+                self.out / "run.json",
+                {
+                    "summary": summary,
+                    "options": asdict(self.options),
+                    "metadata": self.metadata,
+                    "network": spec,
+                    "precision": self.precision,
+                    "device": str(self.device),
+                    "world_size": self.world,
+                    "torch": torch.__version__,
+                    "adversarial": asdict(self.adversarial) if self.adversarial is not None else None,
+                },
+            )
+        return summary
