@@ -1,0 +1,972 @@
+"""``featstat texture | style | train texture | train style | sample | stylize``: texture synthesis and style
+transfer by optimisation and with feed-forward generators.
+
+The lead registers the commands in ``cli.py``::
+
+    from .cli_synthesis import COMMANDS
+    for command in COMMANDS:
+        main.add_command(command)
+
+``train`` is a click group: other training recipes are added to it with ``train.add_command(...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+_PRESET_HELP = (
+    "Feature extractor and layers: 'auto' (default) takes the first available of: gatys (Caffe VGG-19 "
+    "'vgg19-caffe', relu1_1…relu5_1, content relu4_2, the papers' setting), gatys-torchvision (the same "
+    "layers on torchvision's VGG-19 file), caffe-relu3_1 (the real Caffe VGG-19 layers up to relu3_1, file "
+    "vgg19-caffe-normalised-to-relu3_1: relu1_1, relu2_1, relu3_1), random-filters (no download at all: "
+    "random filters of sizes 3…55, Ustyuzhaninov et al. 2017). Files are looked up in $FEATSTAT_WEIGHTS and "
+    "the torch hub cache; 'auto' never downloads."
+)
+
+
+def _fail(err: Exception) -> click.ClickException:
+    return click.ClickException(str(err))
+
+
+def _device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    """'256' → (256, 256); '384x256' (WIDTHxHEIGHT) → (256, 384) as (height, width)."""
+    if value is None:
+        return None
+    text = value.lower().replace("×", "x")
+    try:
+        if "x" in text:
+            w, h = (int(v) for v in text.split("x", 1))
+        else:
+            w = h = int(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"size must be N or WIDTHxHEIGHT (e.g. 256 or 384x256), got {value!r}"
+        ) from None
+    if h < 1 or w < 1:
+        raise click.BadParameter(f"size must be positive, got {value!r}")
+    return h, w
+
+
+def _parse_statistic(values: Sequence[str]) -> str | dict[str, float]:
+    """('gram',) → 'gram'; ('gram:1', 'swd:10') → {'gram': 1.0, 'swd': 10.0}."""
+    if not values:
+        return "gram"
+    out: dict[str, float] = {}
+    for v in values:
+        name, _, weight = v.partition(":")
+        try:
+            out[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise click.BadParameter(f"--statistic must be NAME or NAME:WEIGHT, got {v!r}") from None
+    return next(iter(out)) if len(out) == 1 and next(iter(out.values())) == 1.0 else out
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    return text
+
+
+def _parse_options(values: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """('contextual.bandwidth=0.5',) → {'contextual': {'bandwidth': 0.5}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in values:
+        key, eq, value = v.partition("=")
+        stat, dot, name = key.partition(".")
+        if not eq or not dot or not stat or not name:
+            raise click.BadParameter(
+                f"--option must be STATISTIC.KEY=VALUE, e.g. contextual.bandwidth=0.5, got {v!r}"
+            )
+        out.setdefault(stat.strip(), {})[name.strip()] = _parse_value(value.strip())
+    return out or None
+
+
+def _layers(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _layer_weights(value: str) -> str | None:
+    return None if value == "equal" else value
+
+
+def _outputs(out: Path) -> dict[str, Path]:
+    stem = out.with_suffix("")
+    return {
+        "image": out,
+        "json": Path(f"{stem}.json"),
+        "curve": Path(f"{stem}_loss.png"),
+        "checkpoint": Path(f"{stem}.ckpt.pt"),
+    }
+
+
+def _curves(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    skip = {"seconds", "scale", "evaluations", "lr"}
+    return {k: v for k, v in history.items() if k not in skip and v}
+
+
+def _plot(path: Path, history: dict[str, list[float]], title: str) -> None:
+    """The loss-curve PNG; a missing matplotlib only costs the plot (image and JSON are written first)."""
+    from .runs import plot_curves
+
+    try:
+        plot_curves(path, _curves(history), title=title)
+    except ImportError as err:
+        click.echo(f"warning: no loss-curve PNG ({err}); pip install matplotlib", err=True)
+
+
+def _write_run(paths: dict[str, Path], result: Any, extra: dict[str, Any], title: str) -> None:
+    from .runs import write_json
+
+    write_json(
+        paths["json"],
+        {
+            **extra,
+            "settings": result.settings,
+            "final": {"total": result.total, "terms": result.terms},
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "evaluations": result.history["evaluations"][-1] if result.history.get("evaluations") else None,
+            "outputs": {k: str(v) for k, v in paths.items()},
+        },
+    )
+    _plot(paths["curve"], result.history, title)
+
+
+_common = [
+    click.option(
+        "--steps",
+        type=int,
+        default=300,
+        show_default=True,
+        help="Optimiser iterations per scale (L-BFGS: each may evaluate the objective several times).",
+    ),
+    click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
+    click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
+    click.option(
+        "--scales",
+        type=int,
+        default=1,
+        show_default=True,
+        help="Coarse-to-fine levels (each halves the size of the previous one).",
+    ),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise initialisation."),
+    click.option("--preset", default="auto", show_default=True, help=_PRESET_HELP),
+    click.option(
+        "--statistic",
+        "statistics",
+        multiple=True,
+        metavar="NAME[:WEIGHT]",
+        help="gram (default), contextual (cx), sliced_wasserstein (swd), projected_distribution (pdl), "
+        "chamfer; repeat for a weighted mix, e.g. --statistic gram --statistic swd:10.",
+    ),
+    click.option(
+        "--option",
+        "options",
+        multiple=True,
+        metavar="STAT.KEY=VALUE",
+        help="A statistic's option, e.g. contextual.bandwidth=0.5 or sliced_wasserstein.num_projections=64.",
+    ),
+    click.option(
+        "--layer-weights",
+        type=click.Choice(["equal", "gatys"]),
+        default="equal",
+        show_default=True,
+        help="equal: 1 per layer (reference code); gatys: C²/(4|L|), Gatys' E_l normalisation.",
+    ),
+    click.option(
+        "--checkpoint-every",
+        type=int,
+        default=50,
+        show_default=True,
+        help="Save a checkpoint (OUT stem + .ckpt.pt) every N steps (0: only at the end / on Ctrl-C).",
+    ),
+    click.option("--resume", is_flag=True, help="Continue from the checkpoint beside OUT (same settings)."),
+    click.option("--device", default=None, help="cpu, cuda, cuda:1 … [default: CUDA when available]."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def _with(options: list) -> Any:
+    def deco(f: Any) -> Any:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return deco
+
+
+# ------------------------------------------------------------------------------------------------- texture
+
+
+@click.command(name="texture", context_settings=_CTX)
+@click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output image (.png/.jpg); OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+)
+@click.option("--size", default=None, metavar="N|WxH", help="Output size [default: the example's].")
+@click.option("--layers", default=None, help="Comma-separated layers [default: the preset's texture layers].")
+@click.option("--tile", is_flag=True, help="Make the texture tileable (wrap-around seams are optimised too).")
+@click.option(
+    "--example-size",
+    type=int,
+    default=None,
+    help="Resize the example so its longer side is this many pixels first.",
+)
+@_with(_common)
+def texture_command(
+    example: Path,
+    out: Path,
+    size: str | None,
+    layers: str | None,
+    tile: bool,
+    example_size: int | None,
+    steps: int,
+    optimizer: str,
+    lr: float | None,
+    scales: int,
+    seed: int,
+    preset: str,
+    statistics: tuple[str, ...],
+    options: tuple[str, ...],
+    layer_weights: str,
+    checkpoint_every: int,
+    resume: bool,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    """Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic).
+
+    Writes OUT, OUT.json (settings and final loss terms), OUT_loss.png (loss curves) and OUT.ckpt.pt
+    (checkpoint: Ctrl-C saves it, --resume continues exactly). With no pretrained weights on the machine the
+    'auto' preset uses random multi-scale filters, so this always works offline.
+
+    \b
+    Examples:
+      featstat texture pebbles.jpg -o pebbles_big.png --size 512x256 --scales 2
+      featstat texture bricks.png -o tile.png --size 256 --tile --steps 500
+      featstat texture wood.png -o wood.png --statistic gram --statistic swd:10 --preset random-filters
+      FEATSTAT_WEIGHTS=../shared/weights featstat texture metal.pgm -o metal.png --preset caffe-relu3_1
+    """
+    from . import io
+    from .synthesis import resolve_preset, synthesize_texture
+
+    try:
+        p = resolve_preset(preset)
+        dev = _device(device)
+        ex = io.read_image(example, alpha="composite").to(dev)
+        if example_size:
+            ex = _resize_longer(ex, example_size)
+        paths = _outputs(out)
+        click.echo(f"texture: preset {p.name} ({p.description})", err=True)
+        result = synthesize_texture(
+            ex,
+            _parse_size(size),
+            preset=p,
+            layers=_layers(layers),
+            statistic=_parse_statistic(statistics),
+            layer_weights=_layer_weights(layer_weights),
+            options=_parse_options(options),
+            steps=steps,
+            optimizer=optimizer,
+            lr=lr,
+            scales=scales,
+            seed=seed,
+            tile=tile,
+            checkpoint=paths["checkpoint"],
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=not quiet,
+        )
+        io.write_image(paths["image"], result.image)
+        _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(
+        f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
+    )
+
+
+def _resize_longer(image: Any, longer: int) -> Any:
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    f = longer / max(h, w)
+    size = (max(1, round(h * f)), max(1, round(w * f)))
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------------- style
+
+
+@click.command(name="style", context_settings=_CTX)
+@click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Output image; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+)
+@click.option(
+    "--size",
+    default=None,
+    metavar="N|WxH",
+    help="Output size; N sets the longer side [default: the content's size].",
+)
+@click.option("--style-layers", default=None, help="Comma-separated style layers [default: the preset's].")
+@click.option(
+    "--content-layers", default=None, help="Comma-separated content layers [default: the preset's]."
+)
+@click.option("--style-weight", type=float, default=None, help="Style weight [default: the preset's].")
+@click.option("--content-weight", type=float, default=None, help="Content weight [default: the preset's].")
+@click.option("--tv-weight", type=float, default=0.0, show_default=True, help="Total-variation weight.")
+@click.option(
+    "--style-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Style image resized to this × the output's longer side.",
+)
+@click.option(
+    "--init",
+    type=click.Choice(["content", "noise"]),
+    default="content",
+    show_default=True,
+    help="Start from the content image or from noise (Gatys et al. 2016).",
+)
+@_with(_common)
+def style_command(
+    content: Path,
+    style: Path,
+    out: Path,
+    size: str | None,
+    style_layers: str | None,
+    content_layers: str | None,
+    style_weight: float | None,
+    content_weight: float | None,
+    tv_weight: float,
+    style_scale: float,
+    init: str,
+    steps: int,
+    optimizer: str,
+    lr: float | None,
+    scales: int,
+    seed: int,
+    preset: str,
+    statistics: tuple[str, ...],
+    options: tuple[str, ...],
+    layer_weights: str,
+    checkpoint_every: int,
+    resume: bool,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    """Paint CONTENT in the style of STYLE by optimising pixels (Gatys et al. 2016; any statistic).
+
+    Writes OUT, OUT.json, OUT_loss.png and OUT.ckpt.pt (see `featstat texture --help`).
+
+    \b
+    Examples:
+      featstat style amber.jpg wave.jpg -o amber_wave.png --size 256
+      featstat style photo.jpg starry_night.jpg -o out.png --style-weight 1e3 --scales 2 --steps 200
+      featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --option contextual.bandwidth=0.5
+    """
+    from . import io
+    from .synthesis import resolve_preset, transfer_style
+
+    try:
+        p = resolve_preset(preset)
+        dev = _device(device)
+        c = io.read_image(content, alpha="composite").to(dev)
+        s = io.read_image(style, alpha="composite").to(dev)
+        hw = _parse_size(size)
+        if size is not None and "x" not in size.lower().replace("×", "x"):
+            c = _resize_longer(c, hw[0])
+            hw = None
+        paths = _outputs(out)
+        click.echo(f"style: preset {p.name} ({p.description})", err=True)
+        result = transfer_style(
+            c,
+            s,
+            size=hw,
+            preset=p,
+            style_layers=_layers(style_layers),
+            content_layers=_layers(content_layers),
+            statistic=_parse_statistic(statistics),
+            style_weight=style_weight,
+            content_weight=content_weight,
+            tv_weight=tv_weight,
+            style_scale=style_scale,
+            layer_weights=_layer_weights(layer_weights),
+            options=_parse_options(options),
+            init=init,
+            steps=steps,
+            optimizer=optimizer,
+            lr=lr,
+            scales=scales,
+            seed=seed,
+            checkpoint=paths["checkpoint"],
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=not quiet,
+        )
+        io.write_image(paths["image"], result.image)
+        _write_run(
+            paths,
+            result,
+            {"command": "style", "content": str(content), "style": str(style)},
+            f"style: {content.name} × {style.name}",
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(
+        f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- train
+
+
+@click.group(name="train", context_settings=_CTX)
+def train() -> None:
+    """Train feed-forward generators (texture networks, stylisation networks, restoration recipes).
+
+    \b
+    Examples:
+      featstat train texture pebbles.jpg -o runs/pebbles --steps 2000
+      featstat train style wave.jpg photos/ -o runs/wave --arch stylenet --norm instance
+      featstat train COMMAND --help
+    """
+
+
+_train_common = [
+    click.option(
+        "-o",
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        required=True,
+        help="Run folder: checkpoint.pt, samples.png, loss.png, run.json.",
+    ),
+    click.option(
+        "--steps", type=int, default=2000, show_default=True, help="Training iterations (thesis: 2000)."
+    ),
+    click.option("--size", type=int, default=256, show_default=True, help="Side of the training images."),
+    click.option(
+        "--batch-size", type=int, default=16, show_default=True, help="Images per step (thesis: 16)."
+    ),
+    click.option(
+        "--lr", type=float, default=0.1, show_default=True, help="Adam learning rate (thesis: 0.1)."
+    ),
+    click.option("--lr-decay", type=float, default=0.7, show_default=True),
+    click.option(
+        "--decay-start",
+        type=int,
+        default=1000,
+        show_default=True,
+        help="Multiply the learning rate by --lr-decay at this iteration…",
+    ),
+    click.option(
+        "--decay-every", type=int, default=200, show_default=True, help="…and every N iterations after."
+    ),
+    click.option(
+        "--diversity",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="λ of the diversity (entropy) term of Improved Texture Networks (0: off).",
+    ),
+    click.option(
+        "--diversity-layer", default=None, help="Measure diversity on this feature layer [default: pixels]."
+    ),
+    click.option(
+        "--normalize-gradients",
+        is_flag=True,
+        help="Divide the gradient at each feature layer by its L1 norm (reference code option).",
+    ),
+    click.option("--preset", default="auto", show_default=True, help=_PRESET_HELP),
+    click.option(
+        "--statistic", "statistics", multiple=True, metavar="NAME[:WEIGHT]", help="As for `featstat texture`."
+    ),
+    click.option(
+        "--option", "options", multiple=True, metavar="STAT.KEY=VALUE", help="A statistic's option."
+    ),
+    click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seeds the initialisation and the noise."
+    ),
+    click.option("--checkpoint-every", type=int, default=200, show_default=True),
+    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt (same settings)."),
+    click.option("--samples", type=int, default=4, show_default=True, help="Samples written at the end."),
+    click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available]."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, Any], title: str) -> None:
+    from . import io
+    from .runs import write_json
+
+    grid = images.permute(1, 2, 0, 3).reshape(1, 3, images.shape[2], -1)  # side by side
+    io.write_image(out_dir / "samples.png", grid)
+    write_json(
+        out_dir / "run.json",
+        {
+            **extra,
+            "settings": result.settings,
+            "final_terms_mean_last_10": result.terms,
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "checkpoint": str(out_dir / "checkpoint.pt"),
+        },
+    )
+    _plot(out_dir / "loss.png", result.history, title)
+
+
+@train.command(name="texture", context_settings=_CTX)
+@click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--arch",
+    type=click.Choice(["texture_v1", "texture_v2"]),
+    default="texture_v1",
+    show_default=True,
+    help="texture_v1: multi-scale Texture Network (K=5, 8→40 channels, circular); texture_v2: "
+    "fully connected + up-convolutions (Improved Texture Networks).",
+)
+@click.option("--layers", default=None, help="Comma-separated texture layers [default: the preset's].")
+@_with(_train_common)
+def train_texture_command(
+    example: Path,
+    arch: str,
+    layers: str | None,
+    out_dir: Path,
+    steps: int,
+    size: int,
+    batch_size: int,
+    lr: float,
+    lr_decay: float,
+    decay_start: int,
+    decay_every: int,
+    diversity: float,
+    diversity_layer: str | None,
+    normalize_gradients: bool,
+    preset: str,
+    statistics: tuple[str, ...],
+    options: tuple[str, ...],
+    seed: int,
+    checkpoint_every: int,
+    resume: bool,
+    samples: int,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    """Train a texture generator on EXAMPLE (Texture Networks; --diversity for Improved Texture Networks).
+
+    Writes OUT/checkpoint.pt (every --checkpoint-every steps, at the end and on Ctrl-C; --resume continues
+    exactly), OUT/samples.png, OUT/loss.png and OUT/run.json. Sample more with `featstat sample`.
+
+    \b
+    Examples:
+      featstat train texture pebbles.jpg -o runs/pebbles
+      featstat train texture bricks.png -o runs/bricks --arch texture_v2 --diversity 10 --size 128
+      featstat train texture bricks.png -o runs/bricks --resume
+    """
+    import torch
+
+    from . import io
+    from .nets.texture import build_generator, generate
+    from .synthesis import resolve_preset
+    from .training.texture import train_texture
+
+    try:
+        p = resolve_preset(preset)
+        dev = _device(device)
+        ex = io.read_image(example, alpha="composite").to(dev)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"train texture: preset {p.name} ({p.description})", err=True)
+        net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
+        result = train_texture(
+            net,
+            ex,
+            steps=steps,
+            size=size,
+            batch_size=batch_size,
+            preset=p,
+            layers=_layers(layers),
+            statistic=_parse_statistic(statistics),
+            options=_parse_options(options),
+            diversity=diversity,
+            diversity_layer=diversity_layer,
+            normalize_gradients=normalize_gradients,
+            lr=lr,
+            lr_decay=lr_decay,
+            decay_start=decay_start,
+            decay_every=decay_every,
+            seed=seed,
+            checkpoint=out_dir / "checkpoint.pt",
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=not quiet,
+        )
+        images = generate(
+            result.generator, max(1, samples), size, generator=torch.Generator(dev).manual_seed(seed)
+        )
+        _finish_training(
+            out_dir,
+            result,
+            images,
+            {"command": "train texture", "example": str(example)},
+            f"train texture: {example.name}",
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
+
+
+def _v2_for_size(size: int, seed: int) -> Any:
+    """TextureNetV2 whose tile is ``size`` (a power of two ≥ 8): 4×4 then log2(size/4) up-convolutions."""
+    from .nets.texture import TextureNetV2
+
+    ups = round(math.log2(max(size, 1) / 4))
+    if size < 8 or 4 * 2**ups != size:
+        raise ValueError(f"--size must be a power of two >= 8 for texture_v2 (4·2^k), got {size}")
+    channels = [max(32, 512 >> i) for i in range(ups + 1)]
+    return TextureNetV2(channels=channels, seed=seed)
+
+
+@train.command(name="style", context_settings=_CTX)
+@click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("contents", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--arch",
+    type=click.Choice(["stylenet", "texture_v1"]),
+    default="stylenet",
+    show_default=True,
+    help="stylenet: residual transformer (Improved Texture Networks); texture_v1: multi-scale "
+    "Texture Network with the content at K=6 scales (Texture Networks §2.3.3).",
+)
+@click.option(
+    "--norm",
+    type=click.Choice(["instance", "batch"]),
+    default="instance",
+    show_default=True,
+    help="Instance normalisation (StyleNet IN) or batch normalisation (BN).",
+)
+@click.option("--style-layers", default=None, help="Comma-separated style layers [default: the preset's].")
+@click.option(
+    "--content-layers", default=None, help="Comma-separated content layers [default: the preset's]."
+)
+@click.option("--style-weight", type=float, default=None, help="[default: the preset's]")
+@click.option("--content-weight", type=float, default=None, help="[default: the preset's]")
+@click.option("--tv-weight", type=float, default=0.0, show_default=True)
+@_with(_train_common)
+def train_style_command(
+    style: Path,
+    contents: tuple[Path, ...],
+    arch: str,
+    norm: str,
+    style_layers: str | None,
+    content_layers: str | None,
+    style_weight: float | None,
+    content_weight: float | None,
+    tv_weight: float,
+    out_dir: Path,
+    steps: int,
+    size: int,
+    batch_size: int,
+    lr: float,
+    lr_decay: float,
+    decay_start: int,
+    decay_every: int,
+    diversity: float,
+    diversity_layer: str | None,
+    normalize_gradients: bool,
+    preset: str,
+    statistics: tuple[str, ...],
+    options: tuple[str, ...],
+    seed: int,
+    checkpoint_every: int,
+    resume: bool,
+    samples: int,
+    device: str | None,
+    quiet: bool,
+) -> None:
+    """Train a stylisation network for STYLE on CONTENTS (image files or folders; ~16 images suffice).
+
+    Writes OUT/checkpoint.pt, OUT/samples.png (stylised training crops), OUT/loss.png and OUT/run.json.
+    Stylise new images with `featstat stylize OUT/checkpoint.pt IMAGES…`.
+
+    \b
+    Examples:
+      featstat train style wave.jpg photos/ -o runs/wave
+      featstat train style udnie.jpg a.jpg b.jpg -o runs/udnie --norm batch --diversity 1e4 --size 128
+    """
+    import torch
+
+    from . import io
+    from .nets.texture import StyleNet, TextureNetV1, stylize
+    from .synthesis import resolve_preset
+    from .training.texture import train_style
+
+    try:
+        p = resolve_preset(preset)
+        dev = _device(device)
+        s = io.read_image(style, alpha="composite").to(dev)
+        files = _image_files(contents)
+        pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        click.echo(f"train style: preset {p.name} ({p.description}); {len(pool)} content images", err=True)
+        net = (
+            StyleNet(norm=norm, seed=seed)
+            if arch == "stylenet"
+            else TextureNetV1(scales=6, content=True, norm=norm, seed=seed)
+        ).to(dev)
+        result = train_style(
+            net,
+            s,
+            pool,
+            steps=steps,
+            size=size,
+            batch_size=batch_size,
+            preset=p,
+            style_layers=_layers(style_layers),
+            content_layers=_layers(content_layers),
+            statistic=_parse_statistic(statistics),
+            style_weight=style_weight,
+            content_weight=content_weight,
+            tv_weight=tv_weight,
+            options=_parse_options(options),
+            diversity=diversity,
+            diversity_layer=diversity_layer,
+            normalize_gradients=normalize_gradients,
+            lr=lr,
+            lr_decay=lr_decay,
+            decay_start=decay_start,
+            decay_every=decay_every,
+            seed=seed,
+            checkpoint=out_dir / "checkpoint.pt",
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            progress=not quiet,
+        )
+        shown = torch.cat([_center_crop(img, size) for img in pool[: max(1, samples)]])
+        images = stylize(result.generator, shown, generator=torch.Generator(dev).manual_seed(seed))
+        _finish_training(
+            out_dir,
+            result,
+            images,
+            {"command": "train style", "style": str(style), "contents": [str(f) for f in files]},
+            f"train style: {style.name}",
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
+
+
+def _center_crop(image: Any, size: int) -> Any:
+    """Resize so the shorter side is ``size``, then crop the centre size×size."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    f = size / min(h, w)
+    hw = (max(size, round(h * f)), max(size, round(w * f)))
+    image = F.interpolate(image, size=hw, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    top, left = (hw[0] - size) // 2, (hw[1] - size) // 2
+    return image[..., top : top + size, left : left + size]
+
+
+def _image_files(paths: Sequence[Path]) -> list[Path]:
+    from .io import list_images
+
+    files: list[Path] = []
+    for p in paths:
+        files.extend(list_images(p) if p.is_dir() else [p])
+    if not files:
+        raise ValueError(f"no image files found in {[str(p) for p in paths]}")
+    return files
+
+
+# --------------------------------------------------------------------------------------------------- sample
+
+
+@click.command(name="sample", context_settings=_CTX)
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for sample_NNN.png and sample.json.",
+)
+@click.option("--count", type=int, default=4, show_default=True, help="Number of samples.")
+@click.option("--size", default="512", show_default=True, metavar="N|WxH", help="Sample size (any size).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
+@click.option("--noise-scale", type=float, default=1.0, show_default=True, help="Multiplies the input noise.")
+@click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available].")
+def sample_command(
+    checkpoint: Path, out_dir: Path, count: int, size: str, seed: int, noise_scale: float, device: str | None
+) -> None:
+    """Draw textures of any size from a texture generator trained with `featstat train texture`.
+
+    \b
+    Examples:
+      featstat sample runs/pebbles/checkpoint.pt -o samples/ --count 8 --size 1024
+      featstat sample runs/bricks/checkpoint.pt -o wide/ --size 2048x512 --seed 3
+    """
+    import time
+
+    import torch
+
+    from . import io
+    from .nets.texture import generate
+    from .runs import write_json
+    from .training.texture import load_generator
+
+    try:
+        dev = _device(device)
+        net = load_generator(checkpoint, dev)
+        hw = _parse_size(size)
+        assert hw is not None
+        t0 = time.perf_counter()
+        images = generate(
+            net, count, hw, generator=torch.Generator(dev).manual_seed(seed), noise_scale=noise_scale
+        )
+        seconds = time.perf_counter() - t0
+        out_dir.mkdir(parents=True, exist_ok=True)
+        names = []
+        for i, img in enumerate(images):
+            io.write_image(out_dir / f"sample_{i:03d}.png", img[None])
+            names.append(f"sample_{i:03d}.png")
+        write_json(
+            out_dir / "sample.json",
+            {
+                "command": "sample",
+                "checkpoint": str(checkpoint),
+                "arch": net.arch,
+                "count": count,
+                "size": list(hw),
+                "seed": seed,
+                "noise_scale": noise_scale,
+                "seconds": seconds,
+                "files": names,
+            },
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(f"wrote {count} samples to {out_dir} ({seconds:.2f} s)")
+
+
+# -------------------------------------------------------------------------------------------------- stylize
+
+
+@click.command(name="stylize", context_settings=_CTX)
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the stylised images and stylize.json.",
+)
+@click.option(
+    "--noise-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Style strength at test time: scales the input noise (thesis Fig. 2.5).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
+@click.option("--max-size", type=int, default=None, help="Downscale images whose longer side exceeds this.")
+@click.option("--suffix", default="", help="Appended to output file stems.")
+@click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available].")
+def stylize_command(
+    checkpoint: Path,
+    images: tuple[Path, ...],
+    out_dir: Path,
+    noise_scale: float,
+    seed: int,
+    max_size: int | None,
+    suffix: str,
+    device: str | None,
+) -> None:
+    """Stylise IMAGES (files or folders, any size) with a network trained by `featstat train style`.
+
+    \b
+    Examples:
+      featstat stylize runs/wave/checkpoint.pt photo.jpg -o styled/
+      featstat stylize runs/wave/checkpoint.pt photos/ -o styled/ --noise-scale 2 --suffix _wave
+    """
+    import time
+
+    import torch
+
+    from . import io
+    from .nets.texture import stylize
+    from .runs import write_json
+    from .training.texture import load_generator
+
+    try:
+        dev = _device(device)
+        net = load_generator(checkpoint, dev)
+        files = _image_files(images)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written, t0 = [], time.perf_counter()
+        for i, f in enumerate(files):
+            img = io.read_image(f, alpha="composite").to(dev)
+            if max_size and max(img.shape[-2:]) > max_size:
+                img = _resize_longer(img, max_size)
+            g = torch.Generator(dev).manual_seed(seed + i)
+            out = stylize(net, img, generator=g, noise_scale=noise_scale)
+            dest = out_dir / f"{f.stem}{suffix}.png"
+            io.write_image(dest, out)
+            written.append(str(dest))
+        write_json(
+            out_dir / "stylize.json",
+            {
+                "command": "stylize",
+                "checkpoint": str(checkpoint),
+                "arch": net.arch,
+                "noise_scale": noise_scale,
+                "seed": seed,
+                "inputs": [str(f) for f in files],
+                "outputs": written,
+                "seconds": time.perf_counter() - t0,
+            },
+        )
+    except (ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    click.echo(f"wrote {len(written)} images to {out_dir}")
+
+
+#: The commands this module defines, for ``main.add_command`` in ``cli.py``.
+COMMANDS = [texture_command, style_command, train, sample_command, stylize_command]

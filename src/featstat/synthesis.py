@@ -1,0 +1,1019 @@
+"""Texture synthesis and style transfer by optimising pixels (Gatys et al.), with any featstat statistic.
+
+Texture synthesis (Gatys, Ecker & Bethge 2015; thesis eq. 2.1–2.2): starting from noise, find an image x whose
+feature statistics match those of an example x₀,
+
+    x* = localopt_x  Σ_l w_l · D(Φ_l(x), Φ_l(x₀))                                    (thesis eq. 2.1, 2.5)
+
+where Φ_l are the features of layer l of a fixed network and D a statistic's divergence: the Gram loss by
+default (``gram``; featstat's G = F Fᵀ/(C·H·W) and mean squared difference, the normalisation of the Texture
+Networks and neural-style reference code, = 4·E_l/C² in Gatys' E_l), or the contextual loss (``contextual``),
+sliced Wasserstein (``sliced_wasserstein``), the projected distribution loss (``projected_distribution``) or
+a weighted mix of them (``statistic={"gram": 1.0, "sliced_wasserstein": 10.0}``).
+
+Style transfer (Gatys, Ecker & Bethge 2016; thesis eq. 2.6 and §2.3.3): match the statistics of a style image
+on the style layers and the features themselves of a content image on the content layers,
+
+    L(x) = style_weight · Σ_l w_l D(Φ_l(x), Φ_l(style))
+         + content_weight · Σ_{l∈L_C} mean (Φ_l(x) − Φ_l(content))²
+
+(the content term is :class:`~featstat.losses.PerceptualLoss` with ``norm="l2"``: eq. 2.6 averaged over
+C·H·W) plus an optional total-variation term.
+
+Everything runs through one :class:`featstat.Objective`: one feature pass per step for all terms, the
+targets' features and statistics computed once per scale. The output size is independent of the example's
+(textures of any size from a small example).
+
+Optimisation, paper vs this implementation:
+
+- L-BFGS (Gatys' choice; default) — torch's L-BFGS, one iteration per step, with a strong-Wolfe line search
+  by default (``line_search=None`` gives neural-style's fixed step, which we found to diverge now and then).
+  Gatys' code bounded the pixels with scipy's L-BFGS-B; torch has no bounded L-BFGS, so instead a penalty
+  ``range_weight · Σ_pixels dist(x, [0, 1])²`` keeps the pixels in range (without it, clamping the result at
+  the end raised the loss of a 128² texture by three orders of magnitude), and the result is clamped.
+- Adam — the pixels are projected back to [0, 1] after every step.
+- The objective is multiplied by a constant fixed at the start of each scale so that its gradient has RMS 1
+  per pixel; L-BFGS (its first step and its absolute curvature threshold) then behaves the same whatever the
+  units of the loss. Reported losses are unscaled.
+- Initialisation "noise": i.i.d. uniform noise of amplitude ``noise_amplitude`` around grey, 0.5 ± 0.1 by
+  default (Gatys used white noise; full-range noise leaves visible high-frequency residue with layers only up
+  to relu3_1), or "content", or any image.
+
+Coarse-to-fine: ``scales=S`` synthesises first at 1/2^(S−1) of the size (the example and content resized by
+the same factor, so the statistics keep their scale), then upsamples the result as the initialisation of the
+next scale. Runs are seeded, checkpointed atomically, resumable bit for bit on the same device
+(:func:`synthesize` ``checkpoint=``/``resume=``); the first Ctrl-C stops after the current step with a
+checkpoint, a second one at once.
+
+Layers and presets (:data:`PRESETS`). The papers use VGG-19 with average pooling: texture layers relu1_1,
+relu2_1, relu3_1, relu4_1, relu5_1 and content layer relu4_2 (thesis §2.4.1; Gatys et al. 2016) — preset
+``"gatys"`` (the Caffe VGG-19 file, ``vgg19-caffe``) or ``"gatys-torchvision"``. When only the Caffe layers up
+to relu3_1 are available (``../shared/weights``), preset ``"caffe-relu3_1"`` uses relu1_1, relu2_1, relu3_1
+(content relu3_1). With no weights at all, ``"random-filters"`` uses one layer of random multi-scale filters
+(:mod:`featstat.features.random_filters`, Ustyuzhaninov et al. 2017). ``preset="auto"`` takes the first of
+these whose file is on this machine (never downloading): gatys, gatys-torchvision, caffe-relu3_1,
+random-filters.
+
+Example::
+
+    import featstat
+    from featstat.synthesis import synthesize_texture, transfer_style
+    example = featstat.read_image("pebbles.jpg")
+    result = synthesize_texture(example, size=(256, 384), steps=300, seed=1)
+    featstat.write_image("pebbles_synth.png", result.image)
+    styled = transfer_style(featstat.read_image("amber.jpg"), featstat.read_image("wave.jpg"), steps=300)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._checks import check_choice, check_image, check_positive, make_generator
+from .features import vgg19
+from .features.random_filters import PAPER_SIZES, RandomFilterExtractor
+from .features.weights import find_local, get_entry
+from .losses import PerceptualLoss, TotalVariationLoss, get_loss
+from .objective import Objective, Term
+from .runs import Progress, interruptible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+__all__ = [
+    "OPTIMIZERS",
+    "PRESETS",
+    "STATISTICS",
+    "Preset",
+    "SynthesisResult",
+    "available_presets",
+    "build_extractor",
+    "parse_statistic",
+    "resolve_preset",
+    "style_objective",
+    "synthesize",
+    "synthesize_texture",
+    "texture_objective",
+    "transfer_style",
+]
+
+#: Statistics (loss names of :data:`featstat.losses.LOSSES`) that compare feature *distributions*, so the
+#: synthesised image may differ in size from the example. Aliases (cx, swd, pdl, texture) are accepted.
+STATISTICS = ("gram", "contextual", "sliced_wasserstein", "projected_distribution", "chamfer")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("noise", "content")
+LINE_SEARCHES = (None, "strong_wolfe")
+_DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+_CHECKPOINT_KIND = "featstat.synthesis"
+
+PathLike = str | os.PathLike[str]
+
+
+# -- presets -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A backbone with the layers and default weights a synthesis uses.
+
+    Attributes:
+        name: preset name.
+        backbone: "vgg19" or "random_filters".
+        weights: registry name of the weights file (None: no file).
+        texture_layers: layers whose statistics are matched (texture / style).
+        content_layers: layers whose features are matched in style transfer.
+        pooling: "avg" (Gatys) or "max".
+        style_weight, content_weight: default weights of the style and content terms (they depend on the
+            feature scale of the weights, so they live with the preset).
+        description: one line for humans.
+    """
+
+    name: str
+    backbone: str
+    weights: str | None
+    texture_layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    pooling: str = "avg"
+    style_weight: float = 1.0
+    content_weight: float = 1.0
+    description: str = ""
+
+    def available(self) -> bool:
+        """True when no file is needed or the weights file is found locally (no download is attempted)."""
+        return self.weights is None or find_local(get_entry(self.weights)) is not None
+
+
+_GATYS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+#: Known presets, in the order ``preset="auto"`` tries them. Default style weights (content weight 1):
+#: gatys 20 — neural-style's defaults (style 100, content 5) for the same un-normalised Caffe VGG-19 and the
+#: same Gram/content normalisation; gatys-torchvision 1e6 — the PyTorch style-transfer tutorial's; both
+#: untested here (those weights are not on our machines). caffe-relu3_1 1e5 and random-filters 1e6 were
+#: chosen here by eye on amber.jpg × wave.jpg at 128 px (docs/synthesis.md).
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "gatys",
+            "vgg19",
+            "vgg19-caffe",
+            _GATYS_LAYERS,
+            ("relu4_2",),
+            "avg",
+            20.0,
+            1.0,
+            "Gatys et al. / Texture Networks: Caffe VGG-19, average pooling, relu1_1…relu5_1, content "
+            "relu4_2",
+        ),
+        Preset(
+            "gatys-torchvision",
+            "vgg19",
+            "vgg19",
+            _GATYS_LAYERS,
+            ("relu4_2",),
+            "avg",
+            1e6,
+            1.0,
+            "the paper layers on torchvision's VGG-19 file",
+        ),
+        Preset(
+            "caffe-relu3_1",
+            "vgg19",
+            "vgg19-caffe-normalised-to-relu3_1",
+            ("relu1_1", "relu2_1", "relu3_1"),
+            ("relu3_1",),
+            "avg",
+            1e5,
+            1.0,
+            "Gatys' normalised Caffe VGG-19 truncated at relu3_1 (the real layers in ../shared/weights): "
+            "relu1_1, relu2_1, relu3_1, content relu3_1",
+        ),
+        Preset(
+            "random-filters",
+            "random_filters",
+            None,
+            ("k3", "k5", "k7", "k11", "k15", "k23", "k37", "k55"),
+            ("k7",),
+            "avg",
+            1e6,
+            1.0,
+            "no download: one layer of random filters of sizes 3…55, 128 each, ReLU (Ustyuzhaninov et al. "
+            "2017), one Gram matrix per size",
+        ),
+    )
+}
+
+
+def available_presets() -> list[str]:
+    """Names of the presets usable on this machine (weights found locally), in :data:`PRESETS` order."""
+    return [name for name, p in PRESETS.items() if p.available()]
+
+
+def resolve_preset(preset: str | Preset = "auto") -> Preset:
+    """A :class:`Preset` by name; ``"auto"``: the first available one (see the module docstring)."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset == "auto":
+        return PRESETS[available_presets()[0]]  # random-filters is always available
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be 'auto' or one of {list(PRESETS)}, got {preset!r}")
+    return PRESETS[preset]
+
+
+def build_extractor(
+    preset: str | Preset = "auto",
+    layers: Sequence[str] | None = None,
+    *,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """The feature extractor of ``preset`` computing ``layers`` (default: its texture and content layers).
+
+    Registry weights are resolved without downloading unless ``FEATSTAT_OFFLINE`` is unset and the file has a
+    URL (see :func:`featstat.features.resolve_weights`); ``seed`` seeds the random filters.
+    """
+    p = resolve_preset(preset)
+    names = list(layers) if layers is not None else list(dict.fromkeys(p.texture_layers + p.content_layers))
+    if p.backbone == "random_filters":
+        bad = [n for n in names if n != "all" and not (n[:1] == "k" and n[1:].isdigit())]
+        if bad:
+            raise ValueError(
+                f"layers {bad} are not random-filter layers; preset {p.name!r} has layers 'k<size>' "
+                f"(e.g. {', '.join(p.texture_layers)}) and 'all'"
+            )
+        sizes = {int(n[1:]) for n in names if n != "all"}
+        if "all" in names or not sizes:
+            sizes |= set(PAPER_SIZES)
+        return RandomFilterExtractor(names, sizes=sorted(sizes), seed=seed, device=device)
+    return vgg19(names, weights=p.weights, pooling=p.pooling, device=device)
+
+
+# -- objectives ----------------------------------------------------------------------------------------------
+
+
+def parse_statistic(statistic: str | Mapping[str, float]) -> dict[str, float]:
+    """``"gram"`` → {"gram": 1.0}; a mapping of statistic names (or aliases) to weights is checked and
+    returned
+    with canonical names. Raises ``ValueError`` for unknown or pointwise losses."""
+    items = {statistic: 1.0} if isinstance(statistic, str) else dict(statistic)
+    if not items:
+        raise ValueError(f"statistic must name at least one of {STATISTICS}, got an empty mapping")
+    out: dict[str, float] = {}
+    for name, weight in items.items():
+        canonical = _canonical(name)
+        if canonical not in STATISTICS:
+            raise ValueError(
+                f"statistic {name!r} is not a distribution statistic; choose from {STATISTICS} (the content "
+                f"term of style transfer is separate: content_weight, content_layers)"
+            )
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"statistic weight for {name!r} must be a finite number >= 0, got {weight!r}")
+        out[canonical] = float(weight)
+    return out
+
+
+def _canonical(name: str) -> str:
+    from .losses import ALIASES, LOSSES
+
+    get_loss(name)  # raises a ValueError with suggestions for unknown names
+    key = ALIASES.get(name, name)
+    return key if key in LOSSES else name
+
+
+def _layer_channels(extractor: nn.Module, layers: Sequence[str]) -> dict[str, int]:
+    size = max(int(getattr(extractor, "min_size", 16)), 16)
+    p = next(iter(extractor.buffers()), None)
+    device = p.device if p is not None else None
+    with torch.no_grad():
+        feats = extractor(torch.zeros(1, 3, size, size, device=device))
+    return {name: int(feats[name].shape[1]) for name in layers}
+
+
+def _layer_weights(
+    extractor: nn.Module, layers: Sequence[str], layer_weights: str | Mapping[str, float] | None
+) -> dict[str, float] | None:
+    if layer_weights is None:
+        return None
+    if isinstance(layer_weights, str):
+        if layer_weights != "gatys":
+            raise ValueError(
+                f"layer_weights must be None (1 per layer), 'gatys' or a mapping layer → weight, got "
+                f"{layer_weights!r}"
+            )
+        channels = _layer_channels(extractor, layers)
+        return {name: channels[name] ** 2 / (4 * len(layers)) for name in layers}
+    weights = {str(k): float(v) for k, v in dict(layer_weights).items()}
+    unknown = sorted(set(weights) - set(layers))
+    if unknown:
+        raise ValueError(f"layer_weights names layers {unknown} that are not among the layers {list(layers)}")
+    return weights
+
+
+def _statistic_terms(
+    extractor: nn.Module,
+    layers: Sequence[str],
+    statistic: str | Mapping[str, float],
+    weight: float,
+    layer_weights: str | Mapping[str, float] | None,
+    options: Mapping[str, Mapping[str, Any]] | None,
+    target: str,
+) -> list[Term]:
+    stats = parse_statistic(statistic)
+    options = {_canonical(k): dict(v) for k, v in (options or {}).items()}
+    unused = sorted(set(options) - set(stats))
+    if unused:
+        raise ValueError(
+            f"options given for statistics {unused} that are not used; statistics: {list(stats)}"
+        )
+    lw = _layer_weights(extractor, layers, layer_weights)
+    terms = []
+    for name, w in stats.items():
+        try:
+            loss = get_loss(name)(**options.get(name, {}))
+        except TypeError as err:
+            raise ValueError(f"options for statistic {name!r} are not accepted: {err}") from err
+        terms.append(Term(name, loss, weight * w, extractor, list(layers), lw, target=target))
+    return terms
+
+
+def _check_layers(extractor: nn.Module, layers: Sequence[str] | None, what: str) -> list[str]:
+    known = list(getattr(extractor, "layers", []))
+    names = known if layers is None else ([layers] if isinstance(layers, str) else list(layers))
+    if not names:
+        raise ValueError(f"{what} must name at least one layer of the extractor ({known})")
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"{what}: layers {missing} are not computed by the extractor (it computes {known})")
+    return names
+
+
+def texture_objective(
+    extractor: nn.Module,
+    layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    *,
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    target: str = "style",
+) -> Objective:
+    """Objective Σ_l w_l · D(Φ_l(x), Φ_l(example)) comparing against the target named ``target``.
+
+    Args:
+        extractor: feature extractor (``images → {layer: map}``; a
+            :class:`~featstat.features.FeatureExtractor`
+            or :class:`~featstat.features.random_filters.RandomFilterExtractor`).
+        layers: layers to match (default: every layer the extractor computes).
+        statistic: a name from :data:`STATISTICS` (or alias) or a mapping name → weight for a mix.
+        layer_weights: None (weight 1 per layer: the reference code's normalisation), "gatys"
+            (w_l = C_l²/(4|L|),
+            which turns featstat's Gram loss into Gatys' Σ_l E_l/|L| exactly), or a mapping layer → weight.
+        options: constructor options per statistic, e.g. ``{"contextual": {"bandwidth": 0.5}}``.
+    """
+    names = _check_layers(extractor, layers, "layers")
+    return Objective(_statistic_terms(extractor, names, statistic, 1.0, layer_weights, options, target))
+
+
+def style_objective(
+    extractor: nn.Module,
+    style_layers: Sequence[str] | None = None,
+    content_layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    *,
+    style_weight: float = 1.0,
+    content_weight: float = 1.0,
+    tv_weight: float = 0.0,
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Objective:
+    """Style-transfer objective (Gatys et al. 2016, thesis eq. 2.5 + α·eq. 2.6).
+
+    Terms: one per statistic on ``style_layers`` against target "style" (weight ``style_weight`` × the mix
+    weight), ``"content"`` (:class:`~featstat.losses.PerceptualLoss` l2 on ``content_layers`` against target
+    "content", weight ``content_weight``) and, when ``tv_weight`` > 0, ``"tv"`` (total variation of x).
+    """
+    style = _check_layers(extractor, style_layers, "style_layers")
+    content = _check_layers(extractor, content_layers, "content_layers")
+    check_positive("style_weight", style_weight, allow_zero=True)
+    check_positive("content_weight", content_weight, allow_zero=True)
+    check_positive("tv_weight", tv_weight, allow_zero=True)
+    terms = _statistic_terms(extractor, style, statistic, style_weight, layer_weights, options, "style")
+    if any(t.name == "content" for t in terms):
+        raise ValueError("a statistic may not be called 'content'")
+    terms.append(Term("content", PerceptualLoss("l2"), content_weight, extractor, content, target="content"))
+    if tv_weight > 0:
+        terms.append(Term("tv", TotalVariationLoss(), tv_weight, target=None))
+    return Objective(terms)
+
+
+# -- the optimisation ----------------------------------------------------------------------------------------
+
+
+class StopFlag:
+    """Set by the first Ctrl-C during :func:`graceful_interrupt`; loops check it between steps."""
+
+    requested: bool = False
+
+
+@contextlib.contextmanager
+def graceful_interrupt() -> Iterator[StopFlag]:
+    """While the block runs, the first Ctrl-C only sets ``flag.requested`` (the loop then saves a consistent
+    checkpoint after the current step and raises ``KeyboardInterrupt``); a second Ctrl-C interrupts at once
+    (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only be caught in the
+    main thread; elsewhere the flag is never set."""
+    flag = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class SynthesisResult:
+    """What :func:`synthesize` returns.
+
+    Attributes:
+        image: 1×3×H×W in [0, 1] (clamped), on the targets' device.
+        total: final weighted objective of ``image`` (at the finest scale).
+        terms: final unweighted value of each term of ``image``.
+        history: per step: "total" (the objective at the start of the step), each term, "seconds"
+            (wall time since the run — or its first part, when resumed — started) and "scale" (0 = coarsest).
+        steps: steps run in all (over all scales, including those before a resume).
+        seconds: wall time of this call.
+        settings: the settings (JSON-able) the run used.
+    """
+
+    image: Tensor
+    total: float
+    terms: dict[str, float]
+    history: dict[str, list[float]]
+    steps: int
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _size2(size: int | Sequence[int], name: str = "size") -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (
+        not isinstance(size, Sequence)
+        or len(size) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
+    ):
+        raise ValueError(f"{name} must be a positive int or (height, width), got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def _pointwise_targets(objective: Objective) -> set[str]:
+    return {t.target for t in objective.terms if t.target is not None and getattr(t.loss, "pointwise", False)}
+
+
+def _min_size(objective: Objective) -> int:
+    return max([int(getattr(e, "min_size", 1)) for e in objective.extractors] or [1])
+
+
+def _loss_generators(objective: Objective) -> dict[str, torch.Generator]:
+    """torch.Generators held by the objective's losses (e.g. CX sampling): saved with checkpoints."""
+    found = {}
+    for mname, module in objective.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, torch.Generator):
+                found[f"{mname}.{attr}"] = value
+    return found
+
+
+def _describe_objective(objective: Objective) -> list[dict[str, Any]]:
+    out = []
+    for t in objective.terms:
+        out.append(
+            {
+                "name": t.name,
+                "loss": type(t.loss).__name__,
+                "repr": t.loss.extra_repr(),
+                "weight": t.weight,
+                "layers": None if t.layers is None else list(t.layers),
+                "target": t.target,
+                "layer_weights": None if t.layer_weights is None else dict(t.layer_weights),
+                "extractor": None if t.extractor is None else repr(getattr(t.extractor, "cache_key", "")),
+            }
+        )
+    return out
+
+
+def _fingerprint(x: Tensor) -> list[float]:
+    """Cheap identity of a target image for resume checks (shape, sum, sum of squares)."""
+    d = x.detach().double()
+    return [*map(float, x.shape), float(d.sum()), float(d.square().sum())]
+
+
+def synthesize(
+    objective: Objective,
+    targets: Mapping[str, Tensor],
+    size: int | Sequence[int] | None = None,
+    *,
+    init: str | Tensor = "noise",
+    optimizer: str = "lbfgs",
+    steps: int | Sequence[int] = 300,
+    lr: float | None = None,
+    scales: int = 1,
+    scale_factor: float = 2.0,
+    seed: int = 0,
+    tile: bool = False,
+    line_search: str | None = "auto",
+    history_size: int = 100,
+    range_weight: float = 1.0,
+    noise_amplitude: float = 0.2,
+    stop_below: float | None = None,
+    checkpoint: PathLike | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    progress: bool = False,
+    description: str = "synthesis",
+    callback: Callable[[int, int, Tensor, Mapping[str, float]], None] | None = None,
+) -> SynthesisResult:
+    """Optimise the pixels of an image to minimise ``objective`` against ``targets``.
+
+    Args:
+        objective: e.g. :func:`texture_objective` or :func:`style_objective`.
+        targets: name → 1×3×h×w image in [0, 1] (e.g. {"style": example} or {"style": s, "content": c}).
+            Targets of pointwise terms (the content) are resized to the output size; the others keep their
+            own size (scaled with the coarse-to-fine levels).
+        size: output (height, width) or one int; default: the size of the content target if any, else of
+            the first target.
+        init: "noise" (seeded i.i.d. uniform noise, 0.5 ± noise_amplitude/2), "content" (the resized content
+            target) or an image tensor 1×3×h×w in [0, 1] (resized to the output size).
+        optimizer: "lbfgs" (default) or "adam".
+        steps: iterations per scale: one int for every scale or one per scale (coarsest first).
+        lr: step size (default 1 for L-BFGS, 0.02 for Adam).
+        scales: number of coarse-to-fine levels (1: single scale).
+        scale_factor: size ratio between consecutive levels (default 2).
+        seed: seeds the noise initialisation.
+        tile: make the texture tileable: the objective is averaged over the image and the image rolled by half
+            its size, whose interior holds the wrap-around seams (textures only: no pointwise terms).
+        line_search: "auto" (strong Wolfe for L-BFGS), "strong_wolfe" or None (fixed step ``lr``).
+        history_size: L-BFGS memory.
+        range_weight: weight of the penalty on pixels outside [0, 1] (in units of the normalised objective;
+            0 turns it off).
+        noise_amplitude: amplitude of the "noise" initialisation (1: uniform over [0, 1]).
+        stop_below: stop a scale as soon as the objective (unscaled) is at or below this value.
+        checkpoint: file to write checkpoints to (atomically): every ``checkpoint_every`` steps (0: never
+            periodically), at the end and on Ctrl-C (then ``KeyboardInterrupt`` is re-raised).
+        resume: continue from ``checkpoint`` if it exists (settings must match; ``steps`` may grow).
+            Continuation is bitwise identical on the same device and library versions.
+        progress: show a progress bar.
+        callback: ``callback(scale, step, image, values)`` after every step: the current (unclamped) iterate
+            and "total" and the terms evaluated at the start of the step.
+
+    Returns: a :class:`SynthesisResult`.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(objective, Objective):
+        raise ValueError(f"objective must be a featstat Objective, got {type(objective).__name__}")
+    if not isinstance(targets, Mapping) or not targets:
+        raise ValueError("targets must be a non-empty mapping name → image, e.g. {'style': example}")
+    targets = {str(k): check_image(f"targets[{k!r}]", v) for k, v in targets.items()}
+    for k, v in targets.items():
+        if v.shape[0] != 1:
+            raise ValueError(f"targets[{k!r}] must hold one image (1×3×H×W), got shape {tuple(v.shape)}")
+    needed = {t.target for t in objective.terms if t.target is not None}
+    missing = sorted(needed - set(targets))
+    if missing:
+        raise ValueError(f"targets is missing {missing}: the objective's terms compare against these names")
+    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
+    if line_search == "auto":
+        line_search = "strong_wolfe" if optimizer == "lbfgs" else None
+    if line_search not in LINE_SEARCHES:
+        raise ValueError(f"line_search must be 'auto', None or 'strong_wolfe', got {line_search!r}")
+    if line_search is not None and optimizer != "lbfgs":
+        raise ValueError("line_search is only used by optimizer='lbfgs'")
+    if not isinstance(scales, int) or isinstance(scales, bool) or scales < 1:
+        raise ValueError(f"scales must be a positive int (number of coarse-to-fine levels), got {scales!r}")
+    scale_factor = check_positive("scale_factor", scale_factor)
+    if scale_factor <= 1 and scales > 1:
+        raise ValueError(f"scale_factor must be > 1 for scales > 1, got {scale_factor}")
+    step_list = [steps] * scales if isinstance(steps, int) else list(steps)
+    if len(step_list) != scales or not all(isinstance(s, int) and s >= 0 for s in step_list):
+        raise ValueError(
+            f"steps must be an int >= 0 or a list of {scales} such ints (one per scale), got {steps!r}"
+        )
+    lr = _DEFAULT_LR[optimizer] if lr is None else check_positive("lr", lr)
+    if not isinstance(history_size, int) or history_size < 1:
+        raise ValueError(f"history_size must be a positive int, got {history_size!r}")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
+    if (checkpoint_every or resume) and checkpoint is None:
+        raise ValueError("checkpoint_every and resume need checkpoint=PATH")
+    range_weight = check_positive("range_weight", range_weight, allow_zero=True)
+    noise_amplitude = check_positive("noise_amplitude", noise_amplitude)
+    pointwise = _pointwise_targets(objective)
+    if tile and pointwise:
+        raise ValueError(
+            f"tile=True makes a periodic texture and cannot be combined with pointwise terms (targets "
+            f"{sorted(pointwise)}); use it for texture synthesis only"
+        )
+
+    first = next(iter(targets.values()))
+    device = first.device
+    dtype = torch.float64 if first.dtype == torch.float64 else torch.float32
+    if size is None:
+        ref = targets[sorted(pointwise)[0]] if pointwise else first
+        out_size = (int(ref.shape[-2]), int(ref.shape[-1]))
+    else:
+        out_size = _size2(size)
+
+    # sizes and targets of every level (coarsest first); targets computed once per level
+    factors = [scale_factor ** (scales - 1 - level) for level in range(scales)]
+    level_sizes = [(max(1, round(out_size[0] / f)), max(1, round(out_size[1] / f))) for f in factors]
+    level_targets: list[dict[str, Tensor]] = []
+    for f, hw in zip(factors, level_sizes, strict=True):
+        lt = {}
+        for name, img in targets.items():
+            img = img.to(dtype)
+            if name in pointwise:
+                lt[name] = _resize(img, hw)
+            else:
+                own = (max(1, round(img.shape[-2] / f)), max(1, round(img.shape[-1] / f)))
+                lt[name] = _resize(img, own)
+        level_targets.append(lt)
+    need = _min_size(objective)
+    for lt, hw in zip(level_targets, level_sizes, strict=True):
+        smallest = min([*hw, *(s for t in lt.values() for s in t.shape[-2:])])
+        if smallest < need:
+            raise ValueError(
+                f"scales={scales}: the coarsest level has images of {smallest} pixels but the extractor "
+                f"needs at least {need}; use fewer scales, a larger size or shallower layers"
+            )
+
+    if isinstance(init, Tensor):
+        init_image = check_image("init", init)
+        if init_image.shape[0] != 1:
+            raise ValueError(f"init must hold one image (1×3×H×W), got shape {tuple(init_image.shape)}")
+        init_kind = "image"
+    else:
+        init_kind = check_choice("init", init, INITS)
+        if init_kind == "content" and "content" not in targets:
+            raise ValueError("init='content' needs a target named 'content' (style transfer)")
+        init_image = None
+
+    settings: dict[str, Any] = {
+        "size": list(out_size),
+        "level_sizes": [list(s) for s in level_sizes],
+        "scales": scales,
+        "scale_factor": scale_factor,
+        "optimizer": optimizer,
+        "lr": lr,
+        "line_search": line_search,
+        "history_size": history_size,
+        "seed": seed,
+        "init": init_kind,
+        "tile": bool(tile),
+        "range_weight": range_weight,
+        "noise_amplitude": noise_amplitude,
+        "objective": _describe_objective(objective),
+        "device": str(device),
+        "dtype": str(dtype),
+        "targets": {k: list(v.shape) for k, v in targets.items()},
+    }
+    fingerprint = {
+        **{k: v for k, v in settings.items() if k != "device"},
+        "target_data": {k: _fingerprint(v) for k, v in targets.items()},
+        "init_data": None if init_image is None else _fingerprint(init_image),
+    }
+    settings["steps"] = step_list
+
+    generators = _loss_generators(objective)
+    counter = {"evaluations": 0}
+    history: dict[str, list[float]] = {"total": [], "seconds": [], "scale": [], "evaluations": []}
+    state: dict[str, Any] | None = None
+    if resume and checkpoint is not None and Path(checkpoint).is_file():
+        state = load_checkpoint(checkpoint)
+        if state.get("kind") != _CHECKPOINT_KIND:
+            raise ValueError(f"checkpoint {str(checkpoint)!r} is not a synthesis checkpoint")
+        differ = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
+        if differ:
+            raise ValueError(
+                f"cannot resume from {str(checkpoint)!r}: its settings differ in {differ}; pass the same "
+                f"settings as the run that wrote it (only steps may change) or start afresh without resume"
+            )
+        history = {k: list(v) for k, v in state["history"].items()}
+        set_rng_state(state["rng"])
+        for key, g in generators.items():
+            if key in state["generators"]:
+                g.set_state(state["generators"][key])
+    time_offset = history["seconds"][-1] if history["seconds"] else 0.0
+    counter["evaluations"] = int(history["evaluations"][-1]) if history["evaluations"] else 0
+
+    total_steps = sum(step_list)
+    done_before = sum(step_list[: state["level"]]) + state["step"] if state else 0
+    start_level = state["level"] if state else 0
+    pad = (lambda x: x) if not tile else _circular_view
+    x_prev: Tensor | None = None
+    current: dict[str, Any] = {}
+
+    def make_optimizer(x: Tensor) -> torch.optim.Optimizer:
+        if optimizer == "lbfgs":
+            return torch.optim.LBFGS(
+                [x],
+                lr=lr,
+                max_iter=1,
+                max_eval=20,
+                history_size=history_size,
+                line_search_fn=line_search,
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        return torch.optim.Adam([x], lr=lr)
+
+    def snapshot(
+        level: int,
+        step: int,
+        x: Tensor,
+        opt: torch.optim.Optimizer,
+        scale: float | None,
+        rng: dict[str, Any] | None = None,
+        gens: dict[str, Tensor] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "kind": _CHECKPOINT_KIND,
+            "version": 1,
+            "fingerprint": fingerprint,
+            "settings": settings,
+            "level": level,
+            "step": step,
+            "image": x.detach().cpu().clone(),
+            "optimizer": opt.state_dict(),
+            "loss_scale": scale,
+            "history": history,
+            "rng": rng_state() if rng is None else rng,
+            "generators": {k: g.get_state() for k, g in generators.items()} if gens is None else gens,
+        }
+
+    def on_interrupt() -> None:
+        # only safe between steps or while the first evaluation of a step runs (nothing updated yet)
+        if checkpoint is not None and current and current.get("safe", False):
+            save_checkpoint(checkpoint, current["snapshot"]())
+
+    with (
+        Progress(total_steps, description, start=done_before, enabled=progress) as bar,
+        interruptible(on_interrupt),
+        graceful_interrupt() as stop,
+    ):
+        done = done_before
+        for level in range(start_level, scales):
+            hw, tgt = level_sizes[level], level_targets[level]
+            opt_state = None
+            if state is not None and level == start_level:
+                x0 = state["image"].to(device=device, dtype=dtype)
+                start, loss_scale, opt_state = state["step"], state["loss_scale"], state["optimizer"]
+            elif level == 0:
+                if init_kind == "noise":
+                    noise = torch.rand(1, 3, *hw, generator=make_generator(seed), dtype=dtype)
+                    x0 = (0.5 + noise_amplitude * (noise - 0.5)).to(device)
+                elif init_kind == "content":
+                    x0 = tgt["content"].clone()
+                else:
+                    x0 = _resize(init_image.to(device=device, dtype=dtype), hw)
+                start, loss_scale = 0, None
+            else:
+                assert x_prev is not None
+                x0 = F.interpolate(x_prev, size=hw, mode="bilinear", align_corners=False)
+                start, loss_scale = 0, None
+            x = x0.detach().clone().requires_grad_(True)
+            opt = make_optimizer(x)
+            if opt_state is not None:
+                opt.load_state_dict(opt_state)
+            scale_box = {"value": loss_scale}
+            calls = {"n": 0}
+            values: dict[str, float] = {}
+
+            def closure(x=x, tgt=tgt, opt=opt, scale_box=scale_box, calls=calls, values=values) -> Tensor:
+                calls["n"] += 1
+                opt.zero_grad(set_to_none=True)
+                out = objective(pad(x), tgt)
+                if scale_box["value"] is None:
+                    # the first evaluation of a scale fixes the loss scale: gradient RMS 1 per pixel
+                    (grad,) = torch.autograd.grad(out.total, x, retain_graph=True)
+                    rms = float(grad.square().mean().sqrt())
+                    scale_box["value"] = 1.0 / rms if rms > 0 and math.isfinite(rms) else 1.0
+                outside = (x - x.clamp(0, 1)).square().sum()
+                scaled = out.total * scale_box["value"] + range_weight * outside
+                scaled.backward()
+                counter["evaluations"] += 1
+                if calls["n"] == 1:
+                    values.clear()
+                    values["total"] = float(out.total.detach())
+                    values.update({k: float(v.detach()) for k, v in out.terms.items()})
+                current["safe"] = False  # the optimiser is about to change x and its state
+                return scaled.detach()
+
+            current["snapshot"] = lambda lv=level, x=x, opt=opt, sb=scale_box: snapshot(
+                lv, current["step"], x, opt, sb["value"], current["rng"], current["generators"]
+            )
+            current["step"] = start
+            for step in range(start, step_list[level]):
+                current["rng"] = rng_state()
+                current["generators"] = {k: g.get_state() for k, g in generators.items()}
+                current["step"], current["safe"] = step, True
+                calls["n"] = 0
+                if optimizer == "lbfgs":
+                    opt.step(closure)
+                else:
+                    closure()
+                    current["safe"] = False
+                    opt.step()
+                    with torch.no_grad():
+                        x.clamp_(0, 1)
+                current.update(step=step + 1, safe=True, rng=None, generators=None)  # None: the states now
+                done += 1
+                history["total"].append(values["total"])
+                for k, v in values.items():
+                    if k != "total":
+                        history.setdefault(k, []).append(v)
+                history["seconds"].append(time_offset + time.perf_counter() - t_start)
+                history["scale"].append(level)
+                history["evaluations"].append(counter["evaluations"])
+                bar.update(done, loss=values["total"], scale=level)
+                if callback is not None:
+                    callback(level, step + 1, x.detach(), dict(values))
+                if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+                    save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
+                if stop.requested:
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
+                    raise KeyboardInterrupt
+                if stop_below is not None and values["total"] <= stop_below:
+                    break
+            x_prev = x.detach()
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, snapshot(level, current["step"], x, opt, scale_box["value"]))
+        current.clear()
+
+    assert x_prev is not None
+    image = x_prev.clamp(0, 1)
+    with torch.no_grad():
+        final = objective(pad(image), level_targets[-1])
+    return SynthesisResult(
+        image=image,
+        total=float(final.total),
+        terms={k: float(v) for k, v in final.terms.items()},
+        history=history,
+        steps=len(history["total"]),
+        seconds=time.perf_counter() - t_start,
+        settings=settings,
+    )
+
+
+def _circular_view(x: Tensor) -> Tensor:
+    """x and x rolled by half its height and width, as a batch of two: every pixel counts once in each view
+    and the wrap-around seams lie inside the second view, so the objective (mean over the batch) sees them."""
+    return torch.cat([x, torch.roll(x, shifts=(x.shape[-2] // 2, x.shape[-1] // 2), dims=(-2, -1))])
+
+
+# -- conveniences --------------------------------------------------------------------------------------------
+
+
+def synthesize_texture(
+    example: Tensor,
+    size: int | Sequence[int] | None = None,
+    *,
+    preset: str | Preset = "auto",
+    extractor: nn.Module | None = None,
+    layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    **kwargs: Any,
+) -> SynthesisResult:
+    """Synthesise a texture like ``example`` (1×3×h×w in [0, 1]) of any ``size`` (default the example's).
+
+    ``preset`` chooses the extractor and layers (see :data:`PRESETS`; "auto": the best one available
+    offline) unless ``extractor`` (and ``layers``) are given. Other keyword arguments go to
+    :func:`synthesize` (``steps``, ``optimizer``, ``scales``, ``seed``, ``tile``, ``checkpoint``, ...).
+
+    Example::
+
+        result = synthesize_texture(example, size=256, steps=300, scales=2, seed=0)
+        result.image        # 1×3×256×256 in [0, 1]; result.terms {"gram": ...}
+    """
+    example = check_image("example", example)
+    p = resolve_preset(preset)
+    custom = extractor is not None
+    if extractor is None:
+        names = list(layers) if layers is not None else list(p.texture_layers)
+        extractor = build_extractor(p, names, device=example.device)
+    objective = texture_objective(extractor, layers, statistic, layer_weights=layer_weights, options=options)
+    kwargs.setdefault("description", "texture")
+    result = synthesize(objective, {"style": example}, size, **kwargs)
+    result.settings["preset"] = "custom extractor" if custom else p.name
+    result.settings["statistic"] = parse_statistic(statistic)
+    return result
+
+
+def _style_layers(
+    preset: Preset,
+    extractor: nn.Module | None,
+    style_layers: Sequence[str] | None,
+    content_layers: Sequence[str] | None,
+) -> tuple[list[str], list[str]]:
+    """Style and content layers: given ones, else the preset's (a custom extractor needs content_layers)."""
+    if extractor is None:
+        return list(style_layers or preset.texture_layers), list(content_layers or preset.content_layers)
+    if not content_layers:
+        raise ValueError(
+            f"content_layers must be given with a custom extractor (it computes {list(extractor.layers)})"
+        )
+    return list(style_layers or extractor.layers), list(content_layers)
+
+
+def transfer_style(
+    content: Tensor,
+    style: Tensor,
+    *,
+    size: int | Sequence[int] | None = None,
+    preset: str | Preset = "auto",
+    extractor: nn.Module | None = None,
+    style_layers: Sequence[str] | None = None,
+    content_layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    style_weight: float | None = None,
+    content_weight: float | None = None,
+    tv_weight: float = 0.0,
+    style_scale: float = 1.0,
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    init: str | Tensor = "content",
+    **kwargs: Any,
+) -> SynthesisResult:
+    """Paint ``content`` in the style of ``style`` (both 1×3×h×w in [0, 1]) by optimisation (Gatys et al.).
+
+    Args:
+        size: output (height, width) or int; default the content's size (the content is resized to it).
+        preset / extractor / style_layers / content_layers: as for :func:`synthesize_texture` (defaults: the
+            preset's texture layers for style, its content layers for content).
+        style_weight, content_weight: default the preset's (they depend on the features' scale).
+        tv_weight: total-variation weight (0: off).
+        style_scale: the style image is resized so its longer side is ``style_scale`` × the output's longer
+            side (neural-style's -style_scale); 1 by default.
+        init: "content" (default; converges faster) or "noise" (Gatys et al. 2016's white noise) or a tensor.
+        Other keyword arguments go to :func:`synthesize`.
+    """
+    content = check_image("content", content)
+    style = check_image("style", style)
+    style_scale = check_positive("style_scale", style_scale)
+    p = resolve_preset(preset)
+    style_layers, content_layers = _style_layers(p, extractor, style_layers, content_layers)
+    if extractor is None:
+        extractor = build_extractor(
+            p, list(dict.fromkeys(style_layers + content_layers)), device=content.device
+        )
+    objective = style_objective(
+        extractor,
+        style_layers,
+        content_layers,
+        statistic,
+        style_weight=p.style_weight if style_weight is None else style_weight,
+        content_weight=p.content_weight if content_weight is None else content_weight,
+        tv_weight=tv_weight,
+        layer_weights=layer_weights,
+        options=options,
+    )
+    out_size = _size2(size) if size is not None else (int(content.shape[-2]), int(content.shape[-1]))
+    longer = max(out_size) * style_scale
+    factor = longer / max(style.shape[-2:])
+    style_resized = _resize(
+        style, (max(1, round(style.shape[-2] * factor)), max(1, round(style.shape[-1] * factor)))
+    )
+    kwargs.setdefault("description", "style")
+    result = synthesize(
+        objective,
+        {"style": style_resized, "content": _resize(content, out_size)},
+        out_size,
+        init=init,
+        **kwargs,
+    )
+    result.settings.update(preset=p.name, statistic=parse_statistic(statistic), style_scale=style_scale)
+    return result

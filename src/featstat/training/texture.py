@@ -1,0 +1,699 @@
+"""Training feed-forward texture and stylisation generators (Texture Networks; Improved Texture Networks).
+
+Texture (thesis eq. 2.7 and 3.10): draw a batch of noise z₁…z_B, generate x_i = g(z_i) and minimise
+
+    E(g) = (1/B) Σ_i [ L(x_i, x₀) − λ · ln min_{j≠i} ‖x_i − x_j‖ ]
+
+where L is the texture objective of :func:`featstat.synthesis.texture_objective` (Gram loss on the preset's
+layers by default) and the second term is :class:`featstat.losses.DiversityLoss` with weight λ
+(``diversity``). The thesis writes E = (1/B) Σ [L/T − λ ln ρ] with λ = 1 and a temperature T; multiplying by T
+gives ours with ``diversity = T`` (it used T ∈ {5, 10, 20} for textures with normalised gradients and
+T = 10000 for stylisation). ``diversity = 0`` is the original Texture Networks objective. The distance is
+between images (eq. 3.10) or, with ``diversity_layer``, between their features at that layer.
+
+Stylisation (thesis §2.3.3, eq. 3.5): content images y come from a small pool (the thesis found ~16 enough)
+as random crops; g(y, z) minimises ``style_weight · L_style(g, x₀) + content_weight · L_content(g, y)`` (plus
+the diversity term) — :func:`featstat.synthesis.style_objective`.
+
+Optimiser and schedule (thesis §2.4.1): Adam, learning rate 0.1, multiplied by 0.7 at iteration 1000 and then
+every 200 iterations (as the reference code: after iteration t ≥ 1000 with t % 200 == 0), batch size 16, 2000
+iterations; all are arguments (:func:`learning_rate`). The reference code's ``-normalize_gradients`` (thesis
+§3.5.1.2: "normalize gradient of the texture loss as it passes back through VGG-19") is
+``normalize_gradients=True``: the gradient reaching each feature layer from the loss terms is divided by its
+L1 norm (over the batch). Checkpoints hold the generator, Adam, the step, every random-number state and the
+history, so :meth:`GeneratorTrainer.run` with ``resume=True`` continues bit for bit (same device). The first
+Ctrl-C stops after the current step with a checkpoint. For sampling, BatchNorm uses running statistics
+recomputed from fresh batches once training ends (the running averages kept while training lag behind the
+weights: with them the samples' loss was ~5× the training loss in our runs); they are saved in the final
+checkpoint as ``eval_buffers``, and :func:`load_generator` applies them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_image, check_positive, make_generator
+from ..losses import DiversityLoss
+from ..nets.texture import ARCHITECTURES, build_generator
+from ..objective import Objective, Term
+from ..runs import Progress, interruptible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..synthesis import (
+    Preset,
+    _style_layers,
+    build_extractor,
+    graceful_interrupt,
+    parse_statistic,
+    resolve_preset,
+    style_objective,
+    texture_objective,
+)
+
+__all__ = [
+    "GeneratorTrainer",
+    "GradientNormalized",
+    "TrainResult",
+    "learning_rate",
+    "load_generator",
+    "train_style",
+    "train_texture",
+]
+
+_CHECKPOINT_KIND = "featstat.generator"
+PathLike = str | os.PathLike[str]
+
+
+def learning_rate(
+    step: int, lr: float = 0.1, decay: float = 0.7, start: int = 1000, every: int = 200
+) -> float:
+    """Learning rate for (0-based) ``step``: ``lr`` until ``start`` iterations are done, then × ``decay`` at
+    iteration ``start`` and every ``every`` iterations after it (thesis §2.4.1; reference code)."""
+    if step < start:
+        return lr
+    return lr * decay ** ((step - start) // every + 1)
+
+
+class _NormalizeGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return grad / (grad.abs().sum() + 1e-8)
+
+
+class GradientNormalized(nn.Module):
+    """Wraps an extractor so that the gradient reaching each returned layer is divided by its L1 norm
+    (the Texture Networks reference code's ``-normalize_gradients``). Same interface as the extractor."""
+
+    def __init__(self, extractor: nn.Module) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.layers = list(extractor.layers)
+        self.min_size = getattr(extractor, "min_size", 1)
+
+    @property
+    def cache_key(self) -> tuple:
+        return ("normalized_gradients", getattr(self.extractor, "cache_key", id(self.extractor)))
+
+    def with_layers(self, layers: Sequence[str]) -> GradientNormalized:
+        return GradientNormalized(self.extractor.with_layers(layers))
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        return {k: _NormalizeGradient.apply(v) for k, v in self.extractor(images).items()}
+
+
+@dataclass
+class TrainResult:
+    """What a training run returns.
+
+    ``generator``: ready to sample — a copy in eval mode with recalibrated BatchNorm statistics
+    (:meth:`GeneratorTrainer.calibrated_generator`); ``history``: per step "total", each term, "lr",
+    "seconds"; ``steps`` done; ``seconds`` of this call; ``settings``; ``terms``: mean of the last 10 steps.
+    """
+
+    generator: nn.Module
+    history: dict[str, list[float]]
+    steps: int
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+def _crop_pool(images: Sequence[Tensor], size: int) -> list[Tensor]:
+    """Content images (1×3×h×w) resized so the shorter side is ``size``."""
+    pool = []
+    for i, img in enumerate(images):
+        img = check_image(f"contents[{i}]", img)
+        h, w = img.shape[-2:]
+        f = size / min(h, w)
+        hw = (max(size, round(h * f)), max(size, round(w * f)))
+        if hw != (h, w):
+            img = F.interpolate(img, size=hw, mode="bilinear", align_corners=False, antialias=True).clamp(
+                0, 1
+            )
+        pool.append(img)
+    return pool
+
+
+class GeneratorTrainer:
+    """Adam on a generator against an objective; one batch of fresh noise (and content crops) per step.
+
+    Args:
+        generator: a net from :mod:`featstat.nets.texture` (``noise()``, ``forward(noise[, content])``).
+        objective: texture or style objective (terms against "style" and, for stylisation, "content").
+        style: the texture / style example, 1×3×h×w in [0, 1] (its statistics are computed once).
+        contents: for stylisation nets, the pool of content images (1×3×h×w each, any sizes).
+        size: side of the generated training images (and content crops).
+        batch_size: images per step (thesis: 16).
+        lr, lr_decay, decay_start, decay_every: :func:`learning_rate` (thesis: 0.1, 0.7, 1000, 200).
+        noise_scale: multiplies the training noise.
+        seed: seeds the noise and the crops (the generator's initialisation has its own seed).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        objective: Objective,
+        style: Tensor,
+        contents: Sequence[Tensor] | None = None,
+        *,
+        size: int = 256,
+        batch_size: int = 16,
+        lr: float = 0.1,
+        lr_decay: float = 0.7,
+        decay_start: int = 1000,
+        decay_every: int = 200,
+        noise_scale: float = 1.0,
+        seed: int = 0,
+        calibration_batches: int = 8,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        if getattr(generator, "arch", None) not in ARCHITECTURES:
+            raise ValueError(
+                f"generator must be a featstat.nets.texture generator ({list(ARCHITECTURES)}), got "
+                f"{type(generator).__name__}"
+            )
+        if not isinstance(objective, Objective):
+            raise ValueError(f"objective must be a featstat Objective, got {type(objective).__name__}")
+        self.generator, self.objective = generator, objective
+        self.style = check_image("style", style)
+        takes_content = bool(getattr(generator, "takes_content", False))
+        if takes_content and not contents:
+            raise ValueError("contents must hold at least one content image to train a stylisation generator")
+        if not takes_content and contents:
+            raise ValueError(
+                "contents were given but the generator is a texture generator (takes no content)"
+            )
+        if not isinstance(size, int) or size < 1 or size % generator.size_multiple:
+            raise ValueError(
+                f"size must be a positive multiple of {generator.size_multiple} for {generator.arch}, "
+                f"got {size!r}"
+            )
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        needs_pair = any(isinstance(t.loss, DiversityLoss) for t in objective.terms)
+        if needs_pair and batch_size < 2:
+            raise ValueError("the diversity term compares samples within a batch: batch_size must be >= 2")
+        self.size, self.batch_size = size, batch_size
+        self.lr = check_positive("lr", lr)
+        self.lr_decay = check_positive("lr_decay", lr_decay)
+        for name, v in (("decay_start", decay_start), ("decay_every", decay_every)):
+            if not isinstance(v, int) or v < (0 if name == "decay_start" else 1):
+                raise ValueError(f"{name} must be a non-negative int (decay_every >= 1), got {v!r}")
+        self.decay_start, self.decay_every = decay_start, decay_every
+        self.noise_scale = check_positive("noise_scale", noise_scale, allow_zero=True)
+        self.seed = seed
+        device = next(generator.parameters()).device
+        self.device = device
+        self.style = self.style.to(device)
+        self.pool = _crop_pool(contents, size) if contents else []
+        self.pool = [p.to(device) for p in self.pool]
+        if not isinstance(calibration_batches, int) or calibration_batches < 0:
+            raise ValueError(f"calibration_batches must be an int >= 0, got {calibration_batches!r}")
+        self.calibration_batches = calibration_batches
+        self.eval_buffers: dict[str, Tensor] | None = None
+        self.noise_generator = make_generator(seed)
+        self.data_generator = make_generator(seed + 1)
+        self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.lr)
+        self.step_count = 0
+        self._updating = False
+        self.history: dict[str, list[float]] = {"total": [], "lr": [], "seconds": []}
+        self.settings = {
+            "arch": generator.arch,
+            "generator": generator.config(),
+            "size": size,
+            "batch_size": batch_size,
+            "lr": self.lr,
+            "lr_decay": self.lr_decay,
+            "decay_start": decay_start,
+            "decay_every": decay_every,
+            "noise_scale": self.noise_scale,
+            "seed": seed,
+            "contents": len(self.pool),
+            "terms": [
+                {
+                    "name": t.name,
+                    "weight": t.weight,
+                    "layers": None if t.layers is None else list(t.layers),
+                    "loss": type(t.loss).__name__,
+                }
+                for t in objective.terms
+            ],
+            **dict(settings or {}),
+        }
+
+    # -- one step -----------------------------------------------------------------------------------------
+
+    def learning_rate(self, step: int | None = None) -> float:
+        """The learning rate used at ``step`` (default: the next step)."""
+        s = self.step_count if step is None else step
+        return learning_rate(s, self.lr, self.lr_decay, self.decay_start, self.decay_every)
+
+    def _content_batch(self, generator: torch.Generator | None = None) -> Tensor:
+        g, n, s = generator or self.data_generator, self.batch_size, self.size
+        crops = []
+        for _ in range(n):
+            img = self.pool[int(torch.randint(len(self.pool), (1,), generator=g))]
+            h, w = img.shape[-2:]
+            top = int(torch.randint(h - s + 1, (1,), generator=g))
+            left = int(torch.randint(w - s + 1, (1,), generator=g))
+            crops.append(img[..., top : top + s, left : left + s])
+        return torch.cat(crops)
+
+    def step(self) -> dict[str, float]:
+        """One Adam step on a fresh batch; returns "total" and the unweighted terms."""
+        net = self.generator
+        net.train()
+        lr = self.learning_rate()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        noise = net.noise(
+            self.batch_size, self.size, self.size, generator=self.noise_generator, scale=self.noise_scale
+        )
+        targets: dict[str, Tensor] = {"style": self.style}
+        if net.takes_content:
+            content = self._content_batch()
+            targets["content"] = content
+            images = net(noise, content)
+        else:
+            images = net(noise)
+        out = self.objective(images, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        self._updating = True
+        self.optimizer.step()
+        self.step_count += 1
+        self._updating = False
+        values = {"total": float(out.total.detach())}
+        values.update({k: float(v.detach()) for k, v in out.terms.items()})
+        return {**values, "lr": lr}
+
+    @torch.no_grad()
+    def calibrated_generator(self) -> nn.Module:
+        """A copy of the generator in eval mode whose BatchNorm running statistics are recomputed from
+        ``calibration_batches`` fresh batches (a cumulative average over batches drawn from their own seeds).
+
+        The running averages kept during training (momentum 0.1) lag behind the weights when the learning
+        rate is high — sampling with them raised a Texture Network's Gram loss ~5× in our runs; recomputing
+        them once the weights are final removes that gap. Nets without BatchNorm (StyleNet IN) are returned
+        unchanged (copied, eval mode).
+        """
+        net = copy.deepcopy(self.generator)
+        norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if norms and self.calibration_batches:
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
+            noise_g, data_g = make_generator(self.seed + 2), make_generator(self.seed + 3)
+            net.train()
+            for _ in range(self.calibration_batches):
+                noise = net.noise(
+                    self.batch_size, self.size, self.size, generator=noise_g, scale=self.noise_scale
+                )
+                if net.takes_content:
+                    net(noise, self._content_batch(data_g))
+                else:
+                    net(noise)
+            for m, momentum in zip(norms, momenta, strict=True):
+                m.momentum = momentum
+        return net.eval()
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (``torch.load(weights_only=True)``-readable)."""
+        return {
+            "kind": _CHECKPOINT_KIND,
+            "version": 1,
+            "arch": self.generator.arch,
+            "config": self.generator.config(),
+            "generator": self.generator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step_count,
+            "rng": rng_state(),
+            "noise_generator": self.noise_generator.get_state(),
+            "data_generator": self.data_generator.get_state(),
+            "history": self.history,
+            "settings": self.settings,
+            "takes_content": self.generator.takes_content,
+            "size": self.size,
+            "eval_buffers": self.eval_buffers,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (the settings must match those of this trainer, steps aside)."""
+        if state.get("kind") != _CHECKPOINT_KIND:
+            raise ValueError("state is not a featstat generator checkpoint")
+        mine = {k: v for k, v in self.settings.items() if k not in ("steps",)}
+        theirs = {k: v for k, v in dict(state["settings"]).items() if k not in ("steps",)}
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if differ:
+            raise ValueError(
+                f"cannot resume: the checkpoint's settings differ in {differ}; resume with the settings of "
+                f"the "
+                f"run that wrote it, or start afresh"
+            )
+        self.generator.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count = int(state["step"])
+        set_rng_state(state["rng"])
+        self.noise_generator.set_state(state["noise_generator"])
+        self.data_generator.set_state(state["data_generator"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        steps: int,
+        *,
+        checkpoint: PathLike | None = None,
+        checkpoint_every: int = 200,
+        resume: bool = False,
+        progress: bool = False,
+        callback: Callable[[int, Mapping[str, float]], None] | None = None,
+    ) -> TrainResult:
+        """Train until ``steps`` steps are done in all (a resumed run continues from its step).
+
+        ``checkpoint``: file written atomically every ``checkpoint_every`` steps (0: only at the end), at the
+        end and on Ctrl-C. ``resume``: load it first if it exists.
+        """
+        t0 = time.perf_counter()
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+        if resume and checkpoint is None:
+            raise ValueError("resume needs checkpoint=PATH")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
+        if resume and checkpoint is not None and Path(checkpoint).is_file():
+            self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
+        self.settings["steps"] = steps
+        offset = self.history["seconds"][-1] if self.history["seconds"] else 0.0
+        pending: dict[str, Any] = {}
+
+        def on_interrupt() -> None:
+            if checkpoint is None or getattr(self, "_updating", False):
+                return  # interrupted inside Adam's update: the last periodic checkpoint stays
+            if "buffers" in pending:  # undo BatchNorm statistics updated by the interrupted forward pass
+                with torch.no_grad():
+                    for name, buf in self.generator.named_buffers():
+                        buf.copy_(pending["buffers"][name])
+                set_rng_state(pending["rng"])
+                self.noise_generator.set_state(pending["noise"])
+                self.data_generator.set_state(pending["data"])
+            save_checkpoint(checkpoint, self.state_dict())
+
+        with (
+            Progress(steps, "train", start=min(self.step_count, steps), enabled=progress) as bar,
+            interruptible(on_interrupt),
+            graceful_interrupt() as stop,
+        ):
+            while self.step_count < steps:
+                pending.update(
+                    buffers={n: b.detach().clone() for n, b in self.generator.named_buffers()},
+                    rng=rng_state(),
+                    noise=self.noise_generator.get_state(),
+                    data=self.data_generator.get_state(),
+                )
+                values = self.step()
+                pending.clear()
+                for k, v in values.items():
+                    self.history.setdefault(k, []).append(v)
+                self.history["seconds"].append(offset + time.perf_counter() - t0)
+                bar.update(self.step_count, loss=values["total"], lr=values["lr"])
+                if callback is not None:
+                    callback(self.step_count, values)
+                if not math.isfinite(values["total"]):
+                    raise FloatingPointError(
+                        f"the loss became {values['total']} at step {self.step_count}; lower lr (now "
+                        f"{values['lr']:g}) or the diversity weight"
+                    )
+                if checkpoint is not None and checkpoint_every and self.step_count % checkpoint_every == 0:
+                    save_checkpoint(checkpoint, self.state_dict())
+                if stop.requested:
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, self.state_dict())
+                    raise KeyboardInterrupt
+        ready = self.calibrated_generator()
+        self.eval_buffers = {n: b.detach().clone() for n, b in ready.named_buffers()}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, self.state_dict())
+        last = {k: v[-10:] for k, v in self.history.items() if k not in ("lr", "seconds") and v}
+        return TrainResult(
+            generator=ready,
+            history=self.history,
+            steps=self.step_count,
+            seconds=time.perf_counter() - t0,
+            settings=dict(self.settings),
+            terms={k: sum(v) / len(v) for k, v in last.items()},
+        )
+
+
+# -- conveniences --------------------------------------------------------------------------------------------
+
+
+def _extractor(
+    preset: str | Preset, extractor: nn.Module | None, layers: Sequence[str], device: torch.device, norm: bool
+) -> nn.Module:
+    e = extractor if extractor is not None else build_extractor(preset, layers, device=device)
+    return GradientNormalized(e) if norm else e
+
+
+def _diversity_term(weight: float, extractor: nn.Module, layer: str | None) -> Term:
+    if layer is None:
+        return Term("diversity", DiversityLoss(), weight, target=None)
+    return Term("diversity", DiversityLoss(), weight, extractor, [layer], target=None)
+
+
+def train_texture(
+    generator: nn.Module | str,
+    example: Tensor,
+    *,
+    steps: int = 2000,
+    size: int = 256,
+    batch_size: int = 16,
+    preset: str | Preset = "auto",
+    extractor: nn.Module | None = None,
+    layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    diversity: float = 0.0,
+    diversity_layer: str | None = None,
+    normalize_gradients: bool = False,
+    lr: float = 0.1,
+    lr_decay: float = 0.7,
+    decay_start: int = 1000,
+    decay_every: int = 200,
+    seed: int = 0,
+    checkpoint: PathLike | None = None,
+    checkpoint_every: int = 200,
+    resume: bool = False,
+    progress: bool = False,
+    callback: Callable[[int, Mapping[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a texture generator on one example (Texture Networks; with ``diversity`` > 0 Improved Texture
+    Networks' Julesz generator, thesis eq. 3.10).
+
+    Args:
+        generator: a texture net (:class:`~featstat.nets.texture.TextureNetV1` / ``TextureNetV2``) or an
+            architecture name ("texture_v1", "texture_v2", built with defaults and ``seed``) — on the device
+            to train on.
+        example: 1×3×h×w in [0, 1].
+        steps, size, batch_size, lr, lr_decay, decay_start, decay_every: thesis defaults 2000, 256, 16, 0.1,
+            0.7, 1000, 200.
+        preset / extractor / layers / statistic / layer_weights / options: the texture objective, as in
+            :func:`featstat.synthesis.synthesize_texture`.
+        diversity: λ (0: Texture Networks' objective).
+        diversity_layer: compare samples in this feature layer instead of pixels (must be among the
+            extractor's layers).
+        normalize_gradients: divide the gradient at each feature layer by its L1 norm (reference code).
+        seed, checkpoint, checkpoint_every, resume, progress, callback: see :class:`GeneratorTrainer`.
+    """
+    example = check_image("example", example)
+    if isinstance(generator, str):
+        generator = build_generator(generator, seed=seed).to(example.device)
+    if getattr(generator, "takes_content", False):
+        raise ValueError("train_texture needs a texture generator; use train_style for stylisation nets")
+    device = next(generator.parameters()).device
+    p = resolve_preset(preset)
+    if layers is not None:
+        names = list(layers)
+    else:
+        names = list(extractor.layers) if extractor is not None else list(p.texture_layers)
+    need = names + ([diversity_layer] if diversity_layer and diversity_layer not in names else [])
+    ext = _extractor(p, extractor, need, device, normalize_gradients)
+    objective = texture_objective(ext, names, statistic, layer_weights=layer_weights, options=options)
+    check_positive("diversity", diversity, allow_zero=True)
+    if diversity > 0:
+        objective = Objective([*objective.terms, _diversity_term(diversity, ext, diversity_layer)])
+    settings = {
+        "mode": "texture",
+        "preset": p.name if extractor is None else "custom",
+        "layers": names,
+        "statistic": parse_statistic(statistic),
+        "diversity": diversity,
+        "diversity_layer": diversity_layer,
+        "normalize_gradients": normalize_gradients,
+        "example": list(example.shape),
+    }
+    trainer = GeneratorTrainer(
+        generator,
+        objective,
+        example.to(device),
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
+        decay_start=decay_start,
+        decay_every=decay_every,
+        seed=seed,
+        settings=settings,
+    )
+    return trainer.run(
+        steps,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        callback=callback,
+    )
+
+
+def train_style(
+    generator: nn.Module | str,
+    style: Tensor,
+    contents: Sequence[Tensor],
+    *,
+    steps: int = 2000,
+    size: int = 256,
+    batch_size: int = 16,
+    preset: str | Preset = "auto",
+    extractor: nn.Module | None = None,
+    style_layers: Sequence[str] | None = None,
+    content_layers: Sequence[str] | None = None,
+    statistic: str | Mapping[str, float] = "gram",
+    style_weight: float | None = None,
+    content_weight: float | None = None,
+    tv_weight: float = 0.0,
+    layer_weights: str | Mapping[str, float] | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    diversity: float = 0.0,
+    diversity_layer: str | None = None,
+    normalize_gradients: bool = False,
+    lr: float = 0.1,
+    lr_decay: float = 0.7,
+    decay_start: int = 1000,
+    decay_every: int = 200,
+    noise_scale: float = 1.0,
+    seed: int = 0,
+    checkpoint: PathLike | None = None,
+    checkpoint_every: int = 200,
+    resume: bool = False,
+    progress: bool = False,
+    callback: Callable[[int, Mapping[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a stylisation generator for one style on a pool of content images (thesis §2.3.3, §3.4).
+
+    Args:
+        generator: :class:`~featstat.nets.texture.StyleNet` (IN or BN), ``TextureNetV1(content=True)``, or an
+            architecture name ("stylenet").
+        style: 1×3×h×w in [0, 1]; contents: a list of 1×3×h×w images (random ``size``² crops are drawn).
+        style_weight, content_weight: default the preset's.
+        Other arguments as :func:`train_texture` and :func:`featstat.synthesis.transfer_style`.
+    """
+    style = check_image("style", style)
+    if isinstance(generator, str):
+        generator = build_generator(generator, seed=seed).to(style.device)
+    if not getattr(generator, "takes_content", False):
+        raise ValueError("train_style needs a stylisation generator (StyleNet or TextureNetV1(content=True))")
+    if not isinstance(contents, Sequence) or isinstance(contents, Tensor) or not contents:
+        raise ValueError("contents must be a non-empty list of 1×3×h×w content images")
+    device = next(generator.parameters()).device
+    p = resolve_preset(preset)
+    s_layers, c_layers = _style_layers(p, extractor, style_layers, content_layers)
+    names = list(dict.fromkeys(s_layers + c_layers + ([diversity_layer] if diversity_layer else [])))
+    ext = _extractor(p, extractor, names, device, normalize_gradients)
+    objective = style_objective(
+        ext,
+        s_layers,
+        c_layers,
+        statistic,
+        style_weight=p.style_weight if style_weight is None else style_weight,
+        content_weight=p.content_weight if content_weight is None else content_weight,
+        tv_weight=tv_weight,
+        layer_weights=layer_weights,
+        options=options,
+    )
+    check_positive("diversity", diversity, allow_zero=True)
+    if diversity > 0:
+        objective = Objective([*objective.terms, _diversity_term(diversity, ext, diversity_layer)])
+    settings = {
+        "mode": "style",
+        "preset": p.name if extractor is None else "custom",
+        "style_layers": s_layers,
+        "content_layers": c_layers,
+        "statistic": parse_statistic(statistic),
+        "diversity": diversity,
+        "diversity_layer": diversity_layer,
+        "normalize_gradients": normalize_gradients,
+        "style": list(style.shape),
+    }
+    trainer = GeneratorTrainer(
+        generator,
+        objective,
+        style.to(device),
+        [c.to(device) for c in contents],
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        lr_decay=lr_decay,
+        decay_start=decay_start,
+        decay_every=decay_every,
+        noise_scale=noise_scale,
+        seed=seed,
+        settings=settings,
+    )
+    return trainer.run(
+        steps,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        callback=callback,
+    )
+
+
+def load_generator(checkpoint: PathLike, device: torch.device | str | None = None) -> nn.Module:
+    """The generator saved in a training checkpoint (architecture, configuration and weights), in eval mode.
+
+    Raises ``ValueError`` for a missing file or a checkpoint of another kind.
+    """
+    state = load_checkpoint(checkpoint, map_location=device or "cpu")
+    if state.get("kind") != _CHECKPOINT_KIND:
+        raise ValueError(
+            f"checkpoint {str(checkpoint)!r} is not a generator checkpoint (written by "
+            f"`featstat train texture` "
+            f"or `featstat train style`); got kind {state.get('kind')!r}"
+        )
+    net = build_generator(state["arch"], **state["config"])
+    net.load_state_dict(state["generator"])
+    if state.get("eval_buffers"):  # BatchNorm statistics recomputed at the end of training
+        with torch.no_grad():
+            for name, buf in net.named_buffers():
+                if name in state["eval_buffers"]:
+                    buf.copy_(state["eval_buffers"][name])
+    return net.to(device or "cpu").eval()
