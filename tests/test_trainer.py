@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -298,12 +299,16 @@ def _ddp_worker(rank: int, world: int, root: str, data: str) -> None:
 
 def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(tmp_path):
     data = _folder(tmp_path / "d")
-    # torch.multiprocessing with the fork start method where available (children inherit the imported
-    # modules: seconds instead of tens of seconds on a busy CI machine); spawn elsewhere
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(
-        _ddp_worker, args=(2, str(tmp_path), str(data)), nprocs=2, join=True, start_method=method
+    # spawn, not fork: a fork after torch's OpenMP pool exists (any earlier test) can deadlock the children
+    ctx = mp.start_processes(
+        _ddp_worker, args=(2, str(tmp_path), str(data)), nprocs=2, join=False, start_method="spawn"
     )
+    deadline = time.monotonic() + 300
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("the two DDP worker processes did not finish within 300 s")
     ddp, _ = load_model(tmp_path / "ddp" / "model.pt")
     single = _ddp_setup(data, tmp_path / "one", batch_size=4)
     single.fit()
