@@ -1,0 +1,638 @@
+"""The Deep Image Prior optimisation loop (thesis eq. 7.2): fit a random network's weights to one image.
+
+``θ* = argmin_θ E(f_θ(z); x₀)``, ``x* = f_θ*(z)``. A task (:mod:`featstat.prior.tasks`) describes the data
+term ``E`` and the network as a :class:`Problem`; :func:`solve` runs Adam on the weights, with every option
+of the public reference code:
+
+- input-noise perturbation: each step uses ``z + σ·n`` with fresh Gaussian ``n`` (``input_noise = σ``,
+  reference 1/30 for denoising, 0.03 for inpainting and SR ×4, 0.05 for SR ×8);
+- exponential averaging of the outputs, ``avg ← w·avg + (1 − w)·x`` with ``w = ema = 0.99`` (the paper's
+  "exponential sliding window"; 29.22 → 30.43 dB on its denoising set);
+- several independent runs (different seeds) averaged (paper: two runs, 31.00 dB);
+- backtracking: when the data loss jumps above ``10^(backtrack/10)`` × its last accepted value (a drop of
+  more than ``backtrack`` dB in the PSNR of the fit; reference 5 dB), weights and optimiser state go back to
+  the last accepted step;
+- PSNR against an optional ground truth at every step (``clean``), for the output and for the average.
+
+Every run can be checkpointed (atomically) every ``checkpoint_every`` steps and on Ctrl-C, and resumed
+*exactly*: network, optimiser, averaging buffer, random generators, backtracking snapshot and history are
+saved, so a resumed run produces bit-for-bit the same result on CPU as an uninterrupted one.
+
+Speed (``docs/benchmarks-prior.md``): ``precision="bf16"`` runs the network under ``torch.autocast`` in
+bfloat16 (weights, Adam and the data term stay float32; on CPUs with AVX-512-BF16/AMX and on CUDA),
+``channels_last=True`` uses the NHWC layout oneDNN/cuDNN prefer, ``compile=True`` wraps the network in
+``torch.compile``. ``precision="auto"`` (default) picks bfloat16 where the hardware has native support
+(CUDA with bf16, CPUs with AVX-512-BF16) and float32 elsewhere; ``precision="fp32"`` gives the
+reference-faithful baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._checks import check_choice, check_positive, make_generator
+from ..io import write_image
+from ..objective import Objective
+from ..runs import (
+    Progress,
+    interruptible,
+    load_checkpoint,
+    plot_curves,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+)
+
+__all__ = ["PRECISIONS", "FitOptions", "PriorResult", "Problem", "psnr", "resolve_precision", "solve"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+CHECKPOINT_FORMAT = "featstat-prior-1"
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def psnr(x: Tensor, reference: Tensor) -> float:
+    """PSNR in dB of ``x`` against ``reference`` (both in [0, 1], same shape), ``10·log10(1 / MSE)``.
+
+    A private helper for progress tracking; :mod:`featstat.metrics` has the full metric.
+    """
+    mse = (x.detach().double().clamp(0, 1) - reference.detach().double()).square().mean().item()
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+
+
+def _bf16_supported(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """ "auto" → "bf16" where the device computes bfloat16 natively (CUDA with bf16; CPUs with AVX-512-BF16 /
+    AMX, detected through oneDNN), else "fp32". Other values are checked and returned ("fp16": CUDA only)."""
+    check_choice("precision", precision, PRECISIONS)
+    dev = torch.device(device)
+    if precision == "auto":
+        return "bf16" if _bf16_supported(dev) else "fp32"
+    if precision == "fp16" and dev.type != "cuda":
+        raise ValueError(f"precision 'fp16' needs a CUDA device, got {dev}; use 'bf16' or 'fp32' on CPU")
+    return precision
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------- options
+
+
+@dataclass
+class FitOptions:
+    """How to optimise (shared by every task). Defaults are the public reference code's; each task overrides
+    ``steps`` / ``lr`` / ``input_noise`` with its own reference values.
+
+    Attributes:
+        steps: Adam steps per run. lr: learning rate (reference 0.01; flash/no-flash 0.1; inversion 0.001).
+        input_noise: σ of the Gaussian perturbation added to z at every step (0 disables).
+        ema: weight w of the exponential average of outputs (0 disables; reference 0.99).
+        ema_start: steps before the averaging starts (reference 0: from the first output). The reference's
+            0.99 needs ~300 steps to forget the blurry first outputs; for short runs start it later (e.g. at
+            a fifth of the steps) — before it, the average is the latest output.
+        runs: independent runs (seeds ``seed``, ``seed + 1``, ...) whose outputs are averaged.
+        seed: seeds the weights, the input code and the perturbation noise.
+        backtrack: dB drop of the fit that restores the last accepted weights (None disables; reference 5).
+        precision: "auto", "fp32", "bf16" (autocast) or "fp16" (CUDA autocast + gradient scaling).
+        channels_last: NHWC memory format for the network (None: on when precision is not fp32).
+        compile: wrap the network in ``torch.compile`` (worth it for long runs; first step compiles).
+        log_every: record loss and PSNR every this many steps (1 = every step; each record syncs the device).
+        checkpoint: file to save to every ``checkpoint_every`` steps, at the end of each run and on Ctrl-C.
+        resume: continue from ``checkpoint`` if it exists (the problem and options must match; ``steps`` may
+            grow for a single run).
+        progress: show a progress bar. device: where to run (default: the observation's device).
+        callback: called as ``callback(run, step, loss)`` after every step (e.g. to save snapshots or stop
+            early); raising ``KeyboardInterrupt`` from it stops the run like Ctrl-C (checkpoint saved).
+    """
+
+    steps: int = 1800
+    lr: float = 0.01
+    input_noise: float = 1.0 / 30.0
+    ema: float = 0.99
+    ema_start: int = 0
+    runs: int = 1
+    seed: int = 0
+    backtrack: float | None = 5.0
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    log_every: int = 1
+    checkpoint: str | os.PathLike[str] | None = None
+    checkpoint_every: int = 200
+    resume: bool = False
+    progress: bool = False
+    device: str | torch.device | None = None
+    callback: Callable[[int, int, float], None] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "runs", "log_every", "checkpoint_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        check_positive("lr", self.lr)
+        check_positive("input_noise", self.input_noise, allow_zero=True)
+        if not isinstance(self.ema, (int, float)) or not 0.0 <= self.ema < 1.0:
+            raise ValueError(
+                f"ema must be in [0, 1) (0 disables averaging; reference 0.99), got {self.ema!r}"
+            )
+        if not isinstance(self.ema_start, int) or isinstance(self.ema_start, bool) or self.ema_start < 0:
+            raise ValueError(f"ema_start must be an integer >= 0 (a step count), got {self.ema_start!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.backtrack is not None:
+            check_positive("backtrack", self.backtrack)
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.resume and self.checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=PATH (the file a previous run saved)")
+
+    @classmethod
+    def from_kwargs(cls, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> FitOptions:
+        """Task defaults updated by the caller's keywords; unknown keywords raise a ValueError listing the
+        valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown}; valid options: {sorted(names)}")
+        merged = {**defaults, **{k: v for k, v in overrides.items() if v is not None or k == "backtrack"}}
+        return cls(**merged)
+
+
+@dataclass
+class Problem:
+    """A Deep Image Prior task: what the network is, what it sees and what it must explain.
+
+    Attributes:
+        task: name (for logs and checkpoints).
+        data_term: output image (N×C×H×W, float32, the network's output after ``view``) → scalar loss E.
+        make_net: seed → a freshly initialised network (float32, CPU or any device).
+        make_code: seed → the input code z (1×C'×H'×W'), or a fixed tensor (flash/no-flash).
+        clean: ground truth for PSNR tracking (same shape as the viewed output), optional.
+        view: maps the network output to the image the data term and PSNR see (e.g. a crop), optional.
+        extra: an :class:`featstat.Objective` added to the data term (experimental extra statistics terms),
+            evaluated as ``extra(output, extra_target).total``.
+        extra_target: the target image(s) of ``extra``.
+        meta: settings worth recording in the JSON (task parameters, network description).
+    """
+
+    task: str
+    data_term: Callable[[Tensor], Tensor]
+    make_net: Callable[[int], nn.Module]
+    make_code: Callable[[int], Tensor] | Tensor
+    clean: Tensor | None = None
+    view: Callable[[Tensor], Tensor] | None = None
+    extra: Objective | None = None
+    extra_target: Tensor | Mapping[str, Tensor] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PriorResult:
+    """What :func:`solve` returns.
+
+    Attributes:
+        image: the final output x* = f_θ*(z) (1×C×H×W float32 in [0, 1]; mean over runs when runs > 1).
+        average: the exponential average of the outputs (mean over runs), or ``image`` when ema = 0.
+        history: per recorded step: "run", "step", "loss", and with a ground truth "psnr" (output) and
+            "psnr_average".
+        psnr, psnr_average: of ``image`` / ``average`` against the ground truth (None without one).
+        info: task, options, device, precision, parameter count, backtracks, timings.
+    """
+
+    image: Tensor
+    average: Tensor
+    history: dict[str, list[float]]
+    psnr: float | None
+    psnr_average: float | None
+    info: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready record: info, final PSNRs and the history."""
+        return {**self.info, "psnr": self.psnr, "psnr_average": self.psnr_average, "history": self.history}
+
+    def save(self, folder: str | os.PathLike[str], *, stem: str = "") -> dict[str, Path]:
+        """Write ``{stem}result.png`` (final), ``{stem}average.png``, ``{stem}curves.png`` (loss and PSNR per
+        step) and ``{stem}run.json`` into ``folder`` (atomically). Returns the paths by kind."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "result": out / f"{stem}result.png",
+            "average": out / f"{stem}average.png",
+            "curves": out / f"{stem}curves.png",
+            "json": out / f"{stem}run.json",
+        }
+        write_image(paths["result"], self.image.clamp(0, 1))
+        write_image(paths["average"], self.average.clamp(0, 1))
+        curves = {"loss": self.history["loss"]}
+        if self.history.get("psnr"):
+            curves["PSNR output (dB)"] = self.history["psnr"]
+            curves["PSNR average (dB)"] = self.history["psnr_average"]
+        runs = self.info.get("runs", 1)
+        steps = [
+            s + (r * self.info["steps"])
+            for r, s in zip(self.history["run"], self.history["step"], strict=True)
+        ]
+        title = f"Deep Image Prior: {self.info.get('task', '')}" + (f" ({runs} runs)" if runs > 1 else "")
+        plot_curves(paths["curves"], curves, title=title, steps=steps, log_y=True)
+        write_json(paths["json"], self.summary())
+        return paths
+
+
+# ----------------------------------------------------------------------------------------------- solving
+
+
+def _fields(opts: FitOptions) -> dict[str, Any]:
+    """The options as a dict, without the callback (not data)."""
+    return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name != "callback"}
+
+
+def _fingerprint(problem: Problem, opts: FitOptions) -> dict[str, Any]:
+    keep = {k: v for k, v in _fields(opts).items() if k not in _RESUMABLE}
+    keep["checkpoint"] = None
+    record = {"task": problem.task, "meta": problem.meta, "options": keep}
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"digest": digest, "record": json.dumps(record, sort_keys=True, default=str)}
+
+
+# options that may differ between a checkpointed run and its continuation
+_RESUMABLE = {"steps", "log_every", "checkpoint", "checkpoint_every", "resume", "progress", "device"}
+_RESUMABLE |= {"compile", "callback"}
+
+
+class _Run:
+    """State of one optimisation run (one seed)."""
+
+    def __init__(self, problem: Problem, opts: FitOptions, run: int, device: torch.device, precision: str):
+        self.problem, self.opts, self.run, self.device, self.precision = problem, opts, run, device, precision
+        seed = opts.seed + run
+        self.net = problem.make_net(seed).to(device).train()
+        code = problem.make_code if isinstance(problem.make_code, Tensor) else problem.make_code(seed)
+        self.code = code.to(device=device, dtype=torch.float32)
+        self.channels_last = opts.channels_last if opts.channels_last is not None else precision != "fp32"
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+            self.code = self.code.contiguous(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.net) if opts.compile else self.net
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=opts.lr)
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+        self.noise = make_generator(seed * 1_000_003 + 17, device)
+        self.step = 0
+        self.average: Tensor | None = None
+        self.last_loss: float | None = None
+        self.snapshot: dict[str, Any] | None = None
+        self.backtracks = 0
+
+    # -- state -------------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "step": self.step,
+            "net": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "noise": self.noise.get_state(),
+            "average": self.average,
+            "last_loss": self.last_loss,
+            "snapshot": self.snapshot,
+            "backtracks": self.backtracks,
+        }
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        self.step = int(state["step"])
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler") is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.noise.set_state(state["noise"].cpu())
+        avg = state["average"]
+        self.average = None if avg is None else avg.to(self.device)
+        self.last_loss = state["last_loss"]
+        self.snapshot = state["snapshot"]
+        self.backtracks = int(state["backtracks"])
+
+    def _take_snapshot(self) -> None:
+        self.snapshot = {
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "optimizer": _clone_state(self.optimizer.state_dict()),
+        }
+
+    def _restore_snapshot(self) -> None:
+        assert self.snapshot is not None
+        self.net.load_state_dict(self.snapshot["net"])
+        self.optimizer.load_state_dict(_clone_state(self.snapshot["optimizer"]))
+
+    # -- one step ----------------------------------------------------------------------------------------
+
+    def output(self, z: Tensor) -> Tensor:
+        with _autocast(self.device, self.precision):
+            out = self.forward(z)
+        out = out.float().contiguous()
+        return self.problem.view(out) if self.problem.view is not None else out
+
+    def loss(self, out: Tensor) -> Tensor:
+        loss = self.problem.data_term(out)
+        if self.problem.extra is not None:
+            loss = loss + self.problem.extra(out, self.problem.extra_target).total
+        return loss
+
+    def advance(self) -> tuple[float, Tensor, bool]:
+        """One Adam step. Returns (loss, output, accepted); a rejected step restored the last snapshot."""
+        opts = self.opts
+        z = self.code
+        if opts.input_noise > 0:
+            n = torch.randn(self.code.shape, generator=self.noise, device=self.device, dtype=torch.float32)
+            z = self.code + opts.input_noise * n.contiguous(memory_format=_format(self.code))
+        out = self.output(z)
+        loss = self.loss(out)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the loss became {value} at step {self.step + 1} of run {self.run + 1}; lower lr (now "
+                f"{opts.lr}), use precision='fp32' or enable backtrack"
+            )
+        self.step += 1
+        if opts.backtrack is not None and self.snapshot is not None and self.last_loss is not None:
+            if value > self.last_loss * 10.0 ** (opts.backtrack / 10.0):
+                self._restore_snapshot()
+                self.backtracks += 1
+                return value, out.detach(), False
+        if opts.backtrack is not None:
+            self._take_snapshot()
+        self.last_loss = value
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        with torch.no_grad():
+            o = out.detach()
+            if self.average is None or opts.ema == 0 or self.step <= opts.ema_start:
+                self.average = o.clone()
+            else:
+                self.average.mul_(opts.ema).add_(o, alpha=1.0 - opts.ema)
+        return value, out.detach(), True
+
+    @torch.no_grad()
+    def final(self) -> Tensor:
+        """x* = f_θ*(z) on the unperturbed code, in float32."""
+        out = self.net(self.code).float().contiguous()
+        return self.problem.view(out) if self.problem.view is not None else out
+
+
+def _format(t: Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last)
+        else (torch.contiguous_format)
+    )
+
+
+def _clone_state(state: Any) -> Any:
+    if isinstance(state, Tensor):
+        return state.detach().clone()
+    if isinstance(state, dict):
+        return {k: _clone_state(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_clone_state(v) for v in state]
+    return state
+
+
+def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) -> PriorResult:
+    """Run the Deep Image Prior optimisation for ``problem``.
+
+    Args:
+        problem: a :class:`Problem` (tasks in :mod:`featstat.prior.tasks` build them).
+        options: a :class:`FitOptions`; or pass its fields as keywords (``steps=500, precision="fp32"``).
+
+    Returns a :class:`PriorResult`. Ctrl-C lets the current step finish, saves a checkpoint (when
+    ``checkpoint`` is set) and re-raises ``KeyboardInterrupt``; run again with ``resume=True`` to continue
+    exactly where it stopped. A second Ctrl-C stops at once, keeping the last periodic checkpoint.
+    """
+    if options is not None and kwargs:
+        raise ValueError("pass either options=FitOptions(...) or keyword options, not both")
+    opts = options if options is not None else FitOptions(**kwargs)
+    clean = problem.clean
+    if opts.device is not None:
+        device = torch.device(opts.device)
+    elif clean is not None:
+        device = clean.device
+    elif isinstance(problem.make_code, Tensor):
+        device = problem.make_code.device
+    else:
+        device = torch.device(problem.meta.get("device", "cpu"))
+    precision = resolve_precision(opts.precision, device)
+    if clean is not None:
+        clean = clean.to(device=device, dtype=torch.float32)
+    fingerprint = _fingerprint(problem, opts)
+
+    history: dict[str, list[float]] = {"run": [], "step": [], "loss": []}
+    if clean is not None:
+        history["psnr"], history["psnr_average"] = [], []
+    finals: list[Tensor] = []
+    averages: list[Tensor] = []
+    start_run, resume_state = 0, None
+    ckpt_path = Path(opts.checkpoint) if opts.checkpoint is not None else None
+    if opts.resume and ckpt_path is not None and ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path, map_location="cpu")  # generator states must stay on the CPU
+        _check_resumable(ck, fingerprint, opts)
+        history = {k: list(v) for k, v in ck["history"].items()}
+        finals = [t.to(device) for t in ck["finals"]]
+        averages = [t.to(device) for t in ck["averages"]]
+        start_run, resume_state = int(ck["run"]), ck["state"]
+        if ck["status"] == "run-complete" and int(resume_state["step"]) >= opts.steps:
+            start_run, resume_state = start_run + 1, None  # that run is done: go on with the next one
+        finals, averages = finals[:start_run], averages[:start_run]  # a longer run replaces its old output
+        set_rng_state(ck["rng"])
+
+    total = opts.steps * opts.runs
+    info: dict[str, Any] = {
+        "task": problem.task,
+        **problem.meta,
+        **{k: v for k, v in _fields(opts).items() if k not in ("checkpoint", "device", "resume", "progress")},
+        "checkpoint": str(ckpt_path) if ckpt_path else None,
+        "device": str(device),
+        "precision": precision,
+    }
+    backtracks = 0
+    timed_steps, timed_seconds = 0, 0.0
+    run_state: _Run | None = None
+
+    consistent = True  # False while a step is half done: nothing to save then
+
+    def save(status: str) -> None:
+        if ckpt_path is None or run_state is None or not consistent:
+            return
+        save_checkpoint(
+            ckpt_path,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "status": status,
+                "fingerprint": fingerprint,
+                "steps": opts.steps,
+                "run": run_state.run,
+                "state": run_state.state(),
+                "history": history,
+                "finals": finals,
+                "averages": averages,
+                "rng": rng_state(),
+            },
+        )
+
+    done_before = start_run * opts.steps + (int(resume_state["step"]) if resume_state else 0)
+    with (
+        Progress(total, f"prior {problem.task}", start=done_before, enabled=opts.progress) as bar,
+        interruptible(lambda: save("interrupted")),
+        _DeferredInterrupt() as stop,
+    ):
+        for run in range(start_run, opts.runs):
+            run_state = _Run(problem, opts, run, device, precision)
+            if resume_state is not None and run == start_run:
+                run_state.load(resume_state)
+            t0 = time.perf_counter()
+            first_step = run_state.step
+            while run_state.step < opts.steps:
+                consistent = False
+                loss, out, _accepted = run_state.advance()
+                consistent = True
+                step = run_state.step
+                if step % opts.log_every == 0 or step == opts.steps:
+                    history["run"].append(run)
+                    history["step"].append(step)
+                    history["loss"].append(loss)
+                    values: dict[str, float] = {"loss": loss}
+                    if clean is not None:
+                        p, pa = psnr(out, clean), psnr(run_state.average, clean)
+                        history["psnr"].append(p)
+                        history["psnr_average"].append(pa)
+                        values.update(psnr=p, psnr_avg=pa)
+                    bar.update(run * opts.steps + step, **values)
+                if ckpt_path is not None and step % opts.checkpoint_every == 0 and step < opts.steps:
+                    save("running")
+                if opts.callback is not None:
+                    opts.callback(run, step, loss)
+                if stop.requested:
+                    raise KeyboardInterrupt
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timed_seconds += time.perf_counter() - t0
+            timed_steps += run_state.step - first_step
+            finals.append(run_state.final())
+            assert run_state.average is not None
+            averages.append(run_state.average.clone() if opts.ema > 0 else finals[-1])
+            backtracks += run_state.backtracks
+            if ckpt_path is not None:
+                save("run-complete")
+
+    params = sum(p.numel() for p in problem.make_net(opts.seed).parameters())
+    image = torch.stack(finals).mean(0)
+    average = torch.stack(averages).mean(0)
+    info.update(
+        parameters=params,
+        backtracks=backtracks,
+        seconds=timed_seconds,
+        steps_per_second=(timed_steps / timed_seconds) if timed_seconds > 0 else None,
+    )
+    if clean is not None and len(finals) > 1:
+        info["psnr_per_run"] = [psnr(f, clean) for f in finals]
+        info["psnr_average_per_run"] = [psnr(a, clean) for a in averages]
+    return PriorResult(
+        image=image,
+        average=average,
+        history=history,
+        psnr=psnr(image, clean) if clean is not None else None,
+        psnr_average=psnr(average, clean) if clean is not None else None,
+        info=info,
+    )
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), the first Ctrl-C only sets ``requested``: the loop finishes its step,
+    saves and raises ``KeyboardInterrupt`` itself. A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:  # signals unavailable in this context
+                self._previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _check_resumable(ck: Mapping[str, Any], fingerprint: Mapping[str, str], opts: FitOptions) -> None:
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(
+            f"checkpoint is not a featstat Deep Image Prior checkpoint (format {ck.get('format')!r}); "
+            f"pass the checkpoint file a 'featstat prior' run wrote, or resume=False to start afresh"
+        )
+    if ck["fingerprint"]["digest"] != fingerprint["digest"]:
+        old = json.loads(ck["fingerprint"]["record"])
+        new = json.loads(fingerprint["record"])
+        diffs = _diff(old, new)
+        raise ValueError(
+            "checkpoint was written for a different problem or different options, so it cannot be resumed "
+            f"(differences: {'; '.join(diffs[:6]) or 'task inputs'}); use the same image and options, or "
+            "resume=False to start afresh"
+        )
+    step = int(ck["state"]["step"])
+    if opts.steps != ck["steps"] and (opts.runs > 1 or opts.steps < step):
+        raise ValueError(
+            f"steps={opts.steps} cannot continue this checkpoint (saved at step {step} of {ck['steps']}"
+            f"{', with several runs' if opts.runs > 1 else ''}); use steps >= {step}"
+            + (" and a single run" if opts.runs > 1 else "")
+        )
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            out += _diff(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} → {new!r}"]

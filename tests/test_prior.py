@@ -1,0 +1,349 @@
+"""Deep Image Prior engine and tasks on tiny images: exact resume, inpainting only through the prior, run
+averaging, backtracking, each task's data term, bad inputs; the real images of ../shared when present."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from featstat import prior
+from featstat.nets.hourglass import Skip, input_code
+from featstat.prior import FitOptions, Problem, solve
+from featstat.prior.engine import resolve_precision
+
+TINY = dict(channels_down=[8, 8, 8], channels_up=[8, 8, 8], channels_skip=[2, 2, 2])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is faster than two and immune to a busy shared CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def smooth_image(size: int = 32, seed: int = 0) -> torch.Tensor:
+    """A smooth colour image with one sharp disc: something a deep image prior fits easily."""
+    g = torch.Generator().manual_seed(seed)
+    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    a = torch.rand(3, 3, generator=g)
+    img = torch.stack(
+        [0.5 + 0.3 * torch.sin(3 * a[c, 0] * x + 3 * a[c, 1] * y + 6 * a[c, 2]) for c in range(3)]
+    )
+    disc = (x - 0.4) ** 2 + (y - 0.6) ** 2 < 0.05
+    img[:, disc] = torch.tensor([0.9, 0.2, 0.1])[:, None]
+    return img[None]
+
+
+# ---------------------------------------------------------------------------------------------- engine
+
+
+def _interrupt_at(step_to_stop: int, run_to_stop: int = 0):
+    def callback(run: int, step: int, loss: float) -> None:
+        if run == run_to_stop and step == step_to_stop:
+            raise KeyboardInterrupt
+
+    return callback
+
+
+@pytest.mark.parametrize(("precision", "runs", "stop"), [("fp32", 1, 5), ("bf16", 2, 3)])
+def test_resume_continues_identically(tmp_path, precision, runs, stop):
+    """Interrupt (as Ctrl-C would) mid-run, resume from the checkpoint: bit-for-bit the uninterrupted result,
+    with input-noise perturbation, averaging, backtracking and (bf16) autocast + channels_last all on."""
+    clean = smooth_image(28)
+    noisy = prior.add_gaussian_noise(clean, 0.1, seed=0)
+    kw = dict(clean=clean, steps=8, runs=runs, net_options=TINY, precision=precision, checkpoint_every=3)
+    full = prior.denoise(noisy, checkpoint=tmp_path / "a.pt", **kw)
+    ck = tmp_path / "b.pt"
+    with pytest.raises(KeyboardInterrupt):
+        prior.denoise(noisy, checkpoint=ck, callback=_interrupt_at(stop, runs - 1), **kw)
+    saved = torch.load(ck, weights_only=True)
+    assert saved["status"] == "interrupted" and saved["run"] == runs - 1 and saved["state"]["step"] == stop
+    resumed = prior.denoise(noisy, checkpoint=ck, resume=True, **kw)
+    assert torch.equal(full.image, resumed.image)
+    assert torch.equal(full.average, resumed.average)
+    assert full.history == resumed.history
+    assert len(full.history["loss"]) == 8 * runs
+    assert full.info["precision"] == precision and full.info["channels_last"] is None
+
+
+def test_resume_can_extend_the_step_count(tmp_path):
+    img = smooth_image(24)
+    kw = dict(net_options=TINY, precision="fp32", checkpoint=tmp_path / "c.pt")
+    prior.denoise(img, steps=4, **kw)
+    longer = prior.denoise(img, steps=7, resume=True, **kw)
+    straight = prior.denoise(img, steps=7, net_options=TINY, precision="fp32")
+    assert longer.history["step"] == list(range(1, 8))
+    assert torch.equal(longer.image, straight.image)
+
+
+def test_resume_refuses_a_different_problem(tmp_path):
+    img = smooth_image(24)
+    ck = tmp_path / "d.pt"
+    prior.denoise(img, steps=2, net_options=TINY, checkpoint=ck)
+    with pytest.raises(ValueError, match=r"different problem or different options.*lr: 0.01 → 0.02"):
+        prior.denoise(img, steps=2, net_options=TINY, checkpoint=ck, resume=True, lr=0.02)
+    with pytest.raises(ValueError, match="different problem"):
+        prior.denoise(img.flip(-1), steps=2, net_options=TINY, checkpoint=ck, resume=True)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="could not be read"):
+        prior.denoise(img, steps=2, net_options=TINY, checkpoint=tmp_path / "junk.pt", resume=True)
+
+
+def test_runs_are_averaged():
+    img = smooth_image(24)
+    kw = dict(steps=5, net_options=TINY, precision="fp32")
+    both = prior.denoise(img, clean=img, runs=2, **kw)
+    first = prior.denoise(img, seed=0, **kw)
+    second = prior.denoise(img, seed=1, **kw)
+    torch.testing.assert_close(both.image, (first.image + second.image) / 2, rtol=0, atol=1e-6)
+    torch.testing.assert_close(both.average, (first.average + second.average) / 2, rtol=0, atol=1e-6)
+    assert not torch.equal(first.image, second.image)
+    assert len(both.info["psnr_per_run"]) == 2
+
+
+def _tiny_problem(data_term, clean=None) -> Problem:
+    return Problem(
+        task="test",
+        data_term=data_term,
+        make_net=lambda seed: Skip(4, 3, **TINY, seed=seed),
+        make_code=lambda seed: input_code("noise", 4, (24, 24), seed=seed),
+        clean=clean,
+    )
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_exponential_average_follows_the_reference_formula(start):
+    """avg ← 0.9·avg + 0.1·out from the first output (reference ``out_avg``), or from step ``ema_start``."""
+    target = smooth_image(24)
+    outputs = []
+
+    def term(out):
+        outputs.append(out.detach().clone())
+        return (out - target).square().mean()
+
+    opts = FitOptions(steps=6, ema=0.9, ema_start=start, input_noise=0.0, precision="fp32", backtrack=None)
+    result = solve(_tiny_problem(term), opts)
+    first = max(start - 1, 0)  # the output of step `start` (1-based) seeds the average
+    avg = outputs[first]
+    for o in outputs[first + 1 :]:
+        avg = 0.9 * avg + 0.1 * o
+    torch.testing.assert_close(result.average, avg)
+    assert not torch.allclose(result.average, result.image)
+
+
+def test_backtracking_restores_the_last_good_weights():
+    """A step whose loss jumps by more than 5 dB is undone: weights and Adam state return to the last
+    accepted step, and the run goes on from there."""
+    target = smooth_image(24)
+    calls = {"n": 0}
+    states = []
+
+    def term(out):
+        calls["n"] += 1
+        loss = (out - target).square().mean()
+        return loss * 100 if calls["n"] == 5 else loss  # +20 dB at the 5th evaluation
+
+    opts = FitOptions(steps=8, input_noise=0.0, precision="fp32", callback=lambda r, s, v: states.append(v))
+    result = solve(_tiny_problem(term), opts)
+    assert result.info["backtracks"] == 1
+    assert states[4] > 50 * states[3]  # the spike is recorded
+    assert states[5] == pytest.approx(states[3], rel=1e-6)  # same weights as step 4, same (unperturbed) input
+    no_backtrack = solve(_tiny_problem(lambda out: (out - target).square().mean()), steps=3, backtrack=None)
+    assert no_backtrack.info["backtracks"] == 0
+
+
+def test_psnr_helper_and_precision():
+    x = torch.full((1, 3, 8, 8), 0.5)
+    assert prior.psnr(x, x + 0.1) == pytest.approx(20.0)
+    assert prior.psnr(x, x) == math.inf
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    with pytest.raises(ValueError, match="fp16' needs a CUDA device"):
+        resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(steps=0), "steps must be a positive integer"),
+        (dict(ema=1.0), r"ema must be in \[0, 1\)"),
+        (dict(lr=-1.0), "lr must be a finite number > 0"),
+        (dict(input_noise=-0.1), "input_noise must be"),
+        (dict(precision="int8"), "precision must be one of"),
+        (dict(resume=True), "resume=True needs checkpoint"),
+        (dict(runs=0), "runs must be a positive integer"),
+        (dict(stepz=3), r"unknown option\(s\) \['stepz'\]"),
+    ],
+)
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        prior.denoise(smooth_image(24), net_options=TINY, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+
+
+def test_denoising_removes_noise_then_overfits_it():
+    """Fig. 7.2 / §7.3.1: the output's PSNR against the clean image rises far above the noisy input's, peaks,
+    then falls as the network starts fitting the noise (the step count is the regulariser)."""
+    clean = smooth_image(32)
+    noisy = prior.add_gaussian_noise(clean, 25 / 255, seed=0)
+    result = prior.denoise(noisy, clean=clean, steps=200, lr=0.02, net_options=TINY, precision="fp32")
+    noisy_psnr = prior.psnr(noisy, clean)
+    curve = result.history["psnr"]
+    peak = max(range(len(curve)), key=curve.__getitem__)
+    assert curve[peak] > noisy_psnr + 8
+    assert peak < 160 and curve[-1] < curve[peak] - 0.5
+    assert (
+        result.psnr_average > noisy_psnr + 4
+    )  # the average lags behind early on but is well above the input
+    assert len(curve) == 200 and result.info["steps_per_second"] > 0
+
+
+def test_inpainting_ignores_the_missing_pixels():
+    """The data term's gradient is zero on missing pixels, so what the image holds there cannot matter:
+    two images that differ only under the mask give bit-identical restorations."""
+    img = smooth_image(24)
+    mask = prior.random_mask((24, 24), 0.4, seed=2)
+    out = torch.rand(1, 3, 24, 24, requires_grad=True)
+    prior.inpainting_loss(out, img, mask).backward()
+    missing = (mask == 0).expand_as(out)
+    assert float(out.grad[missing].abs().max()) == 0.0
+    assert float(out.grad[~missing].abs().min()) > 0.0
+    other = torch.where(missing, torch.rand_like(img), img)
+    kw = dict(steps=6, net_options=TINY, precision="fp32")
+    a = prior.inpaint(img, mask, **kw)
+    b = prior.inpaint(other, mask, **kw)
+    assert torch.equal(a.image, b.image)
+    assert a.info["mask"] == pytest.approx(float(mask.mean()))
+
+
+def test_inpainting_fills_holes_from_the_prior():
+    img = smooth_image(32)
+    result = prior.inpaint(img, drop=0.5, steps=120, lr=0.02, net_options=TINY, precision="fp32")
+    mask = prior.random_mask((32, 32), 0.5, seed=0)
+    holes = (mask == 0).expand_as(img)
+    err_holes = float((result.average - img)[holes].square().mean())
+    err_grey = float((0.5 - img)[holes].square().mean())  # what a prior-less fill would leave
+    assert err_holes < err_grey / 5
+    assert result.psnr is not None  # with drop, the image itself is the ground truth
+
+
+def test_super_resolution_fits_the_low_resolution_image():
+    hr = smooth_image(32)
+    lr = prior.resize(hr, (8, 8), "lanczos3")
+    result = prior.super_resolve(lr, 4, clean=hr, steps=60, lr=0.02, net_options=TINY, precision="fp32")
+    assert result.image.shape == (1, 3, 32, 32)
+    assert result.info["factor"] == 4 and result.info["input_noise"] == 0.03 and result.info["steps"] == 60
+    assert prior.psnr(prior.Downsampler(4)(result.image), lr) > 25  # d(x) ≈ x₀
+    assert result.history["loss"][-1] < result.history["loss"][0] / 10
+
+
+def test_super_resolution_defaults_follow_the_reference():
+    lr = smooth_image(8)
+    x8 = prior.super_resolve(lr[..., :5, :5], 8, steps=1, net_options=TINY)
+    assert x8.info["input_noise"] == 0.05 and x8.image.shape[-1] == 40
+    with pytest.raises(ValueError, match="factor must be an integer >= 2"):
+        prior.super_resolve(lr, 1)
+    with pytest.raises(ValueError, match=r"clean must have the shape of the ×4 high-resolution output"):
+        prior.super_resolve(lr, 4, clean=smooth_image(30))
+
+
+def test_extra_statistics_term_is_added(tmp_path):
+    hr = smooth_image(32)
+    lr = prior.resize(hr, (16, 16), "lanczos3")
+    extra = prior.statistics_objective({"pdl": 1.0}, layers=["relu1_2"], weights=None)
+    kw = dict(steps=3, net_options=TINY, precision="fp32", input_noise=0.0)
+    plain = prior.super_resolve(lr, 2, **kw)
+    more = prior.super_resolve(lr, 2, extra=extra, **kw)
+    assert more.history["loss"][0] > plain.history["loss"][0]  # same start, extra term on top
+    with pytest.raises(ValueError, match="unknown loss"):
+        prior.statistics_objective({"ssim": 1.0}, weights=None)
+
+
+def test_jpeg_artifact_removal_uses_the_reference_small_net():
+    clean = smooth_image(36)
+    jpeg = prior.jpeg_compress(clean, 10)
+    result = prior.remove_jpeg_artifacts(jpeg, clean=clean, steps=3)
+    assert result.info["net"] == "skip-small" and result.info["steps"] == 3
+    assert result.info["parameters"] < 600_000
+
+
+def test_flash_no_flash_uses_the_flash_image_as_code():
+    no_flash = smooth_image(24)
+    flash = (no_flash * 1.5).clamp(0, 1).flip(-1)
+    opts = dict(TINY, upsample="nearest")
+    result = prior.flash_no_flash(flash, no_flash, steps=40, net_options=opts, precision="fp32")
+    assert result.info["input_noise"] == 0.0 and result.info["lr"] == 0.1
+    assert result.history["loss"][-1] < result.history["loss"][0] / 5
+    with pytest.raises(ValueError, match="same shape"):
+        prior.flash_no_flash(flash, no_flash[..., :20, :20])
+
+
+def test_feature_inversion_matches_features():
+    image = smooth_image(36)
+    opts = dict(
+        channels_down=[8, 8, 8], channels_up=[8, 8, 8], channels_skip=[2, 2, 2], kernel_down=3, kernel_up=3
+    )
+    result = prior.invert_features(
+        image, "relu1_2", arch="vgg19", weights=None, steps=30, lr=0.01, net_options=opts, precision="fp32"
+    )
+    assert result.image.shape == (1, 3, 36, 36) and result.info["net_size"] == [
+        40,
+        40,
+    ]  # 2³ multiple, cropped
+    assert result.history["loss"][-1] < result.history["loss"][0] / 3
+    with pytest.raises(ValueError, match="unknown alexnet layer"):
+        prior.invert_features(image, "fc6", weights=None)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: prior.denoise(torch.rand(1, 3, 24, 24) * 255), r"values in \[0, 1\].*divide by 255"),
+        (lambda: prior.denoise(torch.rand(2, 3, 24, 24)), "one image"),
+        (lambda: prior.denoise(torch.rand(3, 24, 24)), "4 dimensions"),
+        (lambda: prior.denoise(torch.rand(1, 3, 24, 24), clean=torch.rand(1, 3, 20, 24)), "clean must have"),
+        (lambda: prior.denoise(torch.rand(1, 3, 20, 20)), r"needs at least 33×33"),
+        (lambda: prior.denoise(torch.rand(1, 3, 40, 40), net="transformer"), "net must be one of"),
+        (lambda: prior.inpaint(torch.rand(1, 3, 24, 24)), "exactly one of mask"),
+        (lambda: prior.inpaint(torch.rand(1, 3, 24, 24), torch.ones(1, 1, 20, 24)), "mask must have shape"),
+        (
+            lambda: prior.inpaint(torch.rand(1, 3, 24, 24), torch.zeros(1, 1, 24, 24)),
+            "every pixel as missing",
+        ),
+    ],
+)
+def test_task_bad_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_result_save_writes_outputs(tmp_path):
+    img = smooth_image(24)
+    result = prior.denoise(img, clean=img, steps=3, net_options=TINY)
+    paths = result.save(tmp_path / "out")
+    for kind in ("result", "average", "curves", "json"):
+        assert paths[kind].is_file() and paths[kind].stat().st_size > 0
+    data = json.loads(paths["json"].read_text())
+    assert data["task"] == "denoise" and data["steps"] == 3 and len(data["history"]["psnr"]) == 3
+    assert data["psnr"] == pytest.approx(result.psnr)
+
+
+# ------------------------------------------------------------------------------------- real images (shared)
+
+
+def test_real_image_denoising_improves_psnr(shared):
+    """F16 (the reference's image), 64² crop, σ = 25: a short run already beats the noisy input clearly."""
+    from featstat import read_image
+
+    clean = read_image(shared / "images/dip/denoising/F16_GT.png")[..., 224:288, 224:288]
+    noisy = prior.add_gaussian_noise(clean, 25 / 255, seed=0)
+    small = dict(channels_down=[16] * 4, channels_up=[16] * 4, channels_skip=[4] * 4)
+    result = prior.denoise(noisy, clean=clean, steps=150, net_options=small)
+    assert result.psnr > prior.psnr(noisy, clean) + 2
