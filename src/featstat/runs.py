@@ -16,6 +16,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +148,35 @@ class Progress:
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class StopFlag:
+    """Set by the first Ctrl-C during :func:`graceful_interrupt`; loops check it between steps."""
+
+    requested: bool = False
+
+
+@contextmanager
+def graceful_interrupt() -> Iterator[StopFlag]:
+    """While the block runs, the first Ctrl-C only sets ``flag.requested`` (the loop then saves a consistent
+    checkpoint after the current step and raises ``KeyboardInterrupt``); a second Ctrl-C interrupts at once
+    (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only be caught in the
+    main thread; elsewhere the flag is never set."""
+    flag = StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        flag.requested = True
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

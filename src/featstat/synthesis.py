@@ -66,13 +66,10 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +84,15 @@ from .features.random_filters import PAPER_SIZES, RandomFilterExtractor
 from .features.weights import find_local, get_entry
 from .losses import PerceptualLoss, TotalVariationLoss, get_loss
 from .objective import Objective, Term
-from .runs import Progress, interruptible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .runs import (
+    Progress,
+    graceful_interrupt,
+    interruptible,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -415,35 +420,6 @@ def style_objective(
 
 
 # -- the optimisation ----------------------------------------------------------------------------------------
-
-
-class StopFlag:
-    """Set by the first Ctrl-C during :func:`graceful_interrupt`; loops check it between steps."""
-
-    requested: bool = False
-
-
-@contextlib.contextmanager
-def graceful_interrupt() -> Iterator[StopFlag]:
-    """While the block runs, the first Ctrl-C only sets ``flag.requested`` (the loop then saves a consistent
-    checkpoint after the current step and raises ``KeyboardInterrupt``); a second Ctrl-C interrupts at once
-    (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only be caught in the
-    main thread; elsewhere the flag is never set."""
-    flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        flag.requested = True
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass

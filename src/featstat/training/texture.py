@@ -47,12 +47,19 @@ from .._checks import check_image, check_positive, make_generator
 from ..losses import DiversityLoss
 from ..nets.texture import ARCHITECTURES, build_generator
 from ..objective import Objective, Term
-from ..runs import Progress, interruptible, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runs import (
+    Progress,
+    graceful_interrupt,
+    interruptible,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from ..synthesis import (
     Preset,
     _style_layers,
     build_extractor,
-    graceful_interrupt,
     parse_statistic,
     resolve_preset,
     style_objective,

@@ -45,11 +45,9 @@ import csv
 import io
 import math
 import os
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +67,7 @@ from ..nets.restoration import network_from_spec, tiled_forward
 from ..objective import Objective
 from ..runs import (
     Progress,
+    graceful_interrupt,
     interruptible,
     load_checkpoint,
     plot_curves,
@@ -237,27 +236,6 @@ def _generators(module: nn.Module) -> dict[str, torch.Generator]:
             if isinstance(value, torch.Generator):
                 found[f"{path}.{attr}" if path else attr] = value
     return found
-
-
-@contextlib.contextmanager
-def _graceful_sigint(trainer: Trainer) -> Iterator[None]:
-    """During ``fit``: the first Ctrl-C asks the loop to stop after the current step (so the checkpoint is
-    consistent); a second one interrupts at once. Only in the main thread (where signals can be set)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        trainer._stop_requested = True
-        signal.signal(signal.SIGINT, previous)
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        trainer._stop_requested = False
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -442,7 +420,6 @@ class Trainer:
         self.history = _History()
         self._train_seconds = 0.0
         self._session_steps = 0
-        self._stop_requested = False
         self._phase = "main"
 
     # -- state ---------------------------------------------------------------------------------------
@@ -624,7 +601,7 @@ class Trainer:
         count, window = 0, 0.0
         cuda = self.device.type == "cuda"
         with (
-            _graceful_sigint(self),
+            graceful_interrupt() as stop,
             Progress(o.steps, "training", start=self.step, enabled=o.progress and self.rank == 0) as bar,
             interruptible(self._on_interrupt),
         ):
@@ -679,7 +656,7 @@ class Trainer:
                         self.save()
                     if on_step is not None:
                         on_step(self.step, logged)
-                    if self._stop_requested:
+                    if stop.requested:
                         raise KeyboardInterrupt
                     if self.step >= o.steps:
                         finished_epoch = False
