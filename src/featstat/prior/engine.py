@@ -33,8 +33,6 @@ import hashlib
 import json
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -49,6 +47,7 @@ from ..io import write_image
 from ..objective import Objective
 from ..runs import (
     Progress,
+    graceful_interrupt,
     interruptible,
     load_checkpoint,
     plot_curves,
@@ -516,7 +515,7 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
     with (
         Progress(total, f"prior {problem.task}", start=done_before, enabled=opts.progress) as bar,
         interruptible(lambda: save("interrupted")),
-        _DeferredInterrupt() as stop,
+        graceful_interrupt() as stop,
     ):
         for run in range(start_run, opts.runs):
             run_state = _Run(problem, opts, run, device, precision)
@@ -577,32 +576,6 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         psnr_average=psnr(average, clean) if clean is not None else None,
         info=info,
     )
-
-
-class _DeferredInterrupt:
-    """While active (main thread only), the first Ctrl-C only sets ``requested``: the loop finishes its step,
-    saves and raises ``KeyboardInterrupt`` itself. A second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # signals unavailable in this context
-                self._previous = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def _check_resumable(ck: Mapping[str, Any], fingerprint: Mapping[str, str], opts: FitOptions) -> None:
