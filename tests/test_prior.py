@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 
 import pytest
 import torch
@@ -69,6 +70,26 @@ def test_resume_continues_identically(tmp_path, precision, runs, stop):
     assert full.history == resumed.history
     assert len(full.history["loss"]) == 8 * runs
     assert full.info["precision"] == precision and full.info["channels_last"] is None
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes_identically(tmp_path):
+    """A real SIGINT (what Ctrl-C sends) mid-run: the step completes, the checkpoint is saved, the run stops
+    with KeyboardInterrupt; resuming gives the uninterrupted result."""
+    img = smooth_image(24)
+    kw = dict(clean=img, steps=6, net_options=TINY, precision="fp32")
+    full = prior.denoise(img, **kw)
+
+    def ctrl_c(run: int, step: int, loss: float) -> None:
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)
+
+    ck = tmp_path / "sig.pt"
+    with pytest.raises(KeyboardInterrupt):
+        prior.denoise(img, checkpoint=ck, callback=ctrl_c, **kw)
+    saved = torch.load(ck, weights_only=True)
+    assert saved["status"] == "interrupted" and saved["state"]["step"] == 2
+    resumed = prior.denoise(img, checkpoint=ck, resume=True, **kw)
+    assert torch.equal(full.image, resumed.image) and full.history == resumed.history
 
 
 def test_resume_can_extend_the_step_count(tmp_path):

@@ -240,8 +240,8 @@ class PriorResult:
         return {**self.info, "psnr": self.psnr, "psnr_average": self.psnr_average, "history": self.history}
 
     def save(self, folder: str | os.PathLike[str], *, stem: str = "") -> dict[str, Path]:
-        """Write ``{stem}result.png`` (final), ``{stem}average.png``, ``{stem}curves.png`` (loss and PSNR per
-        step) and ``{stem}run.json`` into ``folder`` (atomically). Returns the paths by kind."""
+        """Write ``{stem}result.png`` (final), ``{stem}average.png``, ``{stem}curves.png`` (the loss in dB and
+        the PSNRs per step) and ``{stem}run.json`` into ``folder`` (atomically). Returns the paths by kind."""
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -252,7 +252,10 @@ class PriorResult:
         }
         write_image(paths["result"], self.image.clamp(0, 1))
         write_image(paths["average"], self.average.clamp(0, 1))
-        curves = {"loss": self.history["loss"]}
+        # the loss in decibels (−10·log10, the PSNR of the fit for a mean-squared data term): one linear axis
+        # shows its whole range next to the PSNR panels
+        fit = [-10.0 * math.log10(v) if v > 0 else float("nan") for v in self.history["loss"]]
+        curves = {"fit: −10·log10(loss) (dB)": fit}
         if self.history.get("psnr"):
             curves["PSNR output (dB)"] = self.history["psnr"]
             curves["PSNR average (dB)"] = self.history["psnr_average"]
@@ -262,7 +265,7 @@ class PriorResult:
             for r, s in zip(self.history["run"], self.history["step"], strict=True)
         ]
         title = f"Deep Image Prior: {self.info.get('task', '')}" + (f" ({runs} runs)" if runs > 1 else "")
-        plot_curves(paths["curves"], curves, title=title, steps=steps, log_y=True)
+        plot_curves(paths["curves"], curves, title=title, steps=steps, log_y=False)
         write_json(paths["json"], self.summary())
         return paths
 

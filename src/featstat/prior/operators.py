@@ -105,6 +105,25 @@ def _matrix_np(in_size: int, out_size: int, kernel: str, antialias: bool, edge: 
     return m
 
 
+@lru_cache(maxsize=64)
+def _matrix_cached(
+    in_size: int, out_size: int, kernel: str, antialias: bool, edge: str, device: str, dtype: torch.dtype
+) -> Tensor:
+    """The matrix on ``device``, built once per (sizes, kernel, device, dtype): no host-to-device copy per
+    step. Internal: callers must not modify it."""
+    return torch.from_numpy(_matrix_np(in_size, out_size, kernel, antialias, edge)).to(
+        device=device, dtype=dtype
+    )
+
+
+def _matrix(
+    n_in: int, n_out: int, kernel: str, antialias: bool, edge: str, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    check_choice("kernel", kernel, KERNELS)
+    check_choice("edge", edge, EDGES)
+    return _matrix_cached(n_in, n_out, kernel, bool(antialias), edge, str(device), dtype)
+
+
 def resample_matrix(
     in_size: int,
     out_size: int,
@@ -151,6 +170,8 @@ def resize(
     float images; ``"bicubic"`` equals ``BICUBIC``.
     """
     x = check_tensor("image", image, ndim=4)
+    check_choice("kernel", kernel, KERNELS)
+    check_choice("edge", edge, EDGES)
     if (
         not isinstance(size, Sequence)
         or len(size) != 2
@@ -163,15 +184,9 @@ def resize(
     with torch.autocast(x.device.type, enabled=False):
         y = x.to(dtype)
         if h_out != h_in:
-            a_h = resample_matrix(
-                h_in, h_out, kernel, antialias=antialias, edge=edge, device=x.device, dtype=dtype
-            )
-            y = torch.matmul(a_h, y)
+            y = torch.matmul(_matrix(h_in, h_out, kernel, antialias, edge, x.device, dtype), y)
         if w_out != w_in:
-            a_w = resample_matrix(
-                w_in, w_out, kernel, antialias=antialias, edge=edge, device=x.device, dtype=dtype
-            )
-            y = torch.matmul(y, a_w.T)
+            y = torch.matmul(y, _matrix(w_in, w_out, kernel, antialias, edge, x.device, dtype).T)
     return y.to(x.dtype)
 
 
