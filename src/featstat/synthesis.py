@@ -840,7 +840,7 @@ def synthesize(
                 if stop.requested:
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
-                    raise KeyboardInterrupt
+                    raise stop.interrupt()
                 if stop_below is not None and values["total"] <= stop_below:
                     break
             x_prev = x.detach()

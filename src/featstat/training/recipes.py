@@ -378,6 +378,12 @@ def validate_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(recipe.get("data", {})) - _DATA_KEYS
     if unknown:
         raise ValueError(f"recipe [data] has unknown keys {sorted(unknown)}; known: {sorted(_DATA_KEYS)}")
+    unknown = set(recipe.get("network", {})) - {"name", "options"}
+    if unknown:
+        raise ValueError(
+            f"recipe [network] has unknown keys {sorted(unknown)}; known: name, options (constructor "
+            "arguments go in network.options, e.g. --set network.options.blocks=8)"
+        )
     train_fields = {f.name for f in fields(TrainOptions)}
     unknown = set(recipe.get("training", {})) - train_fields
     if unknown:

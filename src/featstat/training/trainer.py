@@ -657,7 +657,7 @@ class Trainer:
                     if on_step is not None:
                         on_step(self.step, logged)
                     if stop.requested:
-                        raise KeyboardInterrupt
+                        raise stop.interrupt()
                     if self.step >= o.steps:
                         finished_epoch = False
                         break
