@@ -462,7 +462,9 @@ def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
     pre_objective = None
     if pretrain and pretrain.get("fraction", 0) > 0:
         steps = int(training.get("steps", TrainOptions.steps))
-        training.setdefault("pretrain_steps", max(1, round(float(pretrain["fraction"]) * steps)))
+        # at least one pre-training step, and at least one main step (--steps 1: no pre-training)
+        fraction_steps = min(max(1, round(float(pretrain["fraction"]) * steps)), steps - 1)
+        training.setdefault("pretrain_steps", max(0, fraction_steps))
         pre_objective = build_objective(pretrain["objective"])
     for key in ("betas", "lr_milestones"):
         if key in training:
