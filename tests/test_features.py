@@ -352,9 +352,13 @@ def test_cache_key_and_with_layers_share_one_backbone():
 def test_validate_flag_checks_range():
     extractor = features.vgg19(["relu1_1"], weights=None)
     x = torch.rand(1, 3, 8, 8) * 255
-    extractor(x)  # no value checks (no device sync) by default
     with pytest.raises(ValueError, match=r"images must hold values in \[0, 1\].*divide by 255"):
-        extractor(x, validate=True)
+        extractor(x)  # value checks are on by default (issue 12)
+    extractor(x, validate=False)  # per-call opt-out
+    import featstat
+
+    with featstat.value_checks(False):  # the switch for hot loops
+        extractor(x)
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,85 @@
 Every check raises ``ValueError`` with a message that names the argument, says what was seen and what
 to do. Checks that need a device sync (value ranges, NaN/Inf) are only run at the public boundary of
 image-level functions, never inside loss kernels.
+
+**Value checks** (NaN/Inf and the [0, 1] range of images, one ``aminmax`` per image per call) are on by
+default. One switch turns them off, e.g. inside a hot training loop whose inputs are known to be good:
+:func:`set_value_checks` / the context manager :func:`value_checks`, or the environment variable
+``FEATSTAT_VALUE_CHECKS=0`` (read when featstat is imported; the function overrides it). Metadata checks
+(rank, dtype, channels, batch, device, sizes) are free and always run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
+#: Largest kernel / window side any option accepts (checked before anything is allocated).
+MAX_KERNEL_SIZE = 1025
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+ENV_VALUE_CHECKS = "FEATSTAT_VALUE_CHECKS"
+_OFF = ("0", "false", "no", "off")
+_ON = ("", "1", "true", "yes", "on")
+
+
+def _value_checks_from_env() -> bool:
+    raw = os.environ.get(ENV_VALUE_CHECKS, "").strip().lower()
+    if raw in _OFF:
+        return False
+    if raw not in _ON:
+        raise ValueError(
+            f"environment variable {ENV_VALUE_CHECKS}={raw!r} is not understood; set it to 0 (value checks "
+            f"off) or 1 (on, the default)"
+        )
+    return True
+
+
+_value_checks = _value_checks_from_env()
+
+
+def value_checks_enabled() -> bool:
+    """Whether value checks (NaN/Inf, image ranges) run; see the module docstring."""
+    return _value_checks
+
+
+def set_value_checks(enabled: bool) -> bool:
+    """Turn value checks (NaN/Inf and [0, 1] range of images at public entry points) on or off for the
+    whole process; returns the previous setting. Same effect as ``FEATSTAT_VALUE_CHECKS=0`` / ``=1``."""
+    global _value_checks
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be True or False, got {enabled!r}")
+    previous, _value_checks = _value_checks, enabled
+    return previous
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """Context manager: value checks on/off inside the block, restored afterwards::
+
+    with featstat.value_checks(False):   # a hot loop over inputs known to be valid
+        for batch in loader: ...
+    """
+    previous = set_value_checks(enabled)
+    try:
+        yield
+    finally:
+        set_value_checks(previous)
+
+
+class FileLoadError(ValueError):
+    """A file (weights, checkpoint, config) is missing, damaged or not of the expected kind.
+
+    The one error every featstat loader raises for a bad file; the message names the file, what is wrong
+    with it and what to do. A ``ValueError``, so ``except ValueError`` keeps working.
+    """
 
 
 def check_reduction(reduction: str) -> str:
@@ -66,23 +133,42 @@ def check_tensor(
         raise ValueError(f"{name} must have {channels} channels (dimension 1), got shape {tuple(x.shape)}")
     if x.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)})")
+    if x.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the 'meta' device (a tensor without data, shape {tuple(x.shape)}); create it on "
+            f"a real device (cpu, cuda) or move it there with .to(device)"
+        )
     return x
 
 
 def check_finite(name: str, x: Tensor) -> Tensor:
-    """Raise if ``x`` holds NaN or Inf (one device sync)."""
-    if not bool(torch.isfinite(x).all()):
+    """Raise if ``x`` holds NaN or Inf (one device sync). Always runs: use it for options and files (masks,
+    matrices, weights), not per-step inputs (those go through :func:`check_image`, which obeys the switch)."""
+    if x.is_complex():
+        raise ValueError(f"{name} holds complex values ({x.dtype}); featstat works on real tensors")
+    if (x.is_floating_point()) and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values; check the computation that produced it")
     return x
 
 
-def check_image(name: str, x: object, *, channels: int | None = 3, tolerance: float = 1e-3) -> Tensor:
+def check_image(
+    name: str,
+    x: object,
+    *,
+    channels: int | None = 3,
+    tolerance: float = 1e-3,
+    validate: bool | None = None,
+) -> Tensor:
     """Validate an image batch: N×C×H×W floating tensor, finite, values in [0, 1].
 
     Values slightly outside [0, 1] (by ``tolerance``, e.g. from interpolation) are accepted; values in
-    [-1, 1] or 0-255 are rejected with a message saying how to convert them.
+    [-1, 1] or 0-255 are rejected with a message saying how to convert them. The value part (one
+    ``aminmax``) runs when ``validate`` is True, or when it is None (default) and value checks are on
+    (:func:`set_value_checks`); the metadata part always runs.
     """
     x = check_tensor(name, x, ndim=4, channels=channels)
+    if not (_value_checks if validate is None else validate):
+        return x
     lo, hi = (float(v) for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into lo/hi
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise ValueError(f"{name} contains NaN or Inf values; check the computation that produced it")
@@ -97,9 +183,20 @@ def check_image(name: str, x: object, *, channels: int | None = 3, tolerance: fl
     return x
 
 
+def check_same_device(a: Tensor, b: Tensor, *, names: tuple[str, str] = ("pred", "target")) -> None:
+    """Raise unless ``a`` and ``b`` live on the same device."""
+    if a.device != b.device:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must be on the same device, got {a.device} and {b.device}; move one "
+            f"with .to({names[0]}.device)"
+        )
+
+
 def check_same_batch(pred: Tensor, target: Tensor, *, names: tuple[str, str] = ("pred", "target")) -> None:
-    """Raise unless ``target`` has the batch size of ``pred`` (or 1, to broadcast) and the same channels."""
+    """Raise unless ``target`` has the batch size of ``pred`` (or 1, to broadcast), the same channels and
+    the same device."""
     a, b = names
+    check_same_device(pred, target, names=names)
     if target.shape[0] not in (1, pred.shape[0]):
         raise ValueError(
             f"{b} batch size must be 1 or equal to {a}'s ({pred.shape[0]}), got shape {tuple(target.shape)}"
@@ -122,13 +219,86 @@ def check_same_shape(pred: Tensor, target: Tensor, *, names: tuple[str, str] = (
         )
 
 
+def check_number(
+    name: str, value: object, *, low: float | None = None, high: float | None = None, hint: str = ""
+) -> float:
+    """Raise unless ``value`` is a finite real number (not a bool, not a string) in [``low``, ``high``]."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and ((low is not None and value < low) or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        bounds = ""
+        if low is not None and high is not None:
+            bounds = f" in [{low:g}, {high:g}]"
+        elif low is not None:
+            bounds = f" >= {low:g}"
+        elif high is not None:
+            bounds = f" <= {high:g}"
+        tail = f"; {hint}" if hint else ""
+        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}{tail}")
+    return float(value)  # type: ignore[arg-type]
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Raise unless ``value`` is a finite positive number (or zero when allowed)."""
-    ok = isinstance(value, (int, float)) and value == value and abs(value) != float("inf")
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
     if not ok or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return float(value)
+
+
+def check_int(name: str, value: object, *, low: int = 1, high: int | None = None, odd: bool = False) -> int:
+    """Raise unless ``value`` is an int (not a bool) in [``low``, ``high``] (and odd when asked).
+
+    Use it for sizes before anything is allocated: ``high`` is the largest size that can make sense (e.g. a
+    kernel no larger than any image), so a typo such as ``kernel_size=10**9`` is refused, not allocated.
+    """
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and high is not None and value > high:  # type: ignore[operator]
+        raise ValueError(
+            f"{name} must be at most {high}, got {value!r}; sizes that large cannot fit an image (check "
+            f"the units: this is a count of pixels/elements)"
+        )
+    if ok and odd and value % 2 == 0:  # type: ignore[operator]
+        ok = False
+    if not ok:
+        what = "an odd integer" if odd else "an integer"
+        raise ValueError(f"{name} must be {what} >= {low}, got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def check_device(name: str, device: object) -> torch.device | None:
+    """``device`` (None, a string such as "cpu"/"cuda:0", or a ``torch.device``) as a ``torch.device``;
+    ``ValueError`` naming the argument for unknown strings ("gpu") or devices this build/machine lacks."""
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"{name} must be a device string such as 'cpu' or 'cuda:0', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"{name}={device!r} is not a device; use 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
+        ) from exc
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{name}={device!r} asks for CUDA, but no CUDA device is available; use 'cpu'")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(
+                f"{name}={device!r}: there are only {count} CUDA device(s) (indices 0..{count - 1})"
+            )
+    elif dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"{name}={device!r} asks for MPS, which this machine lacks; use 'cpu'")
+    elif dev.type == "meta":
+        raise ValueError(f"{name}={device!r}: the meta device holds no data; use 'cpu' or 'cuda'")
+    return dev
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> str:

@@ -13,6 +13,15 @@ with a transparency entry) that is not fully opaque raises unless ``alpha="drop"
 ``alpha="composite"`` (blend onto ``background``) is given. A fully opaque alpha channel carries no
 information and is removed in every mode.
 
+Decompression bombs: a file whose pixel count exceeds Pillow's ``Image.MAX_IMAGE_PIXELS`` (about 89 M; the
+limit at which Pillow warns) is refused *before* its pixels are decoded, with an error naming the file (an
+18 KB PNG can hold 12000×12000 pixels). Opt out per call with ``max_pixels=None`` (or a larger number), or
+for the process with Pillow's own switch ``PIL.Image.MAX_IMAGE_PIXELS = None``. Pixels are converted in
+float32 (float64 only when ``dtype=torch.float64`` is asked for), never through extra float64 copies.
+
+Float (mode ``F``) and 32-bit integer (mode ``I``) TIFFs hold values of any scale: values outside [0, 1]
+raise a ``ValueError`` naming the file and the range seen, rather than being returned silently.
+
 Writes are atomic (:func:`featstat._atomic.atomic_write`): an interrupted or failing write leaves the previous
 file untouched and no temporary file behind.
 """
@@ -20,6 +29,7 @@ file untouched and no temporary file behind.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,7 +39,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from ._atomic import atomic_write
-from ._checks import check_finite, check_tensor
+from ._checks import check_device, check_finite, check_image, check_tensor
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -62,8 +72,11 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 # --------------------------------------------------------------------------------------------- conversions
 
 
-def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode a loaded Pillow image to (H×W×C float64 array in [0, 1], alpha H×W in [0, 1] or None).
+def _pil_to_float(
+    img: Image.Image, work: type = np.float32, source: str = "image"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode a loaded Pillow image to (H×W×C array in [0, 1], alpha H×W in [0, 1] or None), in ``work``
+    precision (float32 unless float64 is asked for; scaled in place, no extra copies).
 
     C is 1 (grayscale) or 3 (colour); the value scale follows the mode's real maximum.
     """
@@ -85,9 +98,11 @@ def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         img, mode = img.convert("RGB"), "RGB"
 
     if mode in ("L", "LA", "RGB", "RGBA"):
-        arr = np.asarray(img, dtype=np.float64) / 255.0
+        arr = np.asarray(img).astype(work)
+        arr /= work(255.0)
     elif mode.startswith("I;16"):
-        arr = np.asarray(img).astype(np.float64) / 65535.0
+        arr = np.asarray(img).astype(work)
+        arr /= work(65535.0)
     elif mode == "I":
         raw = np.asarray(img).astype(np.float64)
         bits = 16
@@ -97,12 +112,15 @@ def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
             bits = int(bps[0] if isinstance(bps, tuple) else bps)
         elif raw.size and raw.max() > 65535:
             bits = 32
-        arr = raw / float(2**bits - 1)
+        if raw.size and raw.min() < 0:
+            _check_unit_range(raw, source, "signed 32-bit integer")  # negative values: refused, named
+        arr = (raw / float(2**bits - 1)).astype(work, copy=False)
     elif mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.asarray(img).astype(work)
+        _check_unit_range(arr, source, "floating-point")
     else:  # any other mode Pillow can convert
         img = img.convert("RGBA" if "A" in mode else "RGB")
-        return _pil_to_float(img)
+        return _pil_to_float(img, work, source)
 
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -110,6 +128,21 @@ def _pil_to_float(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if mode in ("LA", "RGBA"):
         arr, alpha = arr[:, :, :-1], arr[:, :, -1]
     return arr, alpha
+
+
+def _check_unit_range(arr: np.ndarray, source: str, kind: str) -> None:
+    """Modes without a fixed scale (float, signed 32-bit) must already hold [0, 1] values."""
+    if not arr.size:
+        return
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{source} is a {kind} image holding NaN or Inf values; it is not an image")
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(
+            f"{source} is a {kind} image with values in [{lo:.6g}, {hi:.6g}], but featstat images hold "
+            f"[0, 1] and the file does not say how to scale it; rescale it to [0, 1] (e.g. (x - min) / "
+            f"(max - min)) and save it again, or save it as 8/16-bit"
+        )
 
 
 def _array_to_float(array: np.ndarray) -> np.ndarray:
@@ -154,6 +187,7 @@ def to_tensor(
         raise ValueError(f"image must be a PIL.Image.Image or a numpy array, got {type(image).__name__}")
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    device = check_device("device", device)
     t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
     return t.to(device=device, dtype=dtype)
 
@@ -198,6 +232,7 @@ def read_image(
     background: float | Sequence[float] = 1.0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    max_pixels: int | str | None = "pillow",
 ) -> Tensor:
     """Read an image file (PNG, JPEG, WebP, TIFF) into a 1×C×H×W tensor with values in [0, 1].
 
@@ -212,6 +247,8 @@ def read_image(
             ``out = alpha·image + (1 − alpha)·background``.
         background: the background for "composite": one value in [0, 1] or one per RGB channel.
         device, dtype: of the result (float32 by default).
+        max_pixels: files with more pixels are refused before decoding (decompression bombs); the default
+            follows Pillow's ``Image.MAX_IMAGE_PIXELS`` (≈ 89 M pixels), None disables the check.
 
     EXIF orientation (JPEG/TIFF/WebP from cameras) is applied, so the tensor is upright as viewers show it.
     8-bit modes are divided by 255, 16-bit modes by 65535 (see the module docstring).
@@ -223,21 +260,50 @@ def read_image(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch dtype, got {dtype}")
     bg = _background(background)
+    device = check_device("device", device)
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels == "pillow" else max_pixels
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    work = np.float64 if dtype == torch.float64 else np.float32
     p = Path(path)
     if not p.exists():
         raise ValueError(f"image file {str(p)!r} does not exist; check the path")
     if p.is_dir():
         raise ValueError(f"{str(p)!r} is a directory, not an image file; use list_images() for folders")
     try:
-        with Image.open(p) as img:
-            img.load()  # decodes everything: truncated files raise here, not at open()
-            img = ImageOps.exif_transpose(img)
-            arr, a = _pil_to_float(img)
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, ... on bad files
+        with warnings.catch_warnings():
+            # our own limit is checked below, before decoding; Pillow's warning would only repeat it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img_file = Image.open(p)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(_bomb_message(p, None, limit)) from exc
+    except Exception as exc:
         raise ValueError(
             f"cannot read image {str(p)!r}: {type(exc).__name__}: {exc}; the file is not a readable "
             f"PNG/JPEG/WebP/TIFF image or is truncated/corrupt"
         ) from exc
+    with img_file as img:
+        w, h = img.size
+        if limit is not None and w * h > limit:
+            raise ValueError(_bomb_message(p, (w, h), limit))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img.load()  # decodes everything: truncated files raise here, not at open()
+            img = ImageOps.exif_transpose(img)
+            arr, a = _pil_to_float(img, work, f"image {str(p)!r}")
+        except ValueError as exc:
+            if str(p) in str(exc):
+                raise
+            raise ValueError(
+                f"cannot read image {str(p)!r}: ValueError: {exc}; the file is not a readable "
+                f"PNG/JPEG/WebP/TIFF image or is truncated/corrupt"
+            ) from exc
+        except Exception as exc:
+            raise ValueError(
+                f"cannot read image {str(p)!r}: {type(exc).__name__}: {exc}; the file is not a readable "
+                f"PNG/JPEG/WebP/TIFF image or is truncated/corrupt"
+            ) from exc
 
     if a is not None and bool((a < 1.0).any()):
         if alpha == "error":
@@ -248,15 +314,24 @@ def read_image(
         if alpha == "composite":
             if arr.shape[2] == 1 and not np.all(bg == bg[0]):
                 arr = np.repeat(arr, 3, axis=2)  # grayscale image on a coloured background: blend in RGB
-            bgc = bg[: arr.shape[2]]
+            bgc = bg[: arr.shape[2]].astype(arr.dtype)
             arr = a[:, :, None] * arr + (1.0 - a[:, :, None]) * bgc[None, None, :]
 
     if channels == 3 and arr.shape[2] == 1:
         arr = np.repeat(arr, 3, axis=2)
     elif channels == 1 and arr.shape[2] == 3:
-        arr = (arr @ _LUMA)[:, :, None]
+        arr = (arr @ _LUMA.astype(arr.dtype))[:, :, None]
     t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
     return t.to(device=device, dtype=dtype)
+
+
+def _bomb_message(path: Path, size: tuple[int, int] | None, limit: int | None) -> str:
+    what = f"{size[0]}×{size[1]} pixels" if size else "more pixels than Pillow allows"
+    return (
+        f"image {str(path)!r} has {what}, over the limit of {limit} pixels (a possible decompression "
+        f"bomb: decoding it could take gigabytes of memory); if you trust the file pass max_pixels=None "
+        f"(or set PIL.Image.MAX_IMAGE_PIXELS = None)"
+    )
 
 
 def _background(background: float | Sequence[float]) -> np.ndarray:
@@ -284,6 +359,7 @@ def read_images(
     background: float | Sequence[float] = 1.0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    max_pixels: int | str | None = "pillow",
 ) -> Tensor:
     """Read several images of the same size into one N×C×H×W tensor (arguments as :func:`read_image`).
 
@@ -296,7 +372,10 @@ def read_images(
         raise ValueError("paths is empty; give at least one image file")
     images = []
     for p in paths:
-        img = read_image(p, channels=channels, alpha=alpha, background=background, device=device, dtype=dtype)
+        img = read_image(
+            p, channels=channels, alpha=alpha, background=background, device=device, dtype=dtype,
+            max_pixels=max_pixels,
+        )
         if images and img.shape[2:] != images[0].shape[2:]:
             h0, w0 = images[0].shape[2:]
             h, w = img.shape[2:]
@@ -332,8 +411,10 @@ def list_images(folder: PathLike) -> list[Path]:
 def write_image(path: PathLike, image: Tensor, *, quality: int = 95) -> None:
     """Write one image (1×C×H×W or C×H×W, values in [0, 1]) to ``path``, atomically.
 
-    The format follows the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. Values are clamped to [0, 1]
-    and rounded to 8 bits. C = 1 writes a grayscale file, C = 3 RGB, C = 4 RGBA (not for JPEG). ``quality``
+    The format follows the extension: .png, .jpg/.jpeg, .webp, .tif/.tiff. Values must lie in [0, 1] (a
+    tolerance of 1e-3 is clamped away): NaN/Inf, 0–255 or [-1, 1] tensors raise a ``ValueError`` (a value
+    check, see :func:`featstat.set_value_checks`; with checks off values are clamped). Values are rounded
+    to 8 bits. C = 1 writes a grayscale file, C = 3 RGB, C = 4 RGBA (not for JPEG). ``quality``
     (1–100) is used by JPEG and WebP; PNG and TIFF are lossless. Parent folders are created. The file is
     written to a temporary name beside ``path`` and renamed over it, so a failure leaves any previous file
     intact.
@@ -347,7 +428,9 @@ def write_image(path: PathLike, image: Tensor, *, quality: int = 95) -> None:
         )
     if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an integer in [1, 100], got {quality!r}")
-    arr = to_uint8(image)
+    x = _single_image("image", image)
+    check_image("image", x.detach()[None], channels=None)  # a 0–255 or [-1, 1] tensor is refused, not clamped
+    arr = to_uint8(x)
     if fmt == "JPEG" and arr.ndim == 3 and arr.shape[2] == 4:
         raise ValueError(
             f"JPEG cannot store an alpha channel (image has 4 channels) for {str(p)!r}; write "

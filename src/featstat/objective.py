@@ -20,6 +20,7 @@ with ``Term(..., target="style")``) and terms with ``target=None`` (diversity, t
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_tensor, reduce
+from ._checks import check_image, check_number, check_same_device, check_tensor, reduce
 from .losses.base import FeatureLoss
 
 PIXELS = "pixels"
@@ -62,8 +63,7 @@ class Term:
             raise ValueError(f"Term name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.loss, nn.Module):
             raise ValueError(f"Term {self.name!r}: loss must be an nn.Module, got {type(self.loss).__name__}")
-        if not isinstance(self.weight, (int, float)):
-            raise ValueError(f"Term {self.name!r}: weight must be a number, got {self.weight!r}")
+        self.weight = check_number(f"Term {self.name!r}: weight", self.weight)
         if self.extractor is None:
             if self.layers:
                 raise ValueError(f"Term {self.name!r}: layers={list(self.layers)} given without an extractor")
@@ -80,6 +80,13 @@ class Term:
                 )
             self._layer_list = list(self.layers)
         if self.layer_weights is not None:
+            if not isinstance(self.layer_weights, Mapping):
+                raise ValueError(
+                    f"Term {self.name!r}: layer_weights must be a mapping of layer name to weight, got "
+                    f"{type(self.layer_weights).__name__} {self.layer_weights!r}"
+                )
+            for layer, lw in self.layer_weights.items():
+                check_number(f"Term {self.name!r}: layer_weights[{layer!r}]", lw)
             unknown = set(self.layer_weights) - set(self._layer_list)
             if unknown:
                 raise ValueError(
@@ -147,6 +154,7 @@ class Objective(nn.Module):
             self.extractors.append(_merged_extractor(group))
         self._target_cache: dict[str, tuple[tuple, dict[str, Tensor]]] = {}
         self._prepared_cache: dict[str, tuple[tuple, Any]] = {}
+        self._validate: bool | None = None
         #: number of extractor passes made by the last call (pred + non-cached targets); for tests/logs.
         self.last_passes = 0
 
@@ -156,7 +164,10 @@ class Objective(nn.Module):
         """One pass of each extractor that ``terms`` need (index -1 holds the pixels)."""
         feats: dict[int, dict[str, Tensor]] = {-1: {PIXELS: images}}
         for i in sorted({self._extractor_index(t) for t in terms} - {-1}):
-            feats[i] = self.extractors[i](images)
+            extractor = self.extractors[i]
+            # the images were value-checked once in forward(); the extractor need not check them again
+            takes = "validate" in inspect.signature(extractor.forward).parameters
+            feats[i] = extractor(images, validate=False) if takes else extractor(images)
             self.last_passes += 1
         return feats
 
@@ -170,6 +181,7 @@ class Objective(nn.Module):
         cached = self._target_cache.get(name)
         if cached is not None and cached[0] == key and not target.requires_grad:
             return cached[1]
+        check_image(f"target[{name!r}]", target.detach(), channels=None, validate=self._validate)
         with torch.set_grad_enabled(target.requires_grad):
             feats = self._features(target, terms)
         if not target.requires_grad:
@@ -202,11 +214,32 @@ class Objective(nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------------
 
-    def forward(self, pred: Tensor, target: Tensor | Mapping[str, Tensor] | None = None) -> ObjectiveOutput:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor | Mapping[str, Tensor] | None = None,
+        *,
+        validate: bool | None = None,
+    ) -> ObjectiveOutput:
+        """Total and per-term values of ``pred`` (N×C×H×W in [0, 1]) against ``target`` (a tensor or a
+        mapping of names to tensors).
+
+        Values of ``pred`` and of each target (when its features are not cached) are checked — finite, in
+        [0, 1], one ``aminmax`` each — when ``validate`` is True, or None (default) and value checks are on
+        (:func:`featstat.set_value_checks`, ``FEATSTAT_VALUE_CHECKS=0``). Engines that optimise the pixels
+        themselves (an iterate that leaves [0, 1] between steps) pass ``validate=False`` for that reason.
+        """
         check_tensor("pred", pred, ndim=4)
+        if target is not None and not isinstance(target, (Tensor, Mapping)):
+            raise ValueError(
+                f"target must be a tensor, a mapping of names to tensors or None, got {type(target).__name__}"
+            )
         targets = {"target": target} if isinstance(target, Tensor) else dict(target or {})
         for name, t in targets.items():
             check_tensor(f"target[{name!r}]", t, ndim=4)
+            check_same_device(pred, t, names=("pred", f"target[{name!r}]"))
+        check_image("pred", pred.detach(), channels=None, validate=validate)
+        self._validate = validate
         needed = {t.target for t in self.terms if t.target is not None}
         missing = sorted(needed - set(targets))
         if missing:

@@ -179,8 +179,10 @@ class FeatureExtractor(nn.Module):
         x = images.flip(1) * 255.0 if self.preprocessing == "caffe" else images
         return (x - self.mean.to(x)) / self.std.to(x)
 
-    def check_images(self, images: object, *, validate: bool = False) -> Tensor:
-        """Cheap checks (rank, 3 channels, float dtype, large enough); value range too with ``validate``."""
+    def check_images(self, images: object, *, validate: bool | None = None) -> Tensor:
+        """Metadata checks (rank, 3 channels, float dtype, large enough), and the values (finite, in [0, 1]:
+        one ``aminmax``) when ``validate`` is True, or None and value checks are on (the default; see
+        :func:`featstat.set_value_checks`)."""
         x = check_tensor("images", images, ndim=4, channels=3)
         h, w = x.shape[-2:]
         if h < self.min_size or w < self.min_size:
@@ -189,16 +191,15 @@ class FeatureExtractor(nn.Module):
                 f"images must be at least {self.min_size}×{self.min_size} pixels for {self.arch} layer "
                 f"{deepest}, got shape {tuple(x.shape)}; upsample the images or choose shallower layers"
             )
-        if validate:
-            check_image("images", x)
+        check_image("images", x.detach(), validate=validate)  # values: per the switch unless given
         return x
 
-    def forward(self, images: Tensor, *, validate: bool = False) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, *, validate: bool | None = None) -> dict[str, Tensor]:
         """Features of ``images`` (N×3×H×W, RGB, float, [0, 1]) at every requested layer.
 
         Returns ``{name: N×C×h×w}`` in the order of ``self.layers``. Images are cast to the parameters'
-        dtype. Only cheap metadata checks run by default; ``validate=True`` also checks values are finite
-        and in [0, 1] (a device sync).
+        dtype. Values are checked (finite, in [0, 1]: one ``aminmax``) unless value checks are off
+        (:func:`featstat.set_value_checks`, ``FEATSTAT_VALUE_CHECKS=0``) or ``validate=False`` is passed.
         """
         x = self.check_images(images, validate=validate)
         dtype = self.mean.dtype

@@ -232,11 +232,11 @@ class RandomFilterExtractor(nn.Module):
             self._fft_cache[key] = wf
         return wf
 
-    def forward(self, images: Tensor, *, validate: bool = False) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, *, validate: bool | None = None) -> dict[str, Tensor]:
         """Features of ``images`` (N×3×H×W RGB in [0, 1], float) for every requested layer.
 
         Returns ``{name: N×C×h×w}`` in the order of ``self.layers`` (float32 for half inputs, else the images'
-        dtype); ``validate=True`` also checks the values are finite and in [0, 1] (a device sync).
+        dtype). Values are checked (finite, in [0, 1]) unless value checks are off or ``validate=False``.
         """
         x = check_tensor("images", images, ndim=4, channels=3)
         h, w = x.shape[-2:]
@@ -246,8 +246,7 @@ class RandomFilterExtractor(nn.Module):
                 f"{self.min_size} with padding='valid', got shape {tuple(x.shape)}; upsample the images, use "
                 f"smaller sizes=... or padding='circular'"
             )
-        if validate:
-            check_image("images", x)
+        check_image("images", x.detach(), validate=validate)  # values: per the switch unless given
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         x = (x.to(dtype) - self.mean.to(dtype)) / self.std.to(dtype)
         maps = {s: torch.relu(self._response(x, s)) for s in self._computed}

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from .._atomic import atomic_write
+from .._checks import FileLoadError
 from .layers import check_arch, layer_at, layer_index
 
 PREPROCESSINGS = ("torchvision", "caffe")
@@ -301,25 +302,60 @@ def resolve_weights(name_or_path: str | os.PathLike[str], download: bool | None 
     return _resolve(name_or_path, download)[0]
 
 
+def _bad_weights(path: Path, problem: str) -> FileLoadError:
+    return FileLoadError(
+        f"weights file {str(path)!r} {problem}; download it again (or re-export it with "
+        f"torch.save(model.state_dict(), path) / safetensors), then `featstat weights import FILE`, or pass "
+        f"weights=None for seeded random weights"
+    )
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     """Tensors of a weights file: ``.safetensors`` via safetensors, anything else via
-    ``torch.load(weights_only=True)`` (a ``{"state_dict": {...}}`` wrapper is unwrapped)."""
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    ``torch.load(weights_only=True)`` (a ``{"state_dict": {...}}`` wrapper is unwrapped).
 
-        return dict(load_file(str(path), device="cpu"))
+    Every failure — a missing, empty, truncated or foreign file, objects other than tensors, a container
+    that is not a mapping of names to tensors, complex or NaN/Inf tensors — raises :class:`FileLoadError`
+    (a ``ValueError``) naming the file and what to do. Nothing is ever unpickled beyond plain tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _bad_weights(path, "does not exist or is not a file")
+    if path.stat().st_size == 0:
+        raise _bad_weights(path, "is empty (0 bytes; an interrupted download or copy?)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: object = load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"weights file {path} holds objects other than tensors, which featstat refuses to unpickle "
-            f"(torch.load(weights_only=True)); save a plain state dict: torch.save(model.state_dict(), path)"
+        raise _bad_weights(
+            path,
+            "holds objects other than tensors, which featstat refuses to unpickle (torch.load("
+            f"weights_only=True): {str(exc).splitlines()[0][:200]})",
+        ) from exc
+    except Exception as exc:  # EOFError, RuntimeError (bad zip), SafetensorError, OSError, ...
+        kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch (torch.save)"
+        raise _bad_weights(
+            path, f"is not a readable {kind} file, or is truncated ({type(exc).__name__}: {str(exc)[:200]})"
         ) from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"weights file {path} does not hold a state dict (a mapping of names to tensors)")
+    if not isinstance(state, dict) or not state:
+        raise _bad_weights(
+            path, f"does not hold a state dict (a mapping of names to tensors) but {type(state).__name__}"
+        )
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise _bad_weights(
+                path, f"does not hold a state dict: entry {key!r} is a {type(value).__name__}, not a tensor"
+            )
+        if value.is_complex():
+            raise _bad_weights(path, f"holds a complex tensor {key!r} ({value.dtype}); weights are real")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise _bad_weights(path, f"holds NaN or Inf values in {key!r} (a damaged or diverged model)")
     return dict(state)
 
 

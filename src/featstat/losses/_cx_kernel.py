@@ -57,10 +57,12 @@ def _column_max_one(x: Tensor, y: Tensor, bandwidth: float, chunk_elements: int)
     rows = _rows_per_chunk(m_cols, chunk_elements)
     best = torch.full((m_cols,), -1.0, dtype=x.dtype, device=x.device)
     arg = torch.zeros(m_cols, dtype=torch.long, device=x.device)
+    nan = torch.zeros(m_cols, dtype=torch.bool, device=x.device)
     yt = y.t()
     for start in range(0, n, rows):
         a, _, _, _ = _affinities(x[start : start + rows] @ yt, bandwidth, inplace=True)
-        chunk_best = a.amax(dim=0)
+        chunk_best = a.amax(dim=0)  # NaN propagates within a chunk; across chunks `>` would drop it:
+        nan |= chunk_best.isnan()  # remember it, so NaN anywhere gives NaN whatever the chunking
         better = (chunk_best > best).nonzero().squeeze(1)
         if better.numel():
             # Row of the maximum, only for the columns this chunk improves. A reduction with indices over
@@ -70,7 +72,7 @@ def _column_max_one(x: Tensor, y: Tensor, bandwidth: float, chunk_elements: int)
             arg[better[hit_col]] = hit_row + start  # on ties any maximising row is a valid subgradient
             best[better] = chunk_best[better]
         del a
-    return best, arg
+    return best.masked_fill_(nan, float("nan")), arg
 
 
 def _column_max_backward_one(

@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_reduction, reduce
+from .._checks import check_reduction, check_same_batch, check_same_shape, check_tensor, reduce
 
 
 class FeatureLoss(nn.Module):
@@ -41,7 +41,15 @@ class FeatureLoss(nn.Module):
         """Per-sample loss (shape N) of ``pred`` against a prepared target."""
         raise NotImplementedError
 
+    def check_pair(self, pred: object, target: object) -> None:
+        """The checks every module form shares with its functional form: tensors, N×C×H×W, float, same
+        channels, target batch 1 or N, same device (and same shape for pointwise losses)."""
+        check_tensor("pred", pred)
+        check_tensor("target", target)
+        (check_same_shape if self.pointwise else check_same_batch)(pred, target)  # type: ignore[arg-type]
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        self.check_pair(pred, target)
         return reduce(self.compare(pred, self.prepare_target(target)), self.reduction)
 
     def extra_repr(self) -> str:

@@ -32,9 +32,12 @@ from torch import Tensor
 
 from .._checks import (
     check_choice,
+    check_int,
+    check_number,
     check_positive,
     check_reduction,
     check_same_batch,
+    check_same_device,
     check_tensor,
     compute_dtype,
     make_generator,
@@ -46,6 +49,19 @@ from .base import FeatureLoss
 
 DISTANCES = ("cosine", "l2")
 DEFAULT_CHUNK = 1 << 20  # elements per N×M chunk: 4 MiB in float32
+#: Smallest bandwidth: the kernel's 1/(h·(min d + 1e-5)) must stay finite in float32 (h = 1e-40 gave NaN).
+MIN_BANDWIDTH = 1e-6
+
+
+def _check_bandwidth(bandwidth: object) -> float:
+    return check_number(
+        "bandwidth", bandwidth, low=MIN_BANDWIDTH, hint="the papers use 0.1 (SR) to 0.5 (style); smaller "
+        "values overflow float32 in exp((1 - d/min d)/h)"
+    )
+
+
+def _check_chunk_size(chunk_size: object) -> int:
+    return check_int("chunk_size", chunk_size, low=1)
 
 
 @dataclass
@@ -150,12 +166,17 @@ def contextual_similarity(
     :class:`ContextualTarget` from :func:`prepare_contextual_target`. ``x_index``/``y_index`` optionally
     select flat spatial positions (the papers' random sampling). Computed in float32 for half inputs.
     """
-    check_positive("bandwidth", bandwidth)
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int (elements per chunk), got {chunk_size!r}")
+    _check_bandwidth(bandwidth)
+    _check_chunk_size(chunk_size)
     if isinstance(y, ContextualTarget):
         check_tensor("x", x, ndim=4)
         target = y
+        if target.rows.shape[0] not in (1, x.shape[0]):
+            raise ValueError(
+                f"the prepared target has batch size {target.rows.shape[0]} but x has shape "
+                f"{tuple(x.shape)}; the target batch must be 1 or N"
+            )
+        check_same_device(x, target.rows, names=("x", "the prepared target"))
         if target.rows.shape[-1] - 2 - (2 if target.spatial_weight else 0) != x.shape[1]:
             raise ValueError(f"x has {x.shape[1]} channels but the prepared target was built for others")
     else:
@@ -229,6 +250,7 @@ def chamfer_distance(
     """
     check_reduction(reduction)
     _check_pair(x, y)
+    _check_chunk_size(chunk_size)
     target = prepare_contextual_target(y, distance)
     xr, yr = _prediction_rows(x, target), target.rows
     yr = yr.to(xr.dtype).expand(xr.shape[0], -1, -1)
@@ -275,13 +297,13 @@ class ContextualLoss(FeatureLoss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        self.bandwidth = check_positive("bandwidth", bandwidth)
+        self.bandwidth = _check_bandwidth(bandwidth)
         self.distance = check_choice("distance", distance, DISTANCES)
         self.spatial_weight = check_positive("spatial_weight", spatial_weight, allow_zero=True)
-        if sample_size is not None and (not isinstance(sample_size, int) or sample_size < 1):
-            raise ValueError(f"sample_size must be None or a positive int, got {sample_size!r}")
+        if sample_size is not None:
+            check_int("sample_size", sample_size, low=1, high=1 << 15)
         self.sample_size = sample_size
-        self.chunk_size = chunk_size
+        self.chunk_size = _check_chunk_size(chunk_size)
         self._generator = make_generator(seed)
 
     def get_extra_state(self) -> dict:

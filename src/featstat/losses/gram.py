@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_reduction, check_same_batch, check_tensor, compute_dtype
+from .._checks import check_finite, check_reduction, check_same_batch, check_tensor, compute_dtype
 from .._checks import reduce as _reduce
 from .base import FeatureLoss
 
@@ -52,6 +52,7 @@ def _check_mask(name: str, mask: object, f: Tensor, f_name: str) -> Tensor:
         raise ValueError(
             f"{name} is on {mask.device} but {f_name} on {f.device}; move it with .to({f_name}.device)"
         )
+    check_finite(name, mask)  # a NaN weight in a guide would turn the whole Gram matrix into NaN
     return mask
 
 
@@ -253,6 +254,7 @@ class GramLoss(FeatureLoss):
     ) -> Tensor:
         if (mask_pred is None) != (mask_target is None):
             raise ValueError("give both mask_pred and mask_target, or neither")
+        self.check_pair(pred, target)
         return _reduce(
             self.compare(pred, self.prepare_target(target, mask_target), mask_pred), self.reduction
         )

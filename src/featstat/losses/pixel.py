@@ -15,8 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import (
+    MAX_KERNEL_SIZE,
     check_choice,
-    check_positive,
+    check_int,
+    check_number,
     check_reduction,
     check_same_shape,
     check_tensor,
@@ -103,17 +105,11 @@ def gaussian_kernel1d(
     ``k[i] ∝ exp(−(i − r)² / (2σ²))`` for i = 0..2r, r = kernel_size // 2, summing to 1: the kernel
     ``scipy.ndimage.gaussian_filter`` uses with ``truncate = r / σ``.
     """
-    if (
-        not isinstance(kernel_size, int)
-        or isinstance(kernel_size, bool)
-        or kernel_size < 1
-        or kernel_size % 2 == 0
-    ):
-        raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}")
-    sigma = check_positive("sigma", sigma)
+    check_int("kernel_size", kernel_size, low=1, high=MAX_KERNEL_SIZE, odd=True)  # before any allocation
+    sigma = check_number("sigma", sigma, low=1e-3, high=1e6, hint="the papers' low-frequency L2 uses σ = 3")
     r = kernel_size // 2
     x = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-(x**2) / (2.0 * sigma**2))
+    k = torch.exp(-0.5 * (x / sigma) ** 2)  # (x/σ)², not x²/σ²: no 0/0 or inf/inf for extreme σ
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
@@ -254,7 +250,7 @@ class LowFrequencyL2Loss(FeatureLoss):
         self, kernel_size: int = 21, sigma: float = 3.0, reduction: str = "mean", padding: str = "reflect"
     ) -> None:
         super().__init__(reduction)
-        self.kernel_size = kernel_size
+        self.kernel_size = check_int("kernel_size", kernel_size, low=1, high=MAX_KERNEL_SIZE, odd=True)
         self.sigma = float(sigma)
         self.padding = check_choice("padding", padding, PADDING_MODES)
         self.register_buffer(

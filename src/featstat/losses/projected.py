@@ -28,6 +28,8 @@ from torch import Tensor
 
 from .._checks import (
     check_choice,
+    check_finite,
+    check_int,
     check_positive,
     check_reduction,
     check_same_batch,
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 PROJECTIONS = ("identity", "sphere", "r2p", "rpp")
+#: Most directions a projection matrix may have (the papers use ≤ 1024; more is a units mistake).
+MAX_PROJECTIONS = 1 << 16
 
 
 # --------------------------------------------------------------------------------------------- 1-D W1
@@ -152,8 +156,7 @@ def make_projections(
     check_choice("kind", kind, PROJECTIONS)
     if count is None:
         count = channels
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"count (num_projections) must be a positive integer or None, got {count!r}")
+    count = check_int("count (num_projections)", count, low=1, high=MAX_PROJECTIONS)
     perturbation = check_positive("perturbation", perturbation, allow_zero=True)
     g = make_generator(generator)
     gdev = g.device
@@ -193,6 +196,7 @@ def make_projections(
 
 def _check_projection_matrix(projections: object, channels: int) -> Tensor:
     w = check_tensor("projections", projections, ndim=2)
+    check_finite("projections", w)
     if w.shape[1] != channels:
         raise ValueError(
             f"projections must be a K×C matrix with C = {channels} columns (the feature channels), got shape "
@@ -359,10 +363,8 @@ class ProjectedDistributionLoss(FeatureLoss):
     ) -> None:
         super().__init__(reduction)
         self.projection = check_choice("projection", projection, PROJECTIONS)
-        if num_projections is not None and not (
-            isinstance(num_projections, int) and not isinstance(num_projections, bool) and num_projections > 0
-        ):
-            raise ValueError(f"num_projections must be a positive integer or None, got {num_projections!r}")
+        if num_projections is not None:
+            check_int("num_projections", num_projections, low=1, high=MAX_PROJECTIONS)
         self.num_projections = num_projections
         if seed is not None and not isinstance(seed, int):
             raise ValueError(f"seed must be an int (the module stores it), got {type(seed).__name__}")
@@ -371,6 +373,7 @@ class ProjectedDistributionLoss(FeatureLoss):
         matrix: Tensor | None = None
         if projections is not None:
             matrix = check_tensor("projections", projections, ndim=2).detach().clone()
+            check_finite("projections", matrix)
             if channels is not None and matrix.shape[1] != channels:
                 raise ValueError(
                     f"projections has {matrix.shape[1]} columns but channels={channels}; they must agree"

@@ -24,7 +24,15 @@ import pytorch_msssim
 import torch
 from torch import Tensor
 
-from .._checks import check_positive, check_reduction, compute_dtype, reduce
+from .._checks import (
+    MAX_KERNEL_SIZE,
+    check_int,
+    check_number,
+    check_positive,
+    check_reduction,
+    compute_dtype,
+    reduce,
+)
 from .base import Metric, check_image_pair
 
 __all__ = [
@@ -124,10 +132,23 @@ def psnr(
 # ------------------------------------------------------------------------------------------------ SSIM
 
 
-def _check_window(win_size: int, win_sigma: float) -> None:
-    if not isinstance(win_size, int) or isinstance(win_size, bool) or win_size < 3 or win_size % 2 == 0:
-        raise ValueError(f"win_size must be an odd integer >= 3, got {win_size!r}")
-    check_positive("win_sigma", win_sigma)
+def _check_window(
+    win_size: int, win_sigma: float, k1: float = 0.01, k2: float = 0.03, weights: object = None
+) -> list[float] | None:
+    """The one check of (MS-)SSIM options, shared by the functions and the modules. Values that would turn
+    into NaN or overflow (k = 0 makes flat regions 0/0, a tiny σ a 0/0 window) are refused here."""
+    check_int("win_size", win_size, low=3, high=MAX_KERNEL_SIZE, odd=True)
+    check_number("win_sigma", win_sigma, low=0.05, high=1e3, hint="the papers use 1.5")
+    for name, k in (("k1", k1), ("k2", k2)):
+        check_number(name, k, low=1e-6, high=1.0, hint="the SSIM paper uses k1=0.01, k2=0.03; 0 gives 0/0")
+    if weights is None:
+        return None
+    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+        raise ValueError(f"weights must be a sequence of numbers (one per scale), got {weights!r}")
+    w = [check_number(f"weights[{i}]", v, low=0.0) for i, v in enumerate(weights)]  # type: ignore[union-attr]
+    if not w or sum(w) <= 0:
+        raise ValueError(f"weights must be a non-empty sequence of numbers >= 0, not all 0, got {weights!r}")
+    return w
 
 
 def ssim(
@@ -156,7 +177,7 @@ def ssim(
     """
     check_reduction(reduction)
     check_positive("data_range", data_range)
-    _check_window(win_size, win_sigma)
+    _check_window(win_size, win_sigma, k1, k2)
     p, t = prepare_for_distortion(pred, target, y_channel=y_channel, crop_border=crop_border)
     h, w = p.shape[-2:]
     if min(h, w) < win_size:
@@ -196,10 +217,8 @@ def ms_ssim(
     """
     check_reduction(reduction)
     check_positive("data_range", data_range)
-    _check_window(win_size, win_sigma)
-    w = [float(v) for v in weights]
-    if not w or any(v < 0 for v in w):
-        raise ValueError(f"weights must be a non-empty sequence of non-negative floats, got {weights!r}")
+    w = _check_window(win_size, win_sigma, k1, k2, weights)
+    assert w is not None
     p, t = prepare_for_distortion(pred, target, y_channel=y_channel, crop_border=crop_border)
     need = (win_size - 1) * 16
     h, wd = p.shape[-2:]
@@ -264,7 +283,7 @@ class SSIM(Metric):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        _check_window(win_size, win_sigma)
+        _check_window(win_size, win_sigma, k1, k2)
         self.options = dict(data_range=check_positive("data_range", data_range), win_size=win_size,
                             win_sigma=win_sigma, k1=k1, k2=k2, y_channel=bool(y_channel),
                             crop_border=crop_border)  # fmt: skip
@@ -295,9 +314,9 @@ class MSSSIM(Metric):
         reduction: str = "mean",
     ) -> None:
         super().__init__(reduction)
-        _check_window(win_size, win_sigma)
+        w = _check_window(win_size, win_sigma, k1, k2, weights)
         self.options = dict(data_range=check_positive("data_range", data_range), win_size=win_size,
-                            win_sigma=win_sigma, weights=tuple(float(v) for v in weights), k1=k1, k2=k2,
+                            win_sigma=win_sigma, weights=tuple(w or ()), k1=k1, k2=k2,
                             y_channel=bool(y_channel), crop_border=crop_border)  # fmt: skip
 
     def values(self, pred: Tensor, target: Tensor) -> Tensor:

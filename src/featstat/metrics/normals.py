@@ -11,8 +11,9 @@ Conventions:
   them with ``2·v − 1`` first.
 - The angle is ``atan2(‖a × b‖, a · b)``, equal to ``arccos`` of the cosine but accurate for small angles.
 - Valid pixels: those where ``mask`` (N×1×H×W or N×H×W, bool or values > 0.5) is true, and where the
-  ground-truth vector is not zero (datasets mark missing normals with zeros). A zero predicted vector counts
-  as 90° off.
+  ground-truth vector is not zero (datasets mark missing normals with zeros). A zero predicted vector has
+  no direction: it counts as the maximal error, 180° (``atan2(0, 0) = 0`` would otherwise score a blank
+  prediction as perfect).
 - Per image (default) or ``pooled=True``: statistics over all valid pixels of the batch at once, as the
   papers' tables do for a test set.
 """
@@ -58,7 +59,8 @@ def angular_error(pred: Tensor, target: Tensor, *, encoded: bool = False) -> Ten
     """Per-pixel angle between predicted and ground-truth normals, in degrees, shape N×H×W (in [0, 180]).
 
     ``pred``, ``target``: N×3×H×W normal vectors (target batch 1 broadcasts), or encoded normal-map images in
-    [0, 1] with ``encoded=True``. Differentiable except where the vectors are parallel or zero.
+    [0, 1] with ``encoded=True``. Differentiable except where the vectors are parallel or zero. A zero
+    predicted vector gets 180° (the maximal error).
     """
     p = _check_normals("pred", pred, encoded)
     t = _check_normals("target", target, encoded)
@@ -71,7 +73,9 @@ def angular_error(pred: Tensor, target: Tensor, *, encoded: bool = False) -> Ten
     p, t = p.to(dtype), t.to(dtype)
     cross = torch.linalg.cross(p, t.expand_as(p), dim=1)
     dot = (p * t).sum(dim=1)
-    return torch.rad2deg(torch.atan2(torch.linalg.vector_norm(cross, dim=1), dot))
+    angle = torch.rad2deg(torch.atan2(torch.linalg.vector_norm(cross, dim=1), dot))
+    no_direction = (p == 0).all(dim=1)  # a zero-length prediction: invalid, the maximal error
+    return angle.masked_fill(no_direction, 180.0)
 
 
 def _valid_mask(target: Tensor, mask: Tensor | None, shape: torch.Size, encoded: bool) -> Tensor:

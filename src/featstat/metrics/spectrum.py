@@ -155,6 +155,10 @@ def spectral_slope(frequencies: Tensor, power: Tensor, *, fmin: float = 0.02, fm
     return ((ly - ly.mean(dim=-1, keepdim=True)) * lx0).sum(dim=-1) / lx0.square().sum()
 
 
+#: Power floor relative to the larger spectrum's peak (120 dB): a ring empty on one side counts that much.
+DYNAMIC_RANGE = 1e-12
+
+
 def spectrum_distance(
     pred: Tensor,
     target: Tensor,
@@ -169,7 +173,9 @@ def spectrum_distance(
 
     Sizes may differ (the rings are in cycles/pixel; ``n_bins`` defaults to the smaller image's
     min side // 2).
-    Target batch 1 broadcasts. Rings where either power is 0 are skipped.
+    Target batch 1 broadcasts. A ring with power on one side only is a real difference, never skipped:
+    powers are floored at 10⁻¹² of the larger spectrum's peak (so such a ring counts up to 120 dB). Rings
+    empty on both sides are equal and count 0. A flat image therefore never matches a texture.
     """
     check_reduction(reduction)
     pred = check_tensor("pred", pred, ndim=4)
@@ -182,10 +188,12 @@ def spectrum_distance(
     _, pt = radial_power_spectrum(target, n_bins=n_bins, window=window, channel=channel)
     pt = pt.to(pp)
     tiny = torch.finfo(pp.dtype).tiny
-    ok = (pp > tiny) & (pt > tiny)
-    diff = 10 * (torch.log10(pp.clamp_min(tiny)) - torch.log10(pt.clamp_min(tiny)))
-    diff = torch.where(ok, diff, torch.zeros_like(diff))
-    values = torch.sqrt(diff.square().sum(dim=-1) / ok.sum(dim=-1).clamp_min(1))
+    peak = torch.maximum(pp.amax(dim=-1, keepdim=True), pt.amax(dim=-1, keepdim=True))
+    floor = (peak * DYNAMIC_RANGE).clamp_min(tiny)
+    both_empty = (pp <= floor) & (pt <= floor)
+    diff = 10 * (torch.log10(torch.maximum(pp, floor)) - torch.log10(torch.maximum(pt, floor)))
+    diff = torch.where(both_empty, torch.zeros_like(diff), diff)
+    values = torch.sqrt(diff.square().mean(dim=-1))
     return reduce(values, reduction)
 
 
