@@ -52,7 +52,7 @@ def test_path_found_and_missing(tmp_path):
     result = run("weights", "path", "vgg16")
     assert result.exit_code == 0 and result.output.strip() == str(hub / "vgg16-397923af.pth")
     result = run("weights", "path", "vgg19")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # missing weights: status 2 in every verb (cli_common)
     assert "featstat weights import vgg19-dcbb9e9d.pth" in result.output
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in result.output
     result = run("weights", "path", "vgg91")

@@ -14,31 +14,40 @@ Quick start::
 
 from __future__ import annotations
 
-from . import features, io, losses
-from ._checks import FileLoadError, set_value_checks, value_checks, value_checks_enabled
-from .features import FeatureExtractor, PatchExtractor, alexnet, squeezenet1_1, vgg16, vgg19
-from .io import read_image, read_images, write_image
-from .losses import (
-    LOSSES,
-    ChamferLoss,
-    ContextualLoss,
-    DiversityLoss,
-    GramLoss,
-    L1Loss,
-    L2Loss,
-    LowFrequencyL2Loss,
-    PerceptualLoss,
-    ProjectedDistributionLoss,
-    SlicedWassersteinLoss,
-    TotalVariationLoss,
-)
-from .losses.functional import (
-    chamfer_distance,
-    contextual_loss,
-    gram_loss,
-    projected_distribution_loss,
-)
-from .objective import Objective, ObjectiveOutput, Term
+import importlib
+from typing import Any
+
+# Names are imported on first use (PEP 562), so that `featstat --help` and `python -m featstat --help` do not
+# load torch; `featstat.vgg19`, `from featstat import Objective` etc. work as plain imports would.
+_LAZY: dict[str, str] = {
+    "features": "", "io": "", "losses": "",
+    "FeatureExtractor": "features", "PatchExtractor": "features", "alexnet": "features",
+    "squeezenet1_1": "features", "vgg16": "features", "vgg19": "features",
+    "read_image": "io", "read_images": "io", "write_image": "io",
+    "LOSSES": "losses", "ChamferLoss": "losses", "ContextualLoss": "losses", "DiversityLoss": "losses",
+    "GramLoss": "losses", "L1Loss": "losses", "L2Loss": "losses", "LowFrequencyL2Loss": "losses",
+    "PerceptualLoss": "losses", "ProjectedDistributionLoss": "losses", "SlicedWassersteinLoss": "losses",
+    "TotalVariationLoss": "losses",
+    "chamfer_distance": "losses.functional", "contextual_loss": "losses.functional",
+    "gram_loss": "losses.functional", "projected_distribution_loss": "losses.functional",
+    "Objective": "objective", "ObjectiveOutput": "objective", "Term": "objective",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'featstat' has no attribute {name!r}")
+    where = _LAZY[name]
+    value: Any = importlib.import_module(f"{__name__}.{where or name}")
+    if where:
+        value = getattr(value, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __version__ = "0.1.0"
 
@@ -48,7 +57,6 @@ __all__ = [
     "ContextualLoss",
     "DiversityLoss",
     "FeatureExtractor",
-    "FileLoadError",
     "GramLoss",
     "L1Loss",
     "L2Loss",
@@ -72,10 +80,7 @@ __all__ = [
     "projected_distribution_loss",
     "read_image",
     "read_images",
-    "set_value_checks",
     "squeezenet1_1",
-    "value_checks",
-    "value_checks_enabled",
     "vgg16",
     "vgg19",
     "write_image",

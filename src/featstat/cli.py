@@ -6,17 +6,76 @@ with ``main.add_command``, so adding a verb touches one new module and one line 
 
 from __future__ import annotations
 
+import importlib
+from typing import ClassVar
+
 import click
 
-from .cli_metrics import compare_command, eval_command, spectrum_command, twoafc_command
-from .cli_prior import prior
-from .cli_restore import add_recipe_commands, degrade_command, restore_command
-from .cli_synthesis import COMMANDS as SYNTHESIS_COMMANDS
-from .cli_synthesis import train
-from .cli_weights import weights
+from .cli_common import FeatstatGroup
+
+#: verb → (module, attribute, the start of its help). Verbs are imported when used, so that
+#: ``featstat --help`` does not load torch; tests/test_cli_main.py checks the help lines against the verbs.
+VERBS: dict[str, tuple[str, str, str]] = {
+    "texture": ("featstat.cli_synthesis", "texture_command",
+                "Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic)."),
+    "style": ("featstat.cli_synthesis", "style_command",
+              "Paint CONTENT in the style of STYLE by optimising pixels (Gatys et al. 2016; any statistic)."),
+    "train": ("featstat.cli_synthesis", "train",
+              "Train feed-forward generators (texture networks, stylisation networks, restoration recipes)."),
+    "sample": ("featstat.cli_synthesis", "sample_command",
+               "Draw textures of any size from a texture generator trained with `featstat train texture`."),
+    "stylize": ("featstat.cli_synthesis", "stylize_command",
+                "Stylise IMAGES (files or folders, any size) with a network trained by"),
+    "restore": ("featstat.cli_restore", "restore_command",
+                "Restore IMAGES (files or folders) with a trained network "),
+    "degrade": ("featstat.cli_restore", "degrade_command",
+                "Degrade IMAGES (files or folders) as a training task does"),
+    "prior": ("featstat.cli_prior", "prior",
+              "Deep Image Prior: restore one photo by fitting a random network to it (no training data)."),
+    "eval": ("featstat.cli_metrics", "eval_command",
+             "Score the images of PRED_DIR against those of REF_DIR with the same names."),
+    "compare": ("featstat.cli_metrics", "compare_command",
+                "Put IMAGES side by side with zoomed crops and their metrics against a reference."),
+    "spectrum": ("featstat.cli_metrics", "spectrum_command",
+                 "Plot the mean radial power spectrum of each INPUT (a folder of images or one image file)."),
+    "twoafc": ("featstat.cli_metrics", "twoafc_command",
+               "Score metrics against human 2AFC judgements on a BAPPS-layout folder"),
+    "weights": ("featstat.cli_weights", "weights",
+                "Pretrained backbone weights: list the registry, locate files, import downloaded files."),
+}  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyMain(FeatstatGroup):
+    """Imports a verb's module only when that verb runs (or its help is shown)."""
+
+    _loaded: ClassVar[dict[str, click.Command]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        if name not in self._loaded:
+            module, attr, _ = VERBS[name]
+            command = getattr(importlib.import_module(module), attr)
+            if name == "train":  # featstat train <recipe> for the supervised restoration recipes
+                from .cli_restore import add_recipe_commands
+
+                add_recipe_commands(command)
+            self._loaded[name] = command
+        return self._loaded[name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(n) for n in VERBS)
+        rows = []
+        for name in self.list_commands(ctx):
+            rows.append((name, click.utils.make_default_short_help(VERBS[name][2], limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyMain, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="featstat")
 def main() -> None:
     """featstat: losses, metrics and engines that compare the internal statistics of images.
@@ -31,16 +90,3 @@ def main() -> None:
       featstat weights list                                 # known pretrained weights and where they are
       featstat COMMAND --help                               # help and examples for one command
     """
-
-
-main.add_command(weights)
-for command in SYNTHESIS_COMMANDS:  # texture, style, train (group), sample, stylize
-    main.add_command(command)
-add_recipe_commands(train)  # featstat train <recipe> for the supervised restoration recipes
-main.add_command(restore_command)
-main.add_command(degrade_command)
-main.add_command(prior)
-main.add_command(eval_command)
-main.add_command(compare_command)
-main.add_command(spectrum_command)
-main.add_command(twoafc_command)

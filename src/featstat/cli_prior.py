@@ -18,7 +18,7 @@ from typing import Any
 import click
 import torch
 
-from .io import read_image, write_image
+from .cli_common import check_output_folder
 
 SAMPLE_SIZE = 128
 
@@ -65,12 +65,20 @@ def _fit_options(func: Callable) -> Callable:
         click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
                      help="Save OUT/checkpoint.pt every this many steps (and on Ctrl-C)."),
         click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt."),
+        click.option("--snapshot-every", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Write OUT/snapshots/step_NNNNN.png (and _avg.png) every this many steps, to pick "
+                          "where to stop (0 = off)."),
+        click.option("--max-size", type=click.IntRange(min=8), default=None,
+                     help="Downscale the input photo(s) so the longer side is at most this many pixels "
+                          "(large photos take minutes per step; not for sr without --from-hr)."),
         click.option("--extra", "extra", multiple=True, metavar="LOSS=WEIGHT",
                      help="Experimental feature-statistics term, e.g. cx=0.05 or pdl=0.01 (repeatable)."),
         click.option("--extra-layers", default="relu2_1,relu3_1", show_default=True,
                      help="VGG-19 layers the extra terms compare."),
-        click.option("--extra-weights", default="vgg19", show_default=True,
-                     help="Backbone weights of the extra terms: registry name, file, or 'random'."),
+        click.option("--extra-weights", default="auto", show_default=True,
+                     help="Backbone weights of the extra terms: registry name, file, 'random', or 'auto' "
+                          "(the best trained features here: vgg19, then vgg16-hed, then the shallow Caffe "
+                          "layers; never downloads)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -96,6 +104,7 @@ def _fit_kwargs(o: dict[str, Any], device: torch.device) -> dict[str, Any]:
         "resume": o["resume"],
         "progress": not o["quiet"],
         "device": device,
+        "on_output": o.get("on_output"),
     }
     return {k: v for k, v in kw.items() if v is not None or k == "backtrack"}
 
@@ -161,11 +170,48 @@ def _extra(o: dict[str, Any], device: torch.device) -> Any:
     return statistics_objective(terms, layers=layers, weights=weights).to(device)
 
 
-def _read(path: str | os.PathLike[str], device: torch.device, **kwargs: Any) -> torch.Tensor:
+def _read(
+    path: str | os.PathLike[str], device: torch.device, max_size: int | None = None, **kwargs: Any
+) -> torch.Tensor:
+    from .io import read_image
+
     try:
-        return read_image(path, alpha="composite", device=device, **kwargs)
+        image = read_image(path, alpha="composite", device=device, **kwargs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if max_size and max(image.shape[-2:]) > max_size:
+        h, w = image.shape[-2:]
+        f = max_size / max(h, w)
+        size = (max(1, round(h * f)), max(1, round(w * f)))
+        image = torch.nn.functional.interpolate(
+            image, size=size, mode="bilinear", antialias=True, align_corners=False
+        ).clamp(0, 1)
+    return image
+
+
+def _write_image(path: Path, image: torch.Tensor) -> None:
+    from .io import write_image
+
+    write_image(path, image)
+
+
+def _snapshots(o: dict[str, Any], out: Path) -> Any:
+    """The ``on_output`` hook writing OUT/snapshots/step_NNNNN.png every --snapshot-every steps."""
+    every = o.get("snapshot_every") or 0
+    if not every:
+        return None
+    folder = out / "snapshots"
+    folder.mkdir(exist_ok=True)
+
+    def on_output(run: int, step: int, output: torch.Tensor, average: torch.Tensor) -> None:
+        if step % every:
+            return
+        tag = f"run{run}_" if (o.get("runs") or 1) > 1 else ""
+        _write_image(folder / f"{tag}step_{step:05d}.png", output.detach().float().clamp(0, 1))
+        if o.get("ema") != 0:
+            _write_image(folder / f"{tag}step_{step:05d}_avg.png", average.detach().float().clamp(0, 1))
+
+    return on_output
 
 
 def _command(verb: str) -> Callable:
@@ -174,31 +220,41 @@ def _command(verb: str) -> Callable:
     def decorate(body: Callable) -> Callable:
         @functools.wraps(body)
         def wrapper(**o: Any) -> None:
+            from .cli_synthesis import _resume_command
             from .features import WeightsNotFoundError
+            from .runs import interrupt_exit_code
 
+            o["out"] = o["out"] or f"prior-{verb}"
+            out = check_output_folder(Path(o["out"]))
             if o["threads"]:
                 torch.set_num_threads(o["threads"])
-            o["out"] = o["out"] or f"prior-{verb}"
-            out = Path(o["out"])
-            out.mkdir(parents=True, exist_ok=True)
             device = _device(o["device"])
+            o["on_output"] = _snapshots(o, out)
             try:
                 result = body(o, device, out)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as err:
                 ck = out / "checkpoint.pt"
+                what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
                 where = (
-                    f"checkpoint in {ck}; continue with the same command and --resume"
+                    f"checkpoint saved to {ck}\nresume with: {_resume_command()}"
                     if ck.exists()
-                    else ("no checkpoint yet")
+                    else "no checkpoint yet"
                 )
-                click.echo(f"\ninterrupted: {where}", err=True)
-                raise SystemExit(130) from None
+                click.echo(f"\n{what}: {where}", err=True)
+                raise SystemExit(interrupt_exit_code(err)) from None
             except (ValueError, WeightsNotFoundError, FileNotFoundError) as exc:
                 raise click.ClickException(str(exc)) from exc
             paths = result.save(out)
             info = result.info
             line = f"{verb}: {info['steps']} steps × {info['runs']} run(s) on {info['device']}"
-            line += f" ({info['precision']}, {info['steps_per_second']:.2f} steps/s)"
+            if info.get("steps_per_second") is None:  # --resume of a run that had already finished
+                line = (
+                    f"{verb}: the run in {out} had already finished its {info['steps']} steps × "
+                    f"{info['runs']} run(s); nothing to do (its results are written again below; pass a "
+                    "larger --steps with --resume to continue it)"
+                )
+            else:
+                line += f" ({info['precision']}, {info['steps_per_second']:.2f} steps/s)"
             click.echo(line)
             if result.psnr is not None:
                 click.echo(f"PSNR final {result.psnr:.2f} dB, averaged {result.psnr_average:.2f} dB")
@@ -322,21 +378,21 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
     net, net_options = _net(o, "skip")
 
-    clean = _read(o["clean"], device) if o["clean"] else None
+    clean = _read(o["clean"], device, o["max_size"]) if o["clean"] else None
     if o["image"] is None:
         image, what = _sample_image(device)
         click.echo(f"no IMAGE given: denoising {what} with σ = {o['sigma'] or 25:g} noise")
         o["sigma"] = o["sigma"] or 25.0
         o["steps"] = o["steps"] or 600
     else:
-        image = _read(o["image"], device)
+        image = _read(o["image"], device, o["max_size"])
     if o["sigma"] is not None:
         if clean is not None:
             raise click.UsageError("--sigma makes IMAGE the ground truth; do not pass --clean with it")
         clean = image
         image = add_gaussian_noise(image, o["sigma"] / 255.0, seed=o["seed"] or 0)
-        write_image(out / "clean.png", clean)
-        write_image(out / "noisy.png", image)
+        _write_image(out / "clean.png", clean)
+        _write_image(out / "noisy.png", image)
     return denoise(
         image, clean=clean, net=net, net_options=net_options, extra=_extra(o, device),
         **_fit_kwargs(o, device),
@@ -405,7 +461,11 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     net, net_options = _net(o, "skip")
 
     f = o["factor"]
-    image = _read(o["image"], device)
+    if o["max_size"] and not o["from_hr"]:
+        raise click.UsageError(
+            "--max-size would change the low-resolution input of sr; it applies with --from-hr only"
+        )
+    image = _read(o["image"], device, o["max_size"])
     clean = _read(o["clean"], device) if o["clean"] else None
     if o["from_hr"]:
         if clean is not None:
@@ -414,10 +474,10 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
         top, left = (image.shape[-2] - h) // 2, (image.shape[-1] - w) // 2
         clean = image[..., top : top + h, left : left + w]
         image = resize(clean, (h // f, w // f), o["degrade"]).clamp(0, 1)
-        write_image(out / "clean.png", clean)
-    write_image(out / "lowres.png", image)
+        _write_image(out / "clean.png", clean)
+    _write_image(out / "lowres.png", image)
     bicubic = resize(image, (image.shape[-2] * f, image.shape[-1] * f), "bicubic").clamp(0, 1)
-    write_image(out / "bicubic.png", bicubic)
+    _write_image(out / "bicubic.png", bicubic)
     if clean is not None and clean.shape == bicubic.shape:
         click.echo(f"bicubic baseline: PSNR {psnr(bicubic, clean):.2f} dB")
     return super_resolve(
@@ -462,12 +522,12 @@ def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
     net, net_options = _net(o, "skip-inpaint")
 
-    image = _read(o["image"], device)
-    clean = _read(o["clean"], device) if o["clean"] else None
+    image = _read(o["image"], device, o["max_size"])
+    clean = _read(o["clean"], device, o["max_size"]) if o["clean"] else None
     if (o["mask"] is None) == (o["drop"] is None):
         raise click.UsageError("give exactly one of --mask FILE or --drop FRACTION")
     if o["mask"] is not None:
-        mask = _read(o["mask"], device, channels=1)
+        mask = _read(o["mask"], device, o["max_size"], channels=1)
         if mask.shape[-2:] != image.shape[-2:]:
             raise click.UsageError(
                 f"--mask is {tuple(mask.shape[-2:])} pixels but IMAGE is {tuple(image.shape[-2:])}; "
@@ -477,7 +537,7 @@ def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     else:
         mask = random_mask(tuple(image.shape[-2:]), o["drop"], seed=o["seed"] or 0, device=device)
         clean = clean if clean is not None else image
-    write_image(out / "masked.png", image * mask)
+    _write_image(out / "masked.png", image * mask)
     return inpaint(
         image, mask, clean=clean, net=net, net_options=net_options,
         extra=_extra(o, device), **_fit_kwargs(o, device),
@@ -513,12 +573,12 @@ def jpeg_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
     net, net_options = _net(o, "skip-small")
 
-    image = _read(o["image"], device)
-    clean = _read(o["clean"], device) if o["clean"] else None
+    image = _read(o["image"], device, o["max_size"])
+    clean = _read(o["clean"], device, o["max_size"]) if o["clean"] else None
     if o["quality"] is not None:
         clean = image
         image = jpeg_compress(image, o["quality"])
-        write_image(out / "compressed.png", image)
+        _write_image(out / "compressed.png", image)
     return remove_jpeg_artifacts(
         image, clean=clean, net=net, net_options=net_options,
         extra=_extra(o, device), **_fit_kwargs(o, device),
@@ -547,7 +607,7 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     if o["extra"]:
         raise click.UsageError("--extra is not available for flash")
     return flash_no_flash(
-        _read(o["flash"], device), _read(o["no_flash"], device), net=net,
+        _read(o["flash"], device, o["max_size"]), _read(o["no_flash"], device, o["max_size"]), net=net,
         net_options=net_options, **_fit_kwargs(o, device),
     )  # fmt: skip
 
@@ -591,6 +651,6 @@ def invert_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
         raise click.UsageError("--extra is not available for invert")
     weights = None if o["weights"] == "random" else o["weights"]
     return invert_features(
-        _read(o["image"], device), o["layer"], arch=o["arch"], weights=weights,
+        _read(o["image"], device, o["max_size"]), o["layer"], arch=o["arch"], weights=weights,
         net=net, net_options=net_options, **_fit_kwargs(o, device),
     )  # fmt: skip

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from .cli_common import check_output_folder, checkpoint_file
+
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 __all__ = ["add_recipe_commands", "degrade_command", "parse_assignment", "restore_command"]
@@ -189,7 +191,7 @@ def _recipe_command(name: str) -> click.Command:
     ) -> None:
         from .training.recipes import get_recipe, merge, train, validate_recipe
 
-        out_dir = out if out is not None else Path("runs") / f"{name}-{task}"
+        out_dir = check_output_folder(out if out is not None else Path("runs") / f"{name}-{task}")
         try:
             recipe = get_recipe(name, config)
             over: dict[str, Any] = {}
@@ -240,11 +242,13 @@ def _recipe_command(name: str) -> click.Command:
                 lpips=lpips,
                 progress=not kw["no_progress"],
             )
-        except KeyboardInterrupt:
-            click.echo(
-                f"interrupted; resume with the same command and --resume (checkpoint in {out_dir})", err=True
-            )
-            raise SystemExit(130) from None
+        except KeyboardInterrupt as err:
+            from .cli_synthesis import _resume_command
+            from .runs import interrupt_exit_code
+
+            what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
+            click.echo(f"\n{what}: checkpoint in {out_dir}; resume with: {_resume_command()}", err=True)
+            raise SystemExit(interrupt_exit_code(err)) from None
         except ValueError as err:
             raise _fail(err) from None
         val_scores = summary.get("validation") or {}
@@ -281,7 +285,7 @@ def _inputs(paths: tuple[Path, ...]) -> list[Path]:
 
 
 @click.command(name="restore", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -316,7 +320,7 @@ def restore_command(
     suffix: str,
 ) -> None:
     """Restore IMAGES (files or folders) with a trained network (CHECKPOINT: model.pt or checkpoint.pt of a
-    'featstat train' run), tile by tile for large images.
+    'featstat train' run, or the run folder itself), tile by tile for large images.
 
     The images must be degraded the way the network was trained (low-resolution for SR, noisy for denoise,
     the bilinear demosaicking of the mosaic for demosaic; photographs for normals).
@@ -324,6 +328,7 @@ def restore_command(
     \b
     Examples:
       featstat restore runs/cx-sr/model.pt lr/*.png -o sr/
+      featstat restore runs/cx-sr lr/ -o sr/                   # the run folder: its model.pt
       featstat restore runs/pdl-denoise/model.pt noisy/ -o clean/ --tile 256 --overlap 48
       featstat degrade photos/ --task sr4 -o lr/ && featstat restore runs/cx-sr/model.pt lr/ -o sr/
     """
@@ -337,6 +342,8 @@ def restore_command(
         raise click.BadParameter(
             f"--tile ({tile}) must be larger than 2·--overlap ({2 * overlap})", param_hint="--tile"
         )
+    checkpoint = checkpoint_file(checkpoint, ("model.pt", "checkpoint.pt"))
+    check_output_folder(out)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         model, meta = load_model(checkpoint, device=dev)
@@ -392,6 +399,7 @@ def degrade_command(images: tuple[Path, ...], task: str, out: Path, sets: tuple[
     from .io import read_image, write_image
     from .training.data import seed_for
 
+    check_output_folder(out)
     options: dict[str, Any] = {}
     for s in sets:
         options.update(parse_assignment(s))

@@ -13,11 +13,15 @@ The lead registers the commands in ``cli.py``::
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+
+from .cli_common import check_output_folder, checkpoint_file, output_file
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -131,8 +135,12 @@ def _plot(path: Path, history: dict[str, list[float]], title: str) -> None:
     """The loss-curve PNG; a missing matplotlib only costs the plot (image and JSON are written first)."""
     from .runs import plot_curves
 
+    curves = _curves(history)
+    if not curves:  # --steps 0 (or a run that was already finished): nothing to plot
+        click.echo(f"note: no steps were run, so no loss curve ({path.name}) was written", err=True)
+        return
     try:
-        plot_curves(path, _curves(history), title=title)
+        plot_curves(path, curves, title=title)
     except ImportError as err:
         click.echo(f"warning: no loss-curve PNG ({err}); pip install matplotlib", err=True)
 
@@ -153,6 +161,42 @@ def _write_run(paths: dict[str, Path], result: Any, extra: dict[str, Any], title
         },
     )
     _plot(paths["curve"], result.history, title)
+
+
+
+def _resume_command() -> str:
+    """The command line that continues this run: the one typed, with --resume."""
+    args = sys.argv[1:]
+    if Path(sys.argv[0]).name not in ("featstat", "__main__.py", "featstat.exe") or not args:
+        return "the same command with --resume"
+    if "--resume" not in args:
+        args = [*args, "--resume"]
+    return "featstat " + " ".join(shlex.quote(a) for a in args)
+
+
+def _stopped(err: KeyboardInterrupt, checkpoint: Path, image: Path | None = None) -> SystemExit:
+    """After Ctrl-C or SIGTERM: say what was saved (and write the current image), how to resume; the exit
+    status (130 for Ctrl-C, 143 for SIGTERM)."""
+    from .runs import interrupt_exit_code
+
+    what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
+    if not checkpoint.is_file():
+        click.echo(f"\n{what} before the first checkpoint; nothing was saved", err=True)
+        return SystemExit(interrupt_exit_code(err))
+    lines = [f"\n{what}: checkpoint saved to {checkpoint}"]
+    if image is not None:
+        try:
+            from . import io
+            from .runs import load_checkpoint
+
+            state = load_checkpoint(checkpoint)
+            io.write_image(image, state["image"].float().clamp(0, 1))
+            lines.append(f"the image so far (step {state['step']}): {image}")
+        except (ValueError, KeyError, OSError) as exc:  # the checkpoint stays the thing that matters
+            lines.append(f"(could not write the image so far: {exc})")
+    lines.append(f"resume with: {_resume_command()}")
+    click.echo("\n".join(lines), err=True)
+    return SystemExit(interrupt_exit_code(err))
 
 
 _common = [
@@ -226,9 +270,10 @@ def _with(options: list) -> Any:
 @click.option(
     "-o",
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=str),
     required=True,
-    help="Output image (.png/.jpg); OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+    help="Output image (.png/.jpg), or a folder (existing, or written with a trailing slash) to get "
+    "EXAMPLE-NAME.png in it; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
 )
 @click.option("--size", default=None, metavar="N|WxH", help="Output size [default: the example's].")
 @click.option("--layers", default=None, help="Comma-separated layers [default: the preset's texture layers].")
@@ -242,7 +287,7 @@ def _with(options: list) -> Any:
 @_with(_common)
 def texture_command(
     example: Path,
-    out: Path,
+    out: str,
     size: str | None,
     layers: str | None,
     tile: bool,
@@ -274,6 +319,7 @@ def texture_command(
       featstat texture wood.png -o wood.png --statistic gram --statistic swd:10 --preset random-filters
       FEATSTAT_WEIGHTS=../shared/weights featstat texture metal.pgm -o metal.png --preset caffe-relu3_1
     """
+    paths = _outputs(output_file(out, f"{example.stem}.png"))
     from . import io
     from .synthesis import resolve_preset, synthesize_texture
 
@@ -283,7 +329,6 @@ def texture_command(
         ex = io.read_image(example, alpha="composite").to(dev)
         if example_size:
             ex = _resize_longer(ex, example_size)
-        paths = _outputs(out)
         click.echo(f"texture: preset {p.name} ({p.description})", err=True)
         result = synthesize_texture(
             ex,
@@ -306,6 +351,8 @@ def texture_command(
         )
         io.write_image(paths["image"], result.image)
         _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
+    except KeyboardInterrupt as err:
+        raise _stopped(err, paths["checkpoint"], paths["image"]) from None
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from err
     click.echo(
@@ -331,9 +378,10 @@ def _resize_longer(image: Any, longer: int) -> Any:
 @click.option(
     "-o",
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=str),
     required=True,
-    help="Output image; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+    help="Output image, or a folder (existing, or written with a trailing slash) to get CONTENT_STYLE.png in "
+    "it; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
 )
 @click.option(
     "--size",
@@ -366,7 +414,7 @@ def _resize_longer(image: Any, longer: int) -> Any:
 def style_command(
     content: Path,
     style: Path,
-    out: Path,
+    out: str,
     size: str | None,
     style_layers: str | None,
     content_layers: str | None,
@@ -399,6 +447,7 @@ def style_command(
       featstat style photo.jpg starry_night.jpg -o out.png --style-weight 1e3 --scales 2 --steps 200
       featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --option contextual.bandwidth=0.5
     """
+    paths = _outputs(output_file(out, f"{content.stem}_{style.stem}.png"))
     from . import io
     from .synthesis import resolve_preset, transfer_style
 
@@ -411,7 +460,6 @@ def style_command(
         if size is not None and "x" not in size.lower().replace("×", "x"):
             c = _resize_longer(c, hw[0])
             hw = None
-        paths = _outputs(out)
         click.echo(f"style: preset {p.name} ({p.description})", err=True)
         result = transfer_style(
             c,
@@ -445,6 +493,8 @@ def style_command(
             {"command": "style", "content": str(content), "style": str(style)},
             f"style: {content.name} × {style.name}",
         )
+    except KeyboardInterrupt as err:
+        raise _stopped(err, paths["checkpoint"], paths["image"]) from None
     except (ValueError, FileNotFoundError) as err:
         raise _fail(err) from err
     click.echo(
@@ -467,6 +517,15 @@ def train() -> None:
     """
 
 
+#: Default Adam learning rates of `featstat train texture` / `train style`. Texture Networks trained texture
+#: generators at 0.1 (thesis §2.4.1). The thesis gives no rate for StyleNet; Johnson et al. and the Texture
+#: Networks reference code train stylisation nets at 1e-3. Measured here (StyleNet IN, 64², batch 4, 40 steps,
+#: caffe-relu3_1 / random-filters presets; loss at step 1 → lowest): 0.1 saturates the sigmoid into one flat
+#: colour after the first step (896 → 1.8e5 / 103 → 2.3e3, never recovers); 0.01: 896 → 87 / 103 → 24;
+#: 0.001: 896 → 40 / 103 → 5.5. Hence 0.001 (docs/synthesis.md).
+TEXTURE_LR = 0.1
+STYLE_LR = 0.001
+
 _train_common = [
     click.option(
         "-o",
@@ -484,7 +543,11 @@ _train_common = [
         "--batch-size", type=int, default=16, show_default=True, help="Images per step (thesis: 16)."
     ),
     click.option(
-        "--lr", type=float, default=0.1, show_default=True, help="Adam learning rate (thesis: 0.1)."
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate [default: 0.1 for texture (thesis), 0.001 for style (0.1 saturates "
+        "StyleNet into one flat colour)].",
     ),
     click.option("--lr-decay", type=float, default=0.7, show_default=True),
     click.option(
@@ -600,6 +663,8 @@ def train_texture_command(
     """
     import torch
 
+    check_output_folder(out_dir)
+    lr = TEXTURE_LR if lr is None else lr
     from . import io
     from .nets.texture import build_generator, generate
     from .synthesis import resolve_preset
@@ -609,7 +674,6 @@ def train_texture_command(
         p = resolve_preset(preset)
         dev = _device(device)
         ex = io.read_image(example, alpha="composite").to(dev)
-        out_dir.mkdir(parents=True, exist_ok=True)
         click.echo(f"train texture: preset {p.name} ({p.description})", err=True)
         net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
         result = train_texture(
@@ -645,7 +709,9 @@ def train_texture_command(
             {"command": "train texture", "example": str(example)},
             f"train texture: {example.name}",
         )
-    except (ValueError, FileNotFoundError) as err:
+    except KeyboardInterrupt as err:
+        raise _stopped(err, out_dir / "checkpoint.pt") from None
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
         raise _fail(err) from err
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
 
@@ -730,6 +796,8 @@ def train_style_command(
     """
     import torch
 
+    check_output_folder(out_dir)
+    lr = STYLE_LR if lr is None else lr
     from . import io
     from .nets.texture import StyleNet, TextureNetV1, stylize
     from .synthesis import resolve_preset
@@ -741,7 +809,6 @@ def train_style_command(
         s = io.read_image(style, alpha="composite").to(dev)
         files = _image_files(contents)
         pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
-        out_dir.mkdir(parents=True, exist_ok=True)
         click.echo(f"train style: preset {p.name} ({p.description}); {len(pool)} content images", err=True)
         net = (
             StyleNet(norm=norm, seed=seed)
@@ -785,7 +852,9 @@ def train_style_command(
             {"command": "train style", "style": str(style), "contents": [str(f) for f in files]},
             f"train style: {style.name}",
         )
-    except (ValueError, FileNotFoundError) as err:
+    except KeyboardInterrupt as err:
+        raise _stopped(err, out_dir / "checkpoint.pt") from None
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
         raise _fail(err) from err
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
 
@@ -817,7 +886,7 @@ def _image_files(paths: Sequence[Path]) -> list[Path]:
 
 
 @click.command(name="sample", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-o",
     "--out",
@@ -836,9 +905,11 @@ def sample_command(
 ) -> None:
     """Draw textures of any size from a texture generator trained with `featstat train texture`.
 
+    CHECKPOINT is the run folder of `featstat train texture` or its checkpoint.pt.
+
     \b
     Examples:
-      featstat sample runs/pebbles/checkpoint.pt -o samples/ --count 8 --size 1024
+      featstat sample runs/pebbles -o samples/ --count 8 --size 1024
       featstat sample runs/bricks/checkpoint.pt -o wide/ --size 2048x512 --seed 3
     """
     import time
@@ -850,6 +921,8 @@ def sample_command(
     from .runs import write_json
     from .training.texture import load_generator
 
+    checkpoint = checkpoint_file(checkpoint)
+    check_output_folder(out_dir)
     try:
         dev = _device(device)
         net = load_generator(checkpoint, dev)
@@ -888,7 +961,7 @@ def sample_command(
 
 
 @click.command(name="stylize", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -921,9 +994,11 @@ def stylize_command(
 ) -> None:
     """Stylise IMAGES (files or folders, any size) with a network trained by `featstat train style`.
 
+    CHECKPOINT is the run folder of `featstat train style` or its checkpoint.pt.
+
     \b
     Examples:
-      featstat stylize runs/wave/checkpoint.pt photo.jpg -o styled/
+      featstat stylize runs/wave photo.jpg -o styled/
       featstat stylize runs/wave/checkpoint.pt photos/ -o styled/ --noise-scale 2 --suffix _wave
     """
     import time
@@ -935,6 +1010,8 @@ def stylize_command(
     from .runs import write_json
     from .training.texture import load_generator
 
+    checkpoint = checkpoint_file(checkpoint)
+    check_output_folder(out_dir)
     try:
         dev = _device(device)
         net = load_generator(checkpoint, dev)

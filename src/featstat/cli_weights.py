@@ -64,6 +64,15 @@ def list_command(as_json: bool) -> None:
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table into 80 columns
         console.width = 300
+    elif console.width < 150:  # a narrow terminal squeezes the paths and URLs away: one entry per block
+        for r in rows:
+            what = f"{r['arch']}, {r['preprocessing']}, up to {r['deepest']}"
+            console.print(f"[bold]{r['name']}[/bold]  ({what})")
+            console.print(f"  found at: {r['path'] or '[red]missing[/red]'}", overflow="fold")
+            if not r["path"]:
+                url = r["url"] or "- (no public download; see `featstat weights path NAME`)"
+                console.print(f"  URL: {url}", overflow="fold")
+        return
     console.print(table)
 
 

@@ -5,7 +5,7 @@ Engines (synthesis, Deep Image Prior, training) use these so that every run
 - saves checkpoints atomically (a crash mid-write leaves the previous checkpoint intact) in a format
   ``torch.load(weights_only=True)`` reads back (plain containers of tensors and numbers, no pickled objects);
 - captures and restores all random-number generators, so a resumed run continues *identically*;
-- shows progress (rich) and can be stopped with Ctrl-C after saving where it stands;
+- shows progress (rich) and can be stopped with Ctrl-C or SIGTERM after saving where it stands;
 - writes its numbers as JSON and its curves as PNG, both atomically.
 """
 
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write_bytes, atomic_write_text
-from ._checks import FileLoadError
 
 PathLike = str | os.PathLike[str]
 
@@ -91,49 +90,15 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-class Checkpoint(dict):
-    """What :func:`load_checkpoint` returns: a plain ``dict`` whose missing keys raise
-    :class:`~featstat.FileLoadError` naming the file (a checkpoint of another run type or version), not a
-    bare ``KeyError`` from deep inside a resume."""
-
-    path: str = ""
-
-    def __missing__(self, key: object) -> Any:
-        raise FileLoadError(
-            f"checkpoint {self.path!r} has no entry {key!r} (it holds {sorted(map(str, self))[:8]}); it was "
-            f"written by another kind of run or another featstat version: start a fresh run, or resume "
-            f"with the command that wrote it"
-        )
-
-
 def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary objects).
-
-    A missing, empty, truncated or foreign file, or one that does not hold a mapping of names to values
-    (a list, a bare tensor), raises :class:`~featstat.FileLoadError` (a ``ValueError``) naming the file;
-    so does a missing entry when the result is read (see :class:`Checkpoint`).
-    """
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary objects)."""
     p = Path(path)
-    fix = "start a fresh run (without --resume), or point to the checkpoint file the run wrote"
     if not p.is_file():
-        raise FileLoadError(f"checkpoint {str(p)!r} does not exist; {fix}")
-    if p.stat().st_size == 0:
-        raise FileLoadError(f"checkpoint {str(p)!r} is empty (0 bytes); {fix}")
+        raise ValueError(f"checkpoint {str(p)!r} does not exist; pass the path of a file a run saved")
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as err:  # EOFError, RuntimeError (bad zip), UnpicklingError, ... for damaged files
-        raise FileLoadError(
-            f"checkpoint {str(p)!r} could not be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}"
-            f"); it is truncated, damaged or not a featstat checkpoint: {fix}"
-        ) from err
-    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise FileLoadError(
-            f"checkpoint {str(p)!r} holds a {type(state).__name__}, not a mapping of names to values as "
-            f"featstat writes; {fix}"
-        )
-    out = Checkpoint(state)
-    out.path = str(p)
-    return out
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"checkpoint {str(p)!r} could not be read ({type(err).__name__}: {err})") from err
 
 
 # -- progress -----------------------------------------------------------------------------------------------
@@ -185,33 +150,79 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised instead of ``KeyboardInterrupt`` when the run was stopped by SIGTERM (what ``timeout``,
+    schedulers and containers send). A subclass, so every ``except KeyboardInterrupt`` that saves a
+    checkpoint handles it too; the command line exits with :attr:`exit_code` (128 + 15)."""
+
+    exit_code = 143
+
+
+def interrupt_exit_code(err: BaseException) -> int:
+    """The exit status for a stopped run: 143 after SIGTERM, 130 after Ctrl-C (SIGINT)."""
+    return int(getattr(err, "exit_code", 130))
+
+
 class StopFlag:
-    """Set by the first Ctrl-C during :func:`graceful_interrupt`; loops check it between steps."""
+    """Set by the first Ctrl-C or SIGTERM during :func:`graceful_interrupt`; loops check it between steps
+    and then ``raise flag.interrupt()`` (``KeyboardInterrupt``, or :class:`Terminated` after SIGTERM)."""
 
     requested: bool = False
+    signum: int | None = None
+
+    def interrupt(self) -> KeyboardInterrupt:
+        return Terminated() if self.signum == _SIGTERM else KeyboardInterrupt()
+
+
+_SIGTERM = getattr(signal, "SIGTERM", None)
+_STOP_SIGNALS = tuple(s for s in (signal.SIGINT, _SIGTERM) if s is not None)
+
+
+def _raise_now(signum: int, frame: Any) -> None:
+    raise Terminated() if signum == _SIGTERM else KeyboardInterrupt()
+
+
+@contextmanager
+def terminate_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) like Ctrl-C does,
+    instead of killing the process, so the same handlers save what is consistent. The command line wraps
+    every verb in it; :func:`graceful_interrupt` refines it inside run loops. Main thread only."""
+    if _SIGTERM is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(_SIGTERM)
+    signal.signal(_SIGTERM, _raise_now)
+    try:
+        yield
+    finally:
+        signal.signal(_SIGTERM, previous)
 
 
 @contextmanager
 def graceful_interrupt() -> Iterator[StopFlag]:
-    """While the block runs, the first Ctrl-C only sets ``flag.requested`` (the loop then saves a consistent
-    checkpoint after the current step and raises ``KeyboardInterrupt``); a second Ctrl-C interrupts at once
-    (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only be caught in the
-    main thread; elsewhere the flag is never set."""
+    """While the block runs, the first Ctrl-C (SIGINT) or SIGTERM only sets ``flag.requested`` (the loop then
+    saves a consistent checkpoint after the current step and raises ``flag.interrupt()``); a second one
+    interrupts at once (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only
+    be caught in the main thread; elsewhere the flag is never set."""
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
 
     def handler(signum: int, frame: Any) -> None:
         flag.requested = True
-        signal.signal(signal.SIGINT, previous)
+        flag.signum = signum
+        for s in _STOP_SIGNALS:  # a second signal of either kind interrupts at once
+            signal.signal(s, _raise_now)
 
-    signal.signal(signal.SIGINT, handler)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, handler)
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextmanager

@@ -789,7 +789,7 @@ def synthesize(
             def closure(x=x, tgt=tgt, opt=opt, scale_box=scale_box, calls=calls, values=values) -> Tensor:
                 calls["n"] += 1
                 opt.zero_grad(set_to_none=True)
-                out = objective(pad(x), tgt, validate=False)  # the iterate leaves [0, 1] between steps
+                out = objective(pad(x), tgt)
                 if scale_box["value"] is None:
                     # the first evaluation of a scale fixes the loss scale: gradient RMS 1 per pixel
                     (grad,) = torch.autograd.grad(out.total, x, retain_graph=True)
@@ -840,7 +840,7 @@ def synthesize(
                 if stop.requested:
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
-                    raise KeyboardInterrupt
+                    raise stop.interrupt()
                 if stop_below is not None and values["total"] <= stop_below:
                     break
             x_prev = x.detach()

@@ -133,6 +133,9 @@ class FitOptions:
         progress: show a progress bar. device: where to run (default: the observation's device).
         callback: called as ``callback(run, step, loss)`` after every step (e.g. to save snapshots or stop
             early); raising ``KeyboardInterrupt`` from it stops the run like Ctrl-C (checkpoint saved).
+        on_output: called as ``on_output(run, step, output, average)`` after every step with the network's
+            output and the running average (views of the run's tensors: copy what you keep), e.g. to write
+            intermediate snapshots (``featstat prior … --snapshot-every N``).
     """
 
     steps: int = 1800
@@ -153,6 +156,7 @@ class FitOptions:
     progress: bool = False
     device: str | torch.device | None = None
     callback: Callable[[int, int, float], None] | None = None
+    on_output: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None
 
     def __post_init__(self) -> None:
         for name in ("steps", "runs", "log_every", "checkpoint_every"):
@@ -274,8 +278,8 @@ class PriorResult:
 
 
 def _fields(opts: FitOptions) -> dict[str, Any]:
-    """The options as a dict, without the callback (not data)."""
-    return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name != "callback"}
+    """The options as a dict, without the callbacks (not data)."""
+    return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in ("callback", "on_output")}
 
 
 def _fingerprint(problem: Problem, opts: FitOptions) -> dict[str, Any]:
@@ -288,7 +292,7 @@ def _fingerprint(problem: Problem, opts: FitOptions) -> dict[str, Any]:
 
 # options that may differ between a checkpointed run and its continuation
 _RESUMABLE = {"steps", "log_every", "checkpoint", "checkpoint_every", "resume", "progress", "device"}
-_RESUMABLE |= {"compile", "callback"}
+_RESUMABLE |= {"compile", "callback", "on_output"}
 
 
 class _Run:
@@ -546,8 +550,11 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
                     save("running")
                 if opts.callback is not None:
                     opts.callback(run, step, loss)
+                if opts.on_output is not None:
+                    average = run_state.average if run_state.average is not None else out
+                    opts.on_output(run, step, out, average)
                 if stop.requested:
-                    raise KeyboardInterrupt
+                    raise stop.interrupt()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             timed_seconds += time.perf_counter() - t0

@@ -378,6 +378,12 @@ def validate_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(recipe.get("data", {})) - _DATA_KEYS
     if unknown:
         raise ValueError(f"recipe [data] has unknown keys {sorted(unknown)}; known: {sorted(_DATA_KEYS)}")
+    unknown = set(recipe.get("network", {})) - {"name", "options"}
+    if unknown:
+        raise ValueError(
+            f"recipe [network] has unknown keys {sorted(unknown)}; known: name, options (constructor "
+            "arguments go in network.options, e.g. --set network.options.blocks=8)"
+        )
     train_fields = {f.name for f in fields(TrainOptions)}
     unknown = set(recipe.get("training", {})) - train_fields
     if unknown:
@@ -456,7 +462,9 @@ def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
     pre_objective = None
     if pretrain and pretrain.get("fraction", 0) > 0:
         steps = int(training.get("steps", TrainOptions.steps))
-        training.setdefault("pretrain_steps", max(1, round(float(pretrain["fraction"]) * steps)))
+        # at least one pre-training step, and at least one main step (--steps 1: no pre-training)
+        fraction_steps = min(max(1, round(float(pretrain["fraction"]) * steps)), steps - 1)
+        training.setdefault("pretrain_steps", max(0, fraction_steps))
         pre_objective = build_objective(pretrain["objective"])
     for key in ("betas", "lr_milestones"):
         if key in training:
