@@ -31,6 +31,8 @@ _LAZY: dict[str, str] = {
     "chamfer_distance": "losses.functional", "contextual_loss": "losses.functional",
     "gram_loss": "losses.functional", "projected_distribution_loss": "losses.functional",
     "Objective": "objective", "ObjectiveOutput": "objective", "Term": "objective",
+    "FileLoadError": "_checks", "set_value_checks": "_checks", "value_checks": "_checks",
+    "value_checks_enabled": "_checks",
 }  # fmt: skip
 
 
@@ -57,6 +59,7 @@ __all__ = [
     "ContextualLoss",
     "DiversityLoss",
     "FeatureExtractor",
+    "FileLoadError",
     "GramLoss",
     "L1Loss",
     "L2Loss",
@@ -80,7 +83,10 @@ __all__ = [
     "projected_distribution_loss",
     "read_image",
     "read_images",
+    "set_value_checks",
     "squeezenet1_1",
+    "value_checks",
+    "value_checks_enabled",
     "vgg16",
     "vgg19",
     "write_image",

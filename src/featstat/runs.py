@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_write_bytes, atomic_write_text
+from ._checks import FileLoadError
 
 PathLike = str | os.PathLike[str]
 
@@ -90,15 +91,49 @@ def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+class Checkpoint(dict):
+    """What :func:`load_checkpoint` returns: a plain ``dict`` whose missing keys raise
+    :class:`~featstat.FileLoadError` naming the file (a checkpoint of another run type or version), not a
+    bare ``KeyError`` from deep inside a resume."""
+
+    path: str = ""
+
+    def __missing__(self, key: object) -> Any:
+        raise FileLoadError(
+            f"checkpoint {self.path!r} has no entry {key!r} (it holds {sorted(map(str, self))[:8]}); it was "
+            f"written by another kind of run or another featstat version: start a fresh run, or resume "
+            f"with the command that wrote it"
+        )
+
+
 def load_checkpoint(path: PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary objects)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: no arbitrary objects).
+
+    A missing, empty, truncated or foreign file, or one that does not hold a mapping of names to values
+    (a list, a bare tensor), raises :class:`~featstat.FileLoadError` (a ``ValueError``) naming the file;
+    so does a missing entry when the result is read (see :class:`Checkpoint`).
+    """
     p = Path(path)
+    fix = "start a fresh run (without --resume), or point to the checkpoint file the run wrote"
     if not p.is_file():
-        raise ValueError(f"checkpoint {str(p)!r} does not exist; pass the path of a file a run saved")
+        raise FileLoadError(f"checkpoint {str(p)!r} does not exist; {fix}")
+    if p.stat().st_size == 0:
+        raise FileLoadError(f"checkpoint {str(p)!r} is empty (0 bytes); {fix}")
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"checkpoint {str(p)!r} could not be read ({type(err).__name__}: {err})") from err
+        state = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as err:  # EOFError, RuntimeError (bad zip), UnpicklingError, ... for damaged files
+        raise FileLoadError(
+            f"checkpoint {str(p)!r} could not be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            f"); it is truncated, damaged or not a featstat checkpoint: {fix}"
+        ) from err
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise FileLoadError(
+            f"checkpoint {str(p)!r} holds a {type(state).__name__}, not a mapping of names to values as "
+            f"featstat writes; {fix}"
+        )
+    out = Checkpoint(state)
+    out.path = str(p)
+    return out
 
 
 # -- progress -----------------------------------------------------------------------------------------------

@@ -789,7 +789,7 @@ def synthesize(
             def closure(x=x, tgt=tgt, opt=opt, scale_box=scale_box, calls=calls, values=values) -> Tensor:
                 calls["n"] += 1
                 opt.zero_grad(set_to_none=True)
-                out = objective(pad(x), tgt)
+                out = objective(pad(x), tgt, validate=False)  # the iterate leaves [0, 1] between steps
                 if scale_box["value"] is None:
                     # the first evaluation of a scale fixes the loss scale: gradient RMS 1 per pixel
                     (grad,) = torch.autograd.grad(out.total, x, retain_graph=True)

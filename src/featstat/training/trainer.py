@@ -523,7 +523,7 @@ class Trainer:
             pred = self.ddp_model(inp)
         # the objective runs in float32: featstat's contextual-loss kernel is not autocast-safe (its chunked
         # column maxima mix dtypes under autocast), and the statistics are better accumulated in float32
-        result = objective(pred.float(), tgt)
+        result = objective(pred.float(), tgt, validate=False)  # raw network output: any range
         loss = result.total.float()
         with _autocast(self.precision, self.device):
             if gan:
