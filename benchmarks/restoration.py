@@ -98,7 +98,10 @@ def _setting(args: argparse.Namespace) -> dict[str, Any]:
         "crop_size": args.crop,
         "lr": args.lr,
         "gan": args.gan,
-        "loss_network": f"VGG-19 {WEIGHTS} (layers <= relu3_1)",
+        "loss_network": f"VGG-19 {WEIGHTS} (layers <= relu3_1)" if args.features == "shallow"
+        else "weights 'auto' (HED's VGG-16 here: vgg16-hed), the recipes' own layers mapped to VGG-16",
+        "lpips_style": "uncalibrated, VGG-19 Caffe relu1_2, relu2_2, relu3_1" if args.features == "shallow"
+        else "uncalibrated, vgg16-hed relu1_2, relu2_2, relu3_3, relu4_3, relu5_3",
         "threads": torch.get_num_threads(),
     }
 
@@ -108,7 +111,7 @@ def _overrides(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from featstat.training.recipes import merge
 
     over = merge(
-        OFFLINE[name],
+        OFFLINE[name] if args.features == "shallow" else {},
         {
             "network": {"name": "edsr", "options": {"blocks": args.blocks, "channels": args.channels}},
             "training": {
@@ -174,6 +177,7 @@ def _train(name: str, over: dict[str, Any], args: argparse.Namespace, init: dict
         "pretrain_steps": s.options.pretrain_steps,
         "lr": s.options.lr,
         "terms": {t.name: {"weight": t.weight, "layers": t.layers} for t in s.objective.terms},
+        "features": s.metadata.get("features", {}),
         "gan": s.adversarial is not None,
         "final_loss": summary["final_loss"],
         "out": str(out),
@@ -187,7 +191,11 @@ def run(args: argparse.Namespace) -> None:
     from featstat.metrics import LPIPS
     from featstat.runs import load_checkpoint
 
-    lp = LPIPS("vgg19", layers=["relu1_2", "relu2_2", "relu3_1"], weights=WEIGHTS, calibration=None)
+    if args.features == "deep":
+        # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+        lp = LPIPS("vgg16", weights="vgg16-hed", calibration=None)
+    else:
+        lp = LPIPS("vgg19", layers=["relu1_2", "relu2_2", "relu3_1"], weights=WEIGHTS, calibration=None)
     result: dict[str, Any] = {"setting": _setting(args), "recipes": {}}
     init = None
     if args.init_steps:
@@ -387,6 +395,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--runs", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "featstat-restoration"
+    )
+    parser.add_argument(
+        "--features",
+        choices=["shallow", "deep"],
+        default="shallow",
+        help="shallow: every term on the Caffe VGG-19 ≤ relu3_1 (layers replaced as above); deep: the "
+        "recipes' own layers on the best trained features here (weights 'auto': HED's VGG-16 after `featstat "
+        "weights fetch vgg16-hed`, VGG-19 names mapped, e.g. conv3_4 → conv3_3), LPIPS-style on HED relu1_2…"
+        "relu5_3",
     )
     args = parser.parse_args()
     if not (SHARED / "images" / "kodak").is_dir():

@@ -21,6 +21,19 @@ def _shared_dir() -> Path | None:
 
 SHARED = _shared_dir()
 
+# where the user's real weight files live, read before each test isolates FEATSTAT_WEIGHTS and TORCH_HOME
+_REAL_WEIGHT_DIRS = [
+    Path(d)
+    for d in (os.environ.get("FEATSTAT_WEIGHTS"), os.path.join(torch.hub.get_dir(), "checkpoints"))
+    if d
+]
+
+
+def real_weights_file(filename: str) -> Path | None:
+    """A real weights file installed on this machine ($FEATSTAT_WEIGHTS or the torch hub cache as they were
+    when the tests started), or None."""
+    return next((d / filename for d in _REAL_WEIGHT_DIRS if (d / filename).is_file()), None)
+
 
 @pytest.fixture
 def shared() -> Path:

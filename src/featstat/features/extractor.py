@@ -32,6 +32,7 @@ from .weights import (
     DEFAULT_WEIGHTS,
     PREPROCESSINGS,
     _resolve,
+    file_preprocessing,
     load_trunk_,
     read_state_dict,
     trunk_state,
@@ -119,7 +120,9 @@ class FeatureExtractor(nn.Module):
                 verify_sha256(path, entry)
             load_trunk_(backbone, trunk_state(read_state_dict(path)), arch, source=f"weights file {path}")
             weights_key = entry.name if entry is not None else os.path.realpath(path)
-            default_prep = entry.preprocessing if entry is not None else "torchvision"
+            default_prep = (
+                entry.preprocessing if entry is not None else file_preprocessing(path) or "torchvision"
+            )
         self._seed = seed
         self._setup(arch, names, backbone, preprocessing or default_prep, pooling,
                     None if weights is None else str(weights), weights_key)  # fmt: skip

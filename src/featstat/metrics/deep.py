@@ -65,6 +65,7 @@ from ..features import (
 )
 from ..features.layers import layer_index
 from ..features.sampling import sample_positions
+from ..features.sources import choose_features
 from ..features.weights import read_state_dict
 from ..losses.functional import contextual_similarity, projected_distribution_loss, texture_loss
 from .base import Metric, check_image_pair
@@ -253,8 +254,11 @@ class DeepMetric(Metric):
         net: "alex", "vgg", "squeeze" (LPIPS names for alexnet, vgg16, squeezenet1_1) or an architecture
             name ("vgg19", ...).
         layers: layer names, or None for the metric's default layers.
-        weights: "default" (the architecture's torchvision file), a registry name, a path, or None (seeded
-            random weights).
+        weights: "default" (the architecture's torchvision file), a registry name, a path, None (seeded
+            random weights), or "auto": the best trained features on this machine, never downloading and
+            never random (torchvision's file, then HED's VGG-16 with VGG-19 layer names mapped, then the
+            shallow Caffe VGG-19; :mod:`featstat.features.sources`); :attr:`feature_source` records the
+            choice.
         seed: seed of the random weights (when ``weights`` is None).
         normalize: unit-normalise features along channels at every position before comparing (LPIPS).
         layer_reduction: "sum" or "mean" over layers.
@@ -289,6 +293,14 @@ class DeepMetric(Metric):
         if not layers:
             raise ValueError(f"layers must name at least one {self.arch} layer, got {layers!r}")
         self.layers = list(layers)
+        #: what weights="auto" picked (FeatureSource.info()), None otherwise
+        self.feature_source: dict | None = None
+        if isinstance(weights, str) and weights == "auto":
+            # random features are no perceptual metric: auto never falls back to them
+            source = choose_features(self.arch, self.layers, allow_random=False)
+            self.arch, weights = source.arch, source.weights
+            self.layers = list(dict.fromkeys(source.layers.values()))
+            self.feature_source = source.info()
         self.extractor = FeatureExtractor(self.arch, self.layers, weights, seed=seed)
         self.weights = None if weights is None else str(weights)
         self.normalize = bool(normalize)
@@ -371,6 +383,8 @@ class LPIPS(DeepMetric):
             return None
         short = {v: k for k, v in NETS.items()}.get(self.arch)
         standard = short is not None and tuple(self.layers) == LPIPS_LAYERS[self.arch]
+        if self.feature_source is not None and self.feature_source["kind"] != "paper":
+            standard = False  # the heads were calibrated on torchvision's trunks, not on these weights
         if calibration in ("auto", "lpips"):
             if not standard:
                 if calibration == "lpips":

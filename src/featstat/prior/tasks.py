@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_finite, check_image, check_tensor
 from ..features import FeatureExtractor
+from ..features.sources import choose_features
 from ..losses import PerceptualLoss, get_loss
 from ..losses.functional import l2_loss
 from ..nets.hourglass import build_network, input_code
@@ -627,7 +628,7 @@ def statistics_objective(
     *,
     layers: Sequence[str] = ("relu2_1", "relu3_1"),
     arch: str = "vgg19",
-    weights: str | None = "vgg19",
+    weights: str | None = "auto",
     options: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
 ) -> Objective:
@@ -638,7 +639,10 @@ def statistics_objective(
         terms: loss name (or alias: "cx", "pdl", "gram", ...) → weight, e.g. ``{"contextual": 0.1}``.
         layers: backbone layers every term compares (one shared pass).
         arch, weights: the backbone; weights a registry name ("vgg19", "vgg19-caffe-normalised-to-relu3_1"),
-            a file, or None for seeded random weights.
+            a file, None for seeded random weights, or "auto" (default): the best features on this machine,
+            never downloading — torchvision's file of ``arch``, then HED's VGG-16 (VGG-19 layer names
+            mapped), then the shallow Caffe VGG-19, then random (see :mod:`featstat.features.sources`; the
+            choice is in ``objective.feature_sources`` and the run's JSON).
         options: per-term constructor keywords, e.g. ``{"contextual": {"bandwidth": 0.1}}`` (CX defaults to
             the SR bandwidth 0.1).
 
@@ -649,13 +653,21 @@ def statistics_objective(
     """
     if not isinstance(terms, Mapping) or not terms:
         raise ValueError(f"terms must map loss names to weights, e.g. {{'contextual': 0.1}}, got {terms!r}")
-    extractor = FeatureExtractor(arch, list(layers), weights, seed=seed)
+    sources = {}
+    layers = list(layers)
+    if weights == "auto":
+        source = choose_features(arch, layers)
+        arch, weights, layers = source.arch, source.weights, list(dict.fromkeys(source.layers.values()))
+        sources["extra"] = source.info()
+    extractor = FeatureExtractor(arch, layers, weights, seed=seed)
     built = []
     for name, weight in terms.items():
         cls = get_loss(name)
         kwargs = dict((options or {}).get(name, {}))
-        built.append(Term(str(name), cls(**kwargs), float(weight), extractor, list(layers)))
-    return Objective(built)
+        built.append(Term(str(name), cls(**kwargs), float(weight), extractor, layers))
+    objective = Objective(built)
+    objective.feature_sources = sources
+    return objective
 
 
 def _name(net: str | NetPreset) -> str:

@@ -90,7 +90,9 @@ _ALL_TASKS = ["sr4", "sr2", "sr8", "denoise", "deblur", "jpeg", "demosaic", "nor
 
 
 def _vgg(arch: str = "vgg19") -> dict[str, Any]:
-    return {"arch": arch, "weights": arch}
+    # the paper's torchvision file when present, else the best trained features here (never downloads;
+    # see featstat.features.sources); `--set objective.backbones.vgg.weights=vgg19` insists on the paper's
+    return {"arch": arch, "weights": "auto", "paper_weights": arch}
 
 
 def _l2_objective() -> dict[str, Any]:
@@ -440,7 +442,15 @@ class RecipeSetup:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return {"recipe": self.recipe, "task": self.task, "degradation": self.degradation.options}
+        features = dict(getattr(self.objective, "feature_sources", {}))
+        if self.pretrain_objective is not None:
+            features.update(getattr(self.pretrain_objective, "feature_sources", {}))
+        return {
+            "recipe": self.recipe,
+            "task": self.task,
+            "degradation": self.degradation.options,
+            "features": features,
+        }
 
 
 def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
