@@ -90,7 +90,7 @@ def test_cx_sr_holds_the_paper_settings():
     assert s.options.pretrain_steps == round(s.options.steps / 16)  # L2 for 100 of 1600 epochs
     assert [t.loss.__class__.__name__ for t in s.pretrain_objective.terms] == ["L2Loss"]
     assert s.model.spec["name"] == "srresnet" and s.degradation.scale == 4
-    vgg = {"arch": "vgg19", "weights": "auto", "paper_weights": "vgg19"}  # the paper's file first, see sources
+    vgg = {"arch": "vgg19", "weights": "auto", "paper_weights": "vgg19"}  # paper file first
     assert r["objective"]["backbones"]["vgg"] == vgg
     no_gan = setup(_offline(get_recipe("cx-sr", {"adversarial": {"enabled": False}})))
     assert no_gan.discriminator is None and no_gan.adversarial is None
