@@ -309,3 +309,38 @@ def test_weights_list_is_readable_on_80_columns():
     assert all(len(line) <= 80 for line in text.splitlines()), text
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in text  # whole, not squeezed away
     assert "found at:" in text
+
+
+def test_luminance_transfer_keeps_the_content_colours():
+    from featstat.cli_synthesis import _ycbcr, luminance_transfer
+
+    g = torch.Generator().manual_seed(0)
+    content = 0.4 + 0.2 * torch.rand(1, 3, 16, 16, generator=g)  # in gamut after the swap (no clamping)
+    stylised = 0.4 + 0.2 * torch.rand(1, 3, 16, 16, generator=g)
+    out = luminance_transfer(stylised, content)
+    y_out, cb_out, cr_out = _ycbcr(out)
+    y_s, _, _ = _ycbcr(stylised)
+    _, cb_c, cr_c = _ycbcr(content)
+    torch.testing.assert_close(y_out, y_s, atol=2e-3, rtol=0)  # luminance of the stylised image
+    torch.testing.assert_close(cb_out, cb_c, atol=2e-3, rtol=0)  # colour of the content
+    torch.testing.assert_close(cr_out, cr_c, atol=2e-3, rtol=0)
+    gray = torch.full((1, 3, 4, 4), 0.5)
+    torch.testing.assert_close(luminance_transfer(stylised[..., :4, :4], gray).std(1), torch.zeros(1, 4, 4),
+                               atol=2e-3, rtol=0)  # fmt: skip
+
+
+def test_grayscale_inputs_stay_grayscale(tmp_path):
+    from PIL import Image
+
+    ex = _image(tmp_path / "gray.png", size=(32, 32), channels=1)
+    args = ["texture", str(ex), "-o", str(tmp_path / "t.png"), "--steps", "1", "--preset", "random-filters",
+            "--layers", "k3", "--size", "24", "--quiet"]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "t.png").mode == "L"
+    args = ["prior", "denoise", str(ex), "--sigma", "25", "--steps", "1", "--depth", "2", "--channels", "8",
+            "-q", "-o", str(tmp_path / "p")]  # fmt: skip
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    for name in ("noisy", "result", "average"):  # noise was not added per colour channel
+        assert Image.open(tmp_path / "p" / f"{name}.png").mode == "L"

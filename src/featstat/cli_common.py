@@ -28,9 +28,11 @@ import click
 __all__ = [
     "IMAGE_SUFFIXES",
     "FeatstatGroup",
+    "auto_threads",
     "check_output_folder",
     "checkpoint_file",
     "cli_words",
+    "is_grayscale_file",
     "output_file",
 ]
 
@@ -254,3 +256,29 @@ def checkpoint_file(path: Path, names: Sequence[str] = ("checkpoint.pt", "model.
             "CHECKPOINT",
         )
     return path
+
+
+def is_grayscale_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the image file stores one channel (L, LA, I;16, I, F, 1-bit); False when unreadable."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+    except (OSError, ValueError):
+        return False
+
+
+def auto_threads() -> int | None:
+    """CPU threads for a long run when the user gave none: 1 when other processes already keep the cores
+    busy (the 1-minute load average leaves less than one core idle), else None (torch's default).
+
+    Measured on a 2-core machine with one competing process: `featstat prior denoise` ran 0.23 steps/s with
+    2 threads and 0.78 steps/s with 1 (OpenMP threads wait for each other when a core is taken).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    cores = os.cpu_count() or 1
+    return 1 if cores > 1 and cores - load < 1.0 else None

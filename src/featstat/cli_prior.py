@@ -18,7 +18,7 @@ from typing import Any
 import click
 import torch
 
-from .cli_common import check_output_folder
+from .cli_common import auto_threads, check_output_folder, is_grayscale_file
 
 SAMPLE_SIZE = 128
 
@@ -58,7 +58,8 @@ def _fit_options(func: Callable) -> Callable:
                      help="NHWC memory format (default: on with bf16/fp16, off with fp32)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (long runs)."),
         click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads (torch.set_num_threads); 1 is faster on a busy shared machine."),
+                     help="CPU threads (torch.set_num_threads) [default: 1 when other processes keep the "
+                          "cores busy (several times faster then), else torch's default]."),
         click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
         click.option("--backtrack", type=float, default=5.0, show_default=True,
                      help="Restore the last good weights when the fit drops by this many dB (0 = off)."),
@@ -171,10 +172,19 @@ def _extra(o: dict[str, Any], device: torch.device) -> Any:
 
 
 def _read(
-    path: str | os.PathLike[str], device: torch.device, max_size: int | None = None, **kwargs: Any
+    path: str | os.PathLike[str],
+    device: torch.device,
+    max_size: int | None = None,
+    *,
+    keep_gray: bool = True,
+    **kwargs: Any,
 ) -> torch.Tensor:
+    """Read an input photo; a grayscale file stays one channel (noise, fit and outputs in gray) unless
+    ``keep_gray`` is False (backbones and pairs that need RGB)."""
     from .io import read_image
 
+    if keep_gray and "channels" not in kwargs and is_grayscale_file(path):
+        kwargs["channels"] = 1
     try:
         image = read_image(path, alpha="composite", device=device, **kwargs)
     except ValueError as exc:
@@ -226,9 +236,12 @@ def _command(verb: str) -> Callable:
 
             o["out"] = o["out"] or f"prior-{verb}"
             out = check_output_folder(Path(o["out"]))
-            if o["threads"]:
-                torch.set_num_threads(o["threads"])
             device = _device(o["device"])
+            threads = o["threads"] or (auto_threads() if device.type == "cpu" else None)
+            if threads:
+                torch.set_num_threads(threads)
+                if not o["threads"]:
+                    click.echo("the CPU is busy with other work: running on 1 thread (--threads N to choose)")
             o["on_output"] = _snapshots(o, out)
             try:
                 result = body(o, device, out)
@@ -607,7 +620,8 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     if o["extra"]:
         raise click.UsageError("--extra is not available for flash")
     return flash_no_flash(
-        _read(o["flash"], device, o["max_size"]), _read(o["no_flash"], device, o["max_size"]), net=net,
+        _read(o["flash"], device, o["max_size"], keep_gray=False),
+        _read(o["no_flash"], device, o["max_size"], keep_gray=False), net=net,
         net_options=net_options, **_fit_kwargs(o, device),
     )  # fmt: skip
 
@@ -651,6 +665,6 @@ def invert_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
         raise click.UsageError("--extra is not available for invert")
     weights = None if o["weights"] == "random" else o["weights"]
     return invert_features(
-        _read(o["image"], device, o["max_size"]), o["layer"], arch=o["arch"], weights=weights,
-        net=net, net_options=net_options, **_fit_kwargs(o, device),
+        _read(o["image"], device, o["max_size"], keep_gray=False), o["layer"], arch=o["arch"],
+        weights=weights, net=net, net_options=net_options, **_fit_kwargs(o, device),
     )  # fmt: skip

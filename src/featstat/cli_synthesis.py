@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from .cli_common import check_output_folder, checkpoint_file, output_file
+from .cli_common import check_output_folder, checkpoint_file, is_grayscale_file, output_file
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -349,7 +349,8 @@ def texture_command(
             resume=resume,
             progress=not quiet,
         )
-        io.write_image(paths["image"], result.image)
+        gray = is_grayscale_file(example)  # a grayscale example gives a grayscale texture
+        io.write_image(paths["image"], result.image.mean(1, keepdim=True) if gray else result.image)
         _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
     except KeyboardInterrupt as err:
         raise _stopped(err, paths["checkpoint"], paths["image"]) from None
@@ -358,6 +359,34 @@ def texture_command(
     click.echo(
         f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
     )
+
+
+def _ycbcr(image: Any) -> Any:
+    """RGB in [0, 1] → Y, Cb, Cr (ITU-R BT.601, full range, Cb/Cr centred on 0)."""
+    r, g, b = image.unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return y, 0.564 * (b - y), 0.713 * (r - y)
+
+
+def luminance_transfer(stylised: Any, content: Any) -> Any:
+    """The stylised image's luminance with the content's chrominance (colour preservation by luminance-only
+    transfer, Gatys et al. 2016): Y from ``stylised``, Cb and Cr from ``content`` (same size), back to RGB."""
+    import torch
+
+    y, _, _ = _ycbcr(stylised)
+    _, cb, cr = _ycbcr(content)
+    r, b = y + cr / 0.713, y + cb / 0.564
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b], 1).clamp(0, 1)
+
+
+def _resize_to(image: Any, hw: Any) -> Any:
+    import torch.nn.functional as F
+
+    if tuple(image.shape[-2:]) == tuple(hw):
+        return image
+    out = F.interpolate(image, size=tuple(hw), mode="bilinear", antialias=True, align_corners=False)
+    return out.clamp(0, 1)
 
 
 def _resize_longer(image: Any, longer: int) -> Any:
@@ -410,6 +439,12 @@ def _resize_longer(image: Any, longer: int) -> Any:
     show_default=True,
     help="Start from the content image or from noise (Gatys et al. 2016).",
 )
+@click.option(
+    "--preserve-color",
+    is_flag=True,
+    help="Keep the content's colours: the result's luminance with the content's chrominance (YCbCr), the "
+    "luminance-only transfer of Gatys et al. 2016 ('Preserving color in neural artistic style transfer').",
+)
 @_with(_common)
 def style_command(
     content: Path,
@@ -423,6 +458,7 @@ def style_command(
     tv_weight: float,
     style_scale: float,
     init: str,
+    preserve_color: bool,
     steps: int,
     optimizer: str,
     lr: float | None,
@@ -446,6 +482,7 @@ def style_command(
       featstat style amber.jpg wave.jpg -o amber_wave.png --size 256
       featstat style photo.jpg starry_night.jpg -o out.png --style-weight 1e3 --scales 2 --steps 200
       featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --option contextual.bandwidth=0.5
+      featstat style photo.jpg wave.jpg -o out/ --preserve-color   # the photo's colours, the wave's strokes
     """
     paths = _outputs(output_file(out, f"{content.stem}_{style.stem}.png"))
     from . import io
@@ -486,11 +523,19 @@ def style_command(
             resume=resume,
             progress=not quiet,
         )
-        io.write_image(paths["image"], result.image)
+        image = result.image
+        if preserve_color:
+            image = luminance_transfer(image, _resize_to(c, image.shape[-2:]))
+        io.write_image(paths["image"], image)
         _write_run(
             paths,
             result,
-            {"command": "style", "content": str(content), "style": str(style)},
+            {
+                "command": "style",
+                "content": str(content),
+                "style": str(style),
+                "preserve_color": preserve_color,
+            },
             f"style: {content.name} × {style.name}",
         )
     except KeyboardInterrupt as err:
