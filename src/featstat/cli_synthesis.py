@@ -47,6 +47,17 @@ def _device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _cpu_threads(device: str) -> None:
+    """One thread when other processes keep the CPU busy (see :func:`featstat.cli_common.auto_threads`)."""
+    from .cli_common import auto_threads
+
+    if device == "cpu" and auto_threads() == 1:
+        import torch
+
+        torch.set_num_threads(1)
+        click.echo("the CPU is busy with other work: running on 1 thread", err=True)
+
+
 def _parse_size(value: str | None) -> tuple[int, int] | None:
     """'256' → (256, 256); '384x256' (WIDTHxHEIGHT) → (256, 384) as (height, width)."""
     if value is None:
@@ -326,6 +337,7 @@ def texture_command(
     try:
         p = resolve_preset(preset)
         dev = _device(device)
+        _cpu_threads(dev)
         ex = io.read_image(example, alpha="composite").to(dev)
         if example_size:
             ex = _resize_longer(ex, example_size)
@@ -491,6 +503,7 @@ def style_command(
     try:
         p = resolve_preset(preset)
         dev = _device(device)
+        _cpu_threads(dev)
         c = io.read_image(content, alpha="composite").to(dev)
         s = io.read_image(style, alpha="composite").to(dev)
         hw = _parse_size(size)
@@ -718,6 +731,7 @@ def train_texture_command(
     try:
         p = resolve_preset(preset)
         dev = _device(device)
+        _cpu_threads(dev)
         ex = io.read_image(example, alpha="composite").to(dev)
         click.echo(f"train texture: preset {p.name} ({p.description})", err=True)
         net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
@@ -851,6 +865,7 @@ def train_style_command(
     try:
         p = resolve_preset(preset)
         dev = _device(device)
+        _cpu_threads(dev)
         s = io.read_image(style, alpha="composite").to(dev)
         files = _image_files(contents)
         pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
