@@ -674,7 +674,10 @@ class Trainer:
     def _on_interrupt(self) -> None:
         path = self.save()
         if self.rank == 0:
-            print(f"\ninterrupted at step {self.step}; checkpoint saved to {path} (resume with resume=True)")
+            print(
+                f"\ninterrupted at step {self.step}; checkpoint saved to {path} (resume: --resume on the "
+                "command line, fit(resume=True) in Python)"
+            )
 
     # -- validation ----------------------------------------------------------------------------------
 
