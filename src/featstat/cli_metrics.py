@@ -360,7 +360,7 @@ def eval_command(
             )
         done = {r["image"]: r for r in previous.get("per_image", [])}
     rows: list[dict] = []
-    interrupted = False
+    interrupted: bool | int = False
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -393,8 +393,10 @@ def eval_command(
                             raise click.ClickException(f"{n} on {pp.name}: {exc}") from exc
                 rows.append(row)
                 progress.advance(task)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (featstat.runs.Terminated)
+        from .runs import interrupt_exit_code
+
+        interrupted = interrupt_exit_code(err)
     mean = _means(names, rows)
     result = {
         "settings": settings,
@@ -412,10 +414,12 @@ def eval_command(
         title = f"{pred_dir} vs {ref_dir} ({len(rows)} images)"
         atomic_write_bytes(out_dir / "metrics.png", _plot_values(names, rows, higher, title))
     if interrupted:
-        raise click.ClickException(
+        stopped = click.ClickException(
             f"interrupted after {len(rows)} of {len(pairs)} images; results so far are in {out_dir}. Run the "
             f"same command with --resume to continue"
         )
+        stopped.exit_code = int(interrupted)  # 130 after Ctrl-C, 143 after SIGTERM
+        raise stopped
     if not quiet:
         _print_eval_table(names, rows, mean, higher)
     click.echo(f"wrote {out_dir / 'metrics.csv'}, {json_path.name}, metrics.png")
