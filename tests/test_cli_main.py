@@ -344,3 +344,13 @@ def test_grayscale_inputs_stay_grayscale(tmp_path):
     assert res.exit_code == 0, res.output
     for name in ("noisy", "result", "average"):  # noise was not added per colour channel
         assert Image.open(tmp_path / "p" / f"{name}.png").mode == "L"
+
+
+def test_the_offline_prior_demo_uses_the_lighter_net(tmp_path):
+    res = CliRunner().invoke(main, ["prior", "denoise", "--steps", "1", "-q", "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "p" / "run.json").read_text())
+    assert run["net_options"]["channels_down"] == [64] * 5 and "--channels 128" in res.output
+    res = CliRunner().invoke(main, ["prior", "denoise", "--steps", "1", "-q", "-o", str(tmp_path / "q"),
+                                    "--channels", "16"])  # fmt: skip
+    assert json.loads((tmp_path / "q" / "run.json").read_text())["net_options"]["channels_down"] == [16] * 5

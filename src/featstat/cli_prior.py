@@ -376,7 +376,8 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     """Blind denoising of IMAGE (the noisy photo): the network fits the image before the noise.
 
     Without IMAGE, runs on an embedded sample photo (scikit-image's astronaut, 128² crop) with σ = 25 noise
-    and 600 steps, showing the PSNR as it goes. Paper setting: 1800 steps (reference code: 3000), input
+    and 600 steps on a lighter net (64 channels per level; --channels 128 for the reference), showing the
+    PSNR as it goes. Paper setting: 1800 steps (reference code: 3000), input
     noise 1/30, averaging 0.99.
 
     \b
@@ -389,12 +390,20 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     """
     from .prior import add_gaussian_noise, denoise
 
+    if o["image"] is None and o["channels"] is None and o["net"] is None and o["depth"] is None:
+        # the offline demo: 64 channels per level instead of the reference 128 — 2.6–3.3× more steps per
+        # second on a 2-core CPU, 26.9 dB averaged after 600 steps (the reference net: about 27 dB)
+        o["channels"] = 64
     net, net_options = _net(o, "skip")
 
     clean = _read(o["clean"], device, o["max_size"]) if o["clean"] else None
     if o["image"] is None:
         image, what = _sample_image(device)
-        click.echo(f"no IMAGE given: denoising {what} with σ = {o['sigma'] or 25:g} noise")
+        click.echo(
+            f"no IMAGE given: denoising {what} with σ = {o['sigma'] or 25:g} noise"
+            + (" (a lighter net, 64 channels per level: --channels 128 for the reference)"
+               if o["channels"] == 64 else "")
+        )  # fmt: skip
         o["sigma"] = o["sigma"] or 25.0
         o["steps"] = o["steps"] or 600
     else:
