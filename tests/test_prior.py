@@ -368,3 +368,24 @@ def test_real_image_denoising_improves_psnr(shared):
     small = dict(channels_down=[16] * 4, channels_up=[16] * 4, channels_skip=[4] * 4)
     result = prior.denoise(noisy, clean=clean, steps=150, net_options=small)
     assert result.psnr > prior.psnr(noisy, clean) + 2
+
+
+def test_auto_precision_is_measured_once_and_does_not_move_the_random_streams(tmp_path, monkeypatch):
+    """On a CPU with native bfloat16, "auto" times fp32 / fp32-channels_last / bf16-channels_last on the real
+    network, keeps the fastest (cached for the next run), and the result is bit-identical to asking for the
+    chosen settings explicitly."""
+    import featstat.precision as policy
+    from featstat.prior import engine
+
+    monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(policy, "cpu_bf16_supported", lambda: True)
+    monkeypatch.setattr(engine, "cpu_bf16_supported", lambda: True)
+    img = smooth_image(24)
+    kw = dict(clean=img, steps=3, net_options=TINY)
+    auto = prior.denoise(img, precision="auto", **kw)
+    choice = auto.info["precision_choice"]
+    assert set(choice["timings_s_per_step"]) == {"fp32", "fp32-cl", "bf16-cl"} and not choice["from_cache"]
+    again = prior.denoise(img, precision="auto", **kw)
+    assert again.info["precision_choice"]["from_cache"]
+    explicit = prior.denoise(img, precision=choice["precision"], channels_last=choice["channels_last"], **kw)
+    assert torch.equal(auto.image, explicit.image) and torch.equal(again.image, explicit.image)

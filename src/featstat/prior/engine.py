@@ -29,6 +29,7 @@ reference-faithful baseline.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -45,6 +46,8 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_positive, make_generator
 from ..io import write_image
 from ..objective import Objective
+from ..precision import Choice, cpu_bf16_supported, time_steps
+from ..precision import choose as choose_precision
 from ..runs import (
     Progress,
     graceful_interrupt,
@@ -75,27 +78,34 @@ def psnr(x: Tensor, reference: Tensor) -> float:
     return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
 
-def _bf16_supported(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
-
-
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """ "auto" → "bf16" where the device computes bfloat16 natively (CUDA with bf16; CPUs with AVX-512-BF16 /
-    AMX, detected through oneDNN), else "fp32". Other values are checked and returned ("fp16": CUDA only)."""
-    check_choice("precision", precision, PRECISIONS)
-    dev = torch.device(device)
-    if precision == "auto":
-        return "bf16" if _bf16_supported(dev) else "fp32"
-    if precision == "fp16" and dev.type != "cuda":
-        raise ValueError(f"precision 'fp16' needs a CUDA device, got {dev}; use 'bf16' or 'fp32' on CPU")
-    return precision
+    """The precision "auto" stands for *without measuring* (:func:`featstat.precision.choose`'s rule: bf16 on
+    CUDA GPUs with bfloat16 and on CPUs with AMX, else fp32); other values are checked and returned
+    ("fp16": CUDA only). :func:`solve` measures instead where it matters (CPUs with native bfloat16)."""
+    return choose_precision(precision, device, allow_fp16=False).precision
+
+
+def _precision_choice(problem: Problem, opts: FitOptions, device: torch.device) -> Choice:
+    """The precision and layout of this solve: ``opts.precision`` resolved by the shared policy, timing two
+    steps of each candidate on this network and input where the CPU has native bfloat16 (cached)."""
+    key = ""
+    if opts.precision == "auto" and device.type == "cpu" and cpu_bf16_supported():  # the one case measured
+        with torch.random.fork_rng(devices=[]):
+            probe = problem.make_net(opts.seed)
+        code = problem.make_code if isinstance(problem.make_code, Tensor) else None
+        meta = problem.meta
+        shape = tuple(code.shape) if code is not None else meta.get("net_size") or meta.get("size")
+        key = f"prior:{problem.task}:{hashlib.sha1(repr(probe).encode()).hexdigest()[:12]}:{shape}"
+
+    def measure(prec: str, channels_last: bool) -> float:
+        variant = dataclasses.replace(opts, channels_last=channels_last, compile=False)
+        with torch.random.fork_rng(devices=[]):  # measuring must not move the run's random streams
+            trial = _Run(problem, variant, 0, device, prec)
+            return time_steps(trial.advance, warmup=1, steps=2)
+
+    return choose_precision(
+        opts.precision, device, key=key, measure=measure, allow_fp16=False, channels_last=opts.channels_last
+    )
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -298,13 +308,18 @@ _RESUMABLE |= {"compile", "callback", "on_output"}
 class _Run:
     """State of one optimisation run (one seed)."""
 
-    def __init__(self, problem: Problem, opts: FitOptions, run: int, device: torch.device, precision: str):
+    def __init__(
+        self, problem: Problem, opts: FitOptions, run: int, device: torch.device, precision: str,
+        channels_last: bool | None = None,
+    ):  # fmt: skip
         self.problem, self.opts, self.run, self.device, self.precision = problem, opts, run, device, precision
         seed = opts.seed + run
         self.net = problem.make_net(seed).to(device).train()
         code = problem.make_code if isinstance(problem.make_code, Tensor) else problem.make_code(seed)
         self.code = code.to(device=device, dtype=torch.float32)
-        self.channels_last = opts.channels_last if opts.channels_last is not None else precision != "fp32"
+        if channels_last is None:
+            channels_last = opts.channels_last if opts.channels_last is not None else precision != "fp32"
+        self.channels_last = channels_last
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
             self.code = self.code.contiguous(memory_format=torch.channels_last)
@@ -460,7 +475,7 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         device = problem.make_code.device
     else:
         device = torch.device(problem.meta.get("device", "cpu"))
-    precision = resolve_precision(opts.precision, device)
+    check_choice("precision", opts.precision, PRECISIONS)
     if clean is not None:
         clean = clean.to(device=device, dtype=torch.float32)
     fingerprint = _fingerprint(problem, opts)
@@ -470,10 +485,11 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         history["psnr"], history["psnr_average"] = [], []
     finals: list[Tensor] = []
     averages: list[Tensor] = []
-    start_run, resume_state = 0, None
+    start_run, resume_state, saved = 0, None, None
     ckpt_path = Path(opts.checkpoint) if opts.checkpoint is not None else None
     if opts.resume and ckpt_path is not None and ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path, map_location="cpu")  # generator states must stay on the CPU
+        saved = ck.get("precision_choice")
         _check_resumable(ck, fingerprint, opts)
         history = {k: list(v) for k, v in ck["history"].items()}
         finals = [t.to(device) for t in ck["finals"]]
@@ -483,6 +499,11 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
             start_run, resume_state = start_run + 1, None  # that run is done: go on with the next one
         finals, averages = finals[:start_run], averages[:start_run]  # a longer run replaces its old output
         set_rng_state(ck["rng"])
+    if isinstance(saved, dict):  # resume with the precision the run started with (bit-exact continuation)
+        choice = Choice(saved["precision"], bool(saved["channels_last"]), "as the interrupted run")
+    else:
+        choice = _precision_choice(problem, opts, device)
+    precision = choice.precision
 
     total = opts.steps * opts.runs
     info: dict[str, Any] = {
@@ -492,6 +513,7 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         "checkpoint": str(ckpt_path) if ckpt_path else None,
         "device": str(device),
         "precision": precision,
+        "precision_choice": choice.info(),  # the resolved layout is here; "channels_last" is the option
     }
     backtracks = 0
     timed_steps, timed_seconds = 0, 0.0
@@ -515,6 +537,7 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
                 "finals": finals,
                 "averages": averages,
                 "rng": rng_state(),
+                "precision_choice": {"precision": precision, "channels_last": choice.channels_last},
             },
         )
 
@@ -525,7 +548,7 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         graceful_interrupt() as stop,
     ):
         for run in range(start_run, opts.runs):
-            run_state = _Run(problem, opts, run, device, precision)
+            run_state = _Run(problem, opts, run, device, precision, choice.channels_last)
             if resume_state is not None and run == start_run:
                 run_state.load(resume_state)
             t0 = time.perf_counter()
@@ -569,6 +592,8 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
     params = sum(p.numel() for p in problem.make_net(opts.seed).parameters())
     image = torch.stack(finals).mean(0)
     average = torch.stack(averages).mean(0)
+    if problem.extra is not None and getattr(problem.extra, "feature_sources", None):
+        info["features"] = dict(problem.extra.feature_sources)  # which weights/layers "auto" picked
     info.update(
         parameters=params,
         backtracks=backtracks,
