@@ -482,7 +482,7 @@ EXPERIMENTS: list[Experiment] = [
         ),
         run_sr,
         missing="Set14 (27.00 dB) is not on our machines",
-        labels={"psnr": "Set5 mean, final", "bicubic": "bicubic, same images"},
+        labels={"psnr": "Set5 mean, final", "bicubic": "bicubic, on the same LR/HR pairs"},
     ),
     Experiment(
         "dip-sr-set5-x8",
@@ -508,7 +508,7 @@ EXPERIMENTS: list[Experiment] = [
         ),
         run_sr,
         missing="no published ×8 number; bicubic on the same images is the reference",
-        labels={"psnr": "Set5 mean, final", "bicubic": "bicubic, same images"},
+        labels={"psnr": "Set5 mean, final", "bicubic": "bicubic, on the same LR/HR pairs"},
     ),
     Experiment(
         "dip-inpaint-barbara-50",
@@ -804,7 +804,7 @@ def table(mode: str, data: dict[str, Any], folder: Path = ROOT) -> str:
         s = {k: v for k, v in rec["settings"].items() if k not in ("images",)}
         details.append(
             f"- **{exp.name}** — {exp.source}. Metric: {exp.metric}. Settings: "
-            + ", ".join(f"{k} {v}" for k, v in s.items())
+            + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in s.items())
             + f". {rec['seconds']:.0f} s."
         )
         if exp.missing:
