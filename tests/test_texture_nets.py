@@ -485,3 +485,11 @@ def test_cli_train_sample_and_stylize(tmp_path):
     assert res.exit_code != 0 and "stylisation" in res.output
     res = runner.invoke(sample_command, [str(tmp_path / "ex.png"), "-o", str(tmp_path / "bad")])
     assert res.exit_code != 0 and "could not be read" in res.output
+
+
+def test_training_a_generator_without_output_squashing():
+    """output="none" (the thesis' networks) may produce values outside [0, 1] while training: no error."""
+    example = blobs(16, 0)
+    net = TextureNetV1(scales=2, seed=0, output="none")
+    result = train_texture(net, example, steps=2, size=16, batch_size=2, extractor=small_features())
+    assert len(result.history["gram"]) == 2

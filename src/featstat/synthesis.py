@@ -165,7 +165,8 @@ _GATYS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 #: gatys 20 — neural-style's defaults (style 100, content 5) for the same un-normalised Caffe VGG-19 and the
 #: same Gram/content normalisation; gatys-torchvision 1e6 — the PyTorch style-transfer tutorial's; both
 #: untested here (those weights are not on our machines). caffe-relu3_1 1e5 and random-filters 1e6 were
-#: chosen here by eye on amber.jpg × wave.jpg at 128 px (docs/synthesis.md).
+#: chosen here by eye on amber.jpg × wave.jpg at 128 px (docs/synthesis.md); gatys-vgg16-hed 200 likewise
+#: (20 left the photo nearly untouched; docs/benchmarks-deep.md).
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -199,7 +200,7 @@ PRESETS: dict[str, Preset] = {
             _GATYS_LAYERS,
             ("relu4_2",),
             "avg",
-            20.0,
+            200.0,
             1.0,
             "the paper layers (same names in VGG-16) on HED's VGG-16 — ImageNet VGG-16 fine-tuned on "
             "BSDS500 edges, not the paper's network (`featstat weights fetch vgg16-hed`)",

@@ -363,7 +363,10 @@ class GeneratorTrainer:
             images = net(noise, content)
         else:
             images = net(noise)
-        out = self.objective(images, targets)
+        # a generator's raw output (output="none", as the thesis' texture networks) may leave [0, 1], so the
+        # per-step value check is off here (as in synthesis and the restoration trainer); the style and
+        # content images were checked when they were given
+        out = self.objective(images, targets, validate=False)
         self._last_images = images.detach()
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
