@@ -23,6 +23,7 @@ from featstat.losses import ContextualLoss, L1Loss, L2Loss, LowFrequencyL2Loss
 from featstat.nets.discriminator import SRGANDiscriminator
 from featstat.nets.restoration import build_network
 from featstat.objective import Objective, Term
+from featstat.runs import TrainingDiverged
 from featstat.training.data import (
     EpochSampler,
     RestorationDataset,
@@ -374,3 +375,63 @@ def test_trainer_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="not a featstat restoration checkpoint"):
         torch.save({"a": 1}, tmp_path / "foreign.pt")
         load_model(tmp_path / "foreign.pt")
+
+
+def test_divergence_stops_with_advice_and_a_sound_run_is_not_stopped(tmp_path):
+    """The restoration trainer shares the generator trainers' DivergenceWatch (checked at log steps): a run
+    whose loss blows up (lr 10) stops with the --lr advice and leaves no checkpoint of the blown-up weights;
+    the same run at a sound rate trains to the end with the watch on."""
+    ds = RestorationDataset(_folder(tmp_path / "d"), "sr2", crop_size=32, samples_per_epoch=16)
+
+    def run(lr: float, out: str) -> Trainer:
+        t = Trainer(
+            _edsr(),
+            Objective([Term("l1", L1Loss())]),
+            ds,
+            tmp_path / out,
+            lpips=None,
+            options=_options(steps=40, batch_size=4, lr=lr, log_every=2, checkpoint_every=30),
+        )
+        assert t.watch is not None
+        return t
+
+    bad = run(10.0, "bad")
+    with pytest.raises(
+        TrainingDiverged, match=r"step \d+: the loss .* stayed above 10× .*--lr 1\b.*--resume"
+    ):
+        bad.fit()
+    assert 0 < bad.step < 40 and bad.history.train[-1]["loss"] > 1e3
+    assert not (tmp_path / "bad" / "checkpoint.pt").exists()  # stopped before the first checkpoint (30)
+
+    sound = run(3e-3, "sound")
+    sound.fit()
+    losses = [r["loss"] for r in sound.history.train]
+    assert sound.step == 40 and losses[-1] < 0.6 * losses[0]
+    assert sound.watch.best == pytest.approx(min(losses), rel=0.5)
+
+
+@pytest.mark.parametrize("case", ["nan", "flat"])
+def test_divergence_nan_loss_and_flat_output(tmp_path, case):
+    """A non-finite loss stops at the first check; a network whose output is one flat colour stops after the
+    flat patience (2 checks at log_every 5), naming the sign."""
+
+    class Flat(torch.nn.Module):  # a dead SR network: one grey level everywhere, whatever the input
+        def __init__(self) -> None:
+            super().__init__()
+            self.level = torch.nn.Parameter(torch.tensor(0.5))
+
+        def forward(self, x):
+            out = self.level.expand(x.shape[0], 3, x.shape[-2] * 2, x.shape[-1] * 2)
+            return out * (float("nan") if case == "nan" else 1.0)
+
+    ds = RestorationDataset(_folder(tmp_path / "d"), "sr2", crop_size=32, samples_per_epoch=8)
+    t = Trainer(Flat(), Objective([Term("l1", L1Loss())]), ds, tmp_path / "r", lpips=None,
+                options=_options(steps=30, log_every=5))  # fmt: skip
+    sign = "the loss became nan" if case == "nan" else "one flat colour"
+    with pytest.raises(TrainingDiverged, match=sign):
+        t.fit()
+    assert t.step == (5 if case == "nan" else 10)
+    off = Trainer(Flat(), Objective([Term("l1", L1Loss())]), ds, tmp_path / "off", lpips=None,
+                  options=_options(steps=6, watch=False))  # fmt: skip
+    off.fit()  # watch=False: the run is not checked
+    assert off.step == 6

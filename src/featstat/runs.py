@@ -270,6 +270,101 @@ def interruptible(on_interrupt: Any) -> Iterator[None]:
         raise
 
 
+# -- divergence ---------------------------------------------------------------------------------------------
+
+
+class TrainingDiverged(FloatingPointError):
+    """A training run went wrong in a way that does not recover (see :class:`DivergenceWatch`)."""
+
+
+class DivergenceWatch:
+    """Notices a generator's training run that has gone dead, so it stops with advice instead of running on.
+
+    Every trainer of a generator (texture and stylisation networks, restoration networks) calls :meth:`update`
+    at its checks (the texture trainer after every step, the restoration trainer at its log steps, where the
+    loss is on the host already). Three signs:
+
+    - *a non-finite loss* (NaN or inf): at once.
+    - *a constant output*: every generated image is (nearly) one colour — the per-image, per-channel spatial
+      standard deviation averages below ``flat`` (1e-3) for ``patience_flat`` (5) checks in a row. A saturated
+      sigmoid does this (StyleNet at lr 0.1 turned solid green after its first step in our runs); no texture,
+      stylisation or restored photo is one colour.
+    - *a loss spike that does not recover*: the loss stays above ``spike`` (10) × the lowest loss seen so far
+      for ``patience_spike`` (25) checks in a row (only while the lowest loss is positive). :meth:`reset`
+      forgets the lowest loss when the objective changes (e.g. after a pre-training phase).
+
+    :meth:`update` raises :class:`TrainingDiverged` naming the sign, the step and the fix (a learning rate 10×
+    lower than the current one, in a fresh run: a checkpoint keeps the learning rate it was saved with).
+    """
+
+    def __init__(
+        self, flat: float = 1e-3, patience_flat: int = 5, spike: float = 10.0, patience_spike: int = 25
+    ) -> None:
+        self.flat, self.patience_flat = flat, patience_flat
+        self.spike, self.patience_spike = spike, patience_spike
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the loss seen so far and the counters (the objective changed)."""
+        self.best = math.inf
+        self.flat_steps = self.spike_steps = 0
+
+    @staticmethod
+    def spread(images: torch.Tensor) -> torch.Tensor:
+        """Mean per-image, per-channel spatial standard deviation (a 0-d tensor on the images' device)."""
+        if images.shape[-1] * images.shape[-2] <= 1:
+            return torch.ones((), device=images.device)
+        return images.detach().float().flatten(2).std(-1).mean()
+
+    def update(
+        self,
+        step: int,
+        loss: float,
+        images: torch.Tensor | None,
+        lr: float,
+        *,
+        spread: float | None = None,
+        low: float | None = None,
+    ) -> None:
+        """One check: ``loss`` (a float), the generated ``images`` (or their :meth:`spread`, precomputed) and,
+        when a check covers several steps (``loss`` their mean), ``low``: the lowest loss among them — the
+        spike test's reference then includes the loss before a run that blows up within its first window."""
+        fix = (
+            f"lower the learning rate, e.g. lr={_lower(lr):g} (--lr {_lower(lr):g}; it was {lr:g}), and "
+            f"start afresh (not --resume: a checkpoint keeps its learning rate)"
+        )
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"training diverged at step {step}: the loss became {loss}; {fix}")
+        if spread is None:
+            spread = float(self.spread(images)) if images is not None else math.inf
+        self.flat_steps = self.flat_steps + 1 if spread < self.flat else 0
+        if 0 < self.best < math.inf and loss > self.spike * self.best:
+            self.spike_steps += 1
+        else:
+            self.spike_steps = 0
+        # (a total below 0, e.g. with the diversity term, has no spike test)
+        self.best = min(self.best, loss, low if low is not None and math.isfinite(low) else math.inf)
+        if self.flat_steps >= self.patience_flat:
+            if images is not None:
+                colour = images.detach().float().mean((0, 2, 3)).clamp(0, 1).tolist()
+                what = "one flat colour (RGB " + ", ".join(f"{v:.2f}" for v in colour) + ")"
+            else:
+                what = f"one flat colour (spatial standard deviation {spread:.2g})"
+            raise TrainingDiverged(
+                f"training diverged at step {step}: the generator outputs {what} for every input "
+                f"({self.flat_steps} checks in a row; a saturated output layer does not recover); {fix}"
+            )
+        if self.spike_steps >= self.patience_spike:
+            raise TrainingDiverged(
+                f"training diverged at step {step}: the loss ({loss:.4g}) has stayed above {self.spike:g}× "
+                f"its lowest value ({self.best:.4g}) for {self.spike_steps} checks; {fix}"
+            )
+
+
+def _lower(lr: float) -> float:
+    return float(f"{lr / 10:.1g}")
+
+
 # -- logs and curves --------------------------------------------------------------------------------------
 
 

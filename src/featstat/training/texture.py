@@ -48,7 +48,9 @@ from ..losses import DiversityLoss
 from ..nets.texture import ARCHITECTURES, build_generator
 from ..objective import Objective, Term
 from ..runs import (
+    DivergenceWatch,
     Progress,
+    TrainingDiverged,
     graceful_interrupt,
     interruptible,
     load_checkpoint,
@@ -121,66 +123,6 @@ class GradientNormalized(nn.Module):
 
     def forward(self, images: Tensor) -> dict[str, Tensor]:
         return {k: _NormalizeGradient.apply(v) for k, v in self.extractor(images).items()}
-
-
-class TrainingDiverged(FloatingPointError):
-    """A generator's training went wrong in a way that does not recover (see :class:`DivergenceWatch`)."""
-
-
-class DivergenceWatch:
-    """Notices a training run that has gone dead, so it stops with advice instead of running on.
-
-    Two signs, each checked after every step:
-
-    - *a constant output*: every generated image is (nearly) one colour — the per-image, per-channel spatial
-      standard deviation averages below ``flat`` (1e-3) for ``patience_flat`` (5) steps in a row. A saturated
-      sigmoid does this (StyleNet at lr 0.1 turned solid green after its first step in our runs); no texture
-      or stylisation is one colour.
-    - *a loss spike that does not recover*: the loss stays above ``spike`` (10) × the lowest loss seen so far
-      for ``patience_spike`` (25) steps in a row (only while the lowest loss is positive).
-
-    :meth:`update` raises :class:`TrainingDiverged` naming the sign, the step and the fix (a learning rate 10×
-    lower than the current one).
-    """
-
-    def __init__(
-        self, flat: float = 1e-3, patience_flat: int = 5, spike: float = 10.0, patience_spike: int = 25
-    ) -> None:
-        self.flat, self.patience_flat = flat, patience_flat
-        self.spike, self.patience_spike = spike, patience_spike
-        self.best = math.inf
-        self.flat_steps = self.spike_steps = 0
-
-    def update(self, step: int, loss: float, images: Tensor, lr: float) -> None:
-        spread = float(images.detach().float().flatten(2).std(-1).mean()) if images.shape[-1] > 1 else 1.0
-        self.flat_steps = self.flat_steps + 1 if spread < self.flat else 0
-        if math.isfinite(loss):  # (a total below 0, e.g. with the diversity term, has no spike test)
-            if 0 < self.best < math.inf and loss > self.spike * self.best:
-                self.spike_steps += 1
-            else:
-                self.spike_steps = 0
-            self.best = min(self.best, loss)
-        fix = (
-            f"lower the learning rate, e.g. lr={_lower(lr):g} (--lr {_lower(lr):g}; it was {lr:g}), and "
-            f"start afresh (not --resume)"
-        )
-        if self.flat_steps >= self.patience_flat:
-            colour = images.detach().float().mean((0, 2, 3)).clamp(0, 1).tolist()
-            rgb = ", ".join(f"{v:.2f}" for v in colour)
-            raise TrainingDiverged(
-                f"training diverged at step {step}: the generator outputs one flat colour (RGB {rgb}) for "
-                f"every input ({self.flat_steps} steps in a row; a saturated output layer does not recover); "
-                f"{fix}"
-            )
-        if self.spike_steps >= self.patience_spike:
-            raise TrainingDiverged(
-                f"training diverged at step {step}: the loss ({loss:.4g}) has stayed above {self.spike:g}× "
-                f"its lowest value ({self.best:.4g}) for {self.spike_steps} steps; {fix}"
-            )
-
-
-def _lower(lr: float) -> float:
-    return float(f"{lr / 10:.1g}")
 
 
 @dataclass

@@ -66,6 +66,7 @@ from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_advers
 from ..nets.restoration import network_from_spec, tiled_forward
 from ..objective import Objective
 from ..runs import (
+    DivergenceWatch,
     Progress,
     graceful_interrupt,
     interruptible,
@@ -110,6 +111,9 @@ class TrainOptions:
         save_images: validation outputs written as PNG each round.
         plots: write the curve PNGs (at checkpoints, validations and the end; off for quick sweeps).
         progress: show a progress bar (rank 0).
+        watch: stop with :class:`featstat.runs.TrainingDiverged` when the run goes dead — a non-finite loss,
+            flat outputs, or a loss spike that stays (:class:`featstat.runs.DivergenceWatch`, checked at the
+            log steps, so ``log_every = 0`` checks only at the end).
     """
 
     steps: int = 1000
@@ -132,6 +136,7 @@ class TrainOptions:
     save_images: int = 3
     plots: bool = True
     progress: bool = True
+    watch: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size"):
@@ -421,6 +426,20 @@ class Trainer:
         self._train_seconds = 0.0
         self._session_steps = 0
         self._phase = "main"
+        # checks at log steps (the loss is on the host there anyway): patience in checks, ~the texture
+        # trainer's 5 and 25 steps, at least 2 and 3 checks (a window mean is smoother than one step's loss)
+        every = max(1, self.options.log_every)
+        self.watch: DivergenceWatch | None = (
+            DivergenceWatch(patience_flat=max(2, -(-5 // every)), patience_spike=max(3, -(-25 // every)))
+            if self.options.watch
+            else None
+        )
+        self._watch_key: tuple[str, bool] | None = None
+        self._window_keys: set[tuple[str, bool]] = set()  # (phase, GAN term on) of the steps since the log
+        self._spread: Tensor | None = None
+        self._window_low: Tensor | None = None
+        self._last_spread: float | None = None
+        self._last_low: float | None = None
 
     # -- state ---------------------------------------------------------------------------------------
 
@@ -555,6 +574,14 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         values["loss"] = loss.detach()
+        o = self.options
+        self._window_keys.add((self._phase, gan))
+        low = loss.detach()  # the window's lowest loss, the spike test's reference (kept on the device)
+        self._window_low = low if self._window_low is None else torch.minimum(self._window_low, low)
+        if self.watch is not None and (
+            (o.log_every and (self.step + 1) % o.log_every == 0) or self.step + 1 == o.steps
+        ):  # this step is logged: its output is checked (a reduction on the device, read with the log)
+            self._spread = DivergenceWatch.spread(pred)
         for name, v in result.terms.items():
             values[name] = v.detach().float()
         return values
@@ -562,11 +589,21 @@ class Trainer:
     def _log(self, sums: dict[str, Tensor], count: int, seconds: float) -> dict[str, Any]:
         keys = sorted(sums)
         stacked = torch.stack([sums[k].float() for k in keys]) / count
+        watching = self._spread is not None and self._window_low is not None
+        if watching:  # the watch's numbers travel with the means: no extra host sync
+            assert self._spread is not None and self._window_low is not None
+            extra = torch.stack([self._window_low.float(), self._spread.float()]).to(stacked.device)
+            stacked = torch.cat([stacked, extra])
+        self._spread = self._window_low = None
         if self.world > 1:
             dist.all_reduce(stacked)
             stacked /= self.world
+        numbers = stacked.tolist()
+        self._last_low, self._last_spread = (numbers[-2], numbers[-1]) if watching else (None, None)
+        if watching:
+            del numbers[-2:]
         row: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0]}
-        row.update({k: float(v) for k, v in zip(keys, stacked.tolist(), strict=True)})
+        row.update({k: float(v) for k, v in zip(keys, numbers, strict=True)})
         row["steps_per_s"] = count / seconds if seconds > 0 else float("nan")
         row["phase"] = self._phase
         return row
@@ -648,6 +685,7 @@ class Trainer:
                             self.history.train.append(logged)
                             bar.update(self.step, loss=logged["loss"])
                             self._write_train_log()
+                        self._check_divergence(logged)
                     elif self.rank == 0:
                         bar.update(self.step)
                     if o.validate_every and self.step % o.validate_every == 0 and self.step < o.steps:
@@ -670,6 +708,20 @@ class Trainer:
         if self._owns_group:
             dist.destroy_process_group()
         return summary
+
+    def _check_divergence(self, row: Mapping[str, Any]) -> None:
+        """Stop with :class:`~featstat.runs.TrainingDiverged` when the run went dead (non-finite loss, flat
+        outputs, a spike that stays); every rank sees the same reduced numbers, so all stop together."""
+        keys, self._window_keys = self._window_keys, set()
+        if self.watch is None:
+            return
+        loss, lr = float(row["loss"]), float(row["lr"])
+        if keys != {self._watch_key}:  # another objective (pre-training over, GAN term on): another scale
+            self.watch.reset()
+            self._watch_key = next(iter(keys)) if len(keys) == 1 else None
+            if len(keys) > 1 and math.isfinite(loss):
+                return  # a window mixing two objectives: its mean is no reference for later spikes
+        self.watch.update(self.step, loss, None, lr, spread=self._last_spread, low=self._last_low)
 
     def _on_interrupt(self) -> None:
         path = self.save()
