@@ -328,7 +328,7 @@ def texture_command(
       featstat texture pebbles.jpg -o pebbles_big.png --size 512x256 --scales 2
       featstat texture bricks.png -o tile.png --size 256 --tile --steps 500
       featstat texture wood.png -o wood.png --statistic gram --statistic swd:10 --preset random-filters
-      FEATSTAT_WEIGHTS=../shared/weights featstat texture metal.pgm -o metal.png --preset caffe-relu3_1
+      FEATSTAT_WEIGHTS=~/weights featstat texture metal.pgm -o metal.png --preset caffe-relu3_1
     """
     paths = _outputs(output_file(out, f"{example.stem}.png"))
     from . import io

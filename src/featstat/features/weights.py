@@ -16,8 +16,8 @@ its sha256, the preprocessing it expects and the deepest layer it provides.
 Files are never looked up in the current directory under a registry name.
 
 **Integrity**: registry files are checked against their sha256 before loading. When the full 64-hex hash is
-known (the files in ``../shared/weights``) the full hash is compared; for torchvision's files and the Caffe
-conversions only the hex prefix in the file name is published (e.g. ``vgg19-dcbb9e9d.pth``), and, as
+known (e.g. the Caffe VGG-19 layers up to relu3_1) the full hash is compared; for torchvision's files and
+the Caffe conversions only the hex prefix in the file name is published (e.g. ``vgg19-dcbb9e9d.pth``), and, as
 torchvision itself does, only that prefix is compared. :meth:`WeightEntry.full_hash` tells which.
 
 **Loading** (:func:`load_weights`): ``torch.load(path, map_location="cpu", weights_only=True)`` for
