@@ -30,10 +30,15 @@ VGG-16 with VGG-19 layer names mapped → the shallow Caffe VGG-19 → seeded ra
 
 ``terms`` may also be a list of tables with a ``name`` key. ``target = "style"`` names the target a term
 compares against (default "target"); ``target = "none"`` for terms without one (diversity, TV).
+
+Every entry is type-checked before anything is built: a file that is not UTF-8 TOML, a list or a number
+where a table is expected, a string or non-finite weight, a list where a name is expected, or options the
+loss does not take give one ``ValueError`` naming the entry (e.g. ``terms.cx.weight``) and what it must be.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -66,23 +71,126 @@ def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str,
     """A config as a dict: given as one, or read from a TOML file."""
     if isinstance(config, Mapping):
         return dict(config)
+    if not isinstance(config, (str, os.PathLike)):
+        raise ValueError(f"config must be a dict or the path of a TOML file, got {_seen(config)}")
     path = Path(config)
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist; pass a dict or the path of a TOML file")
+    data = path.read_bytes()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {data[err.start]:#04x} at offset "
+            f"{err.start}); an objective config is a TOML file, saved as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"config file {str(path)!r} is not valid TOML: {err}") from err
 
 
-def _terms_list(raw: Any) -> list[dict[str, Any]]:
+# -- type checks: each names the entry (``terms.cx.weight``) ---------------------------------------------
+
+
+def _seen(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _table(where: str, value: Any, example: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be a table ({example}), got {_seen(value)}")
+    return dict(value)
+
+
+def _name(where: str, value: Any, what: str = "a name") -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} must be {what} (a string), got {_seen(value)}")
+    return value
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} must be a number (e.g. 1.0, without quotes), got {_seen(value)}")
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be finite, got {value}")
+    return float(value)
+
+
+def _integer(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where} must be an integer, got {_seen(value)}")
+    return value
+
+
+_BACKBONE_STRINGS = ("arch", "weights", "paper_weights", "preprocessing", "pooling")
+_BACKBONE_INTEGERS = ("seed", "size", "stride")
+
+
+def _check_backbone(name: str, spec: Any) -> dict[str, Any]:
+    where = f"backbones.{name}"
+    spec = _table(where, spec, 'e.g. [backbones.vgg] with arch = "vgg19"')
+    if "arch" not in spec:
+        raise ValueError(f"{where}.arch is missing: one of {[*_EXTRACTORS, 'patches']}")
+    for key in _BACKBONE_STRINGS:
+        if key in spec:
+            _name(f"{where}.{key}", spec[key], "a name or a file path" if "weights" in key else "a name")
+    for key in _BACKBONE_INTEGERS:
+        if key in spec:
+            _integer(f"{where}.{key}", spec[key])
+    return spec
+
+
+def _check_term(where: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """Types of a term's own keys (the loss checks its options)."""
+    spec = {k: v for k, v in spec.items() if v is not None}
+    _name(f"{where}.loss", spec.get("loss"), "a loss name (one of featstat.losses.LOSSES)")
+    if "weight" in spec:
+        spec["weight"] = _number(f"{where}.weight", spec["weight"])
+    for key in ("backbone", "target"):
+        if key in spec:
+            _name(f"{where}.{key}", spec[key])
+    if "layers" in spec:
+        layers = spec["layers"]
+        if not isinstance(layers, list) or not all(isinstance(v, str) and v for v in layers):
+            raise ValueError(
+                f'{where}.layers must be a list of layer names, e.g. ["relu3_1"], got {_seen(layers)}'
+            )
+    if "layer_weights" in spec:
+        lw = spec["layer_weights"]
+        if isinstance(lw, Mapping):
+            spec["layer_weights"] = {
+                _name(f"{where}.layer_weights", k, "a layer name"): _number(f"{where}.layer_weights.{k}", v)
+                for k, v in lw.items()
+            }
+        elif isinstance(lw, list):
+            spec["layer_weights"] = [_number(f"{where}.layer_weights[{i}]", v) for i, v in enumerate(lw)]
+        else:
+            raise ValueError(
+                f"{where}.layer_weights must be a list of numbers (one per layer) or a table layer = number, "
+                f"got {_seen(lw)}"
+            )
+    return spec
+
+
+def _terms_list(raw: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(where, spec) per term, every spec a table with a string name and well-typed keys."""
+    hint = "a table of tables ([terms.NAME]) or a list of tables with a name"
     if isinstance(raw, Mapping):
-        return [{"name": name, **dict(spec)} for name, spec in raw.items()]
-    if isinstance(raw, list) and all(isinstance(t, Mapping) for t in raw):
-        return [dict(t) for t in raw]
-    raise ValueError(
-        "config 'terms' must be a table of tables ([terms.NAME]) or a list of tables with a name"
-    )
+        out = []
+        for name, spec in raw.items():
+            where = f"terms.{name}"
+            out.append((where, {"name": name, **_table(where, spec, 'e.g. [terms.l1] with loss = "l1"')}))
+    elif isinstance(raw, list):
+        out = []
+        for i, spec in enumerate(raw):
+            spec = _table(f"terms[{i}]", spec, 'e.g. {name = "l1", loss = "l1"}')
+            name = _name(f"terms[{i}].name", spec.get("name"), "the term's name")
+            out.append((f"terms.{name}", spec))
+    else:
+        raise ValueError(f"config 'terms' must be {hint}, got {_seen(raw)}")
+    return [(where, _check_term(where, spec)) for where, spec in out]
 
 
 def _build_extractor(name: str, spec: Mapping[str, Any], layers: list[str]) -> nn.Module:
@@ -101,7 +209,10 @@ def _build_extractor(name: str, spec: Mapping[str, Any], layers: list[str]) -> n
     unknown = set(spec) - {"weights", "preprocessing", "pooling", "seed"}
     if unknown:
         raise ValueError(f"backbone {name!r} has unknown keys {sorted(unknown)}")
-    return _EXTRACTORS[arch](layers=layers, **spec)
+    try:
+        return _EXTRACTORS[arch](layers=layers, **spec)
+    except TypeError as err:
+        raise ValueError(f"backbones.{name}: {err}") from err
 
 
 def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objective:
@@ -110,8 +221,11 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
     unknown = set(cfg) - {"backbones", "terms"}
     if unknown:
         raise ValueError(f"config has unknown sections {sorted(unknown)}; expected 'backbones' and 'terms'")
-    backbones = dict(cfg.get("backbones", {}))
-    specs = _terms_list(cfg.get("terms"))
+    backbones = _table("config 'backbones'", cfg.get("backbones", {}), "[backbones.NAME] tables")
+    backbones = {name: _check_backbone(name, spec) for name, spec in backbones.items()}
+    listed = _terms_list(cfg.get("terms"))
+    where_of = {id(spec): where for where, spec in listed}
+    specs = [spec for _, spec in listed]
     if not specs:
         raise ValueError("config has no terms; add at least one [terms.NAME] table")
 
@@ -121,7 +235,10 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
         if bb is None:
             continue
         if bb not in backbones:
-            raise ValueError(f"term {spec.get('name')!r} uses backbone {bb!r}, not defined in [backbones]")
+            raise ValueError(
+                f"{where_of[id(spec)]}.backbone: {bb!r} is not defined in [backbones] (defined: "
+                f"{sorted(backbones)})"
+            )
         if backbones[bb].get("arch") == "patches":
             spec.setdefault("layers", [f"patch{backbones[bb].get('size', 5)}"])
         for layer in spec.get("layers") or []:
@@ -145,14 +262,15 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
     terms = []
     for spec in specs:
         name = spec.get("name")
-        loss_name = spec.get("loss")
-        if not isinstance(loss_name, str):
-            raise ValueError(f"term {name!r} needs loss = NAME (one of featstat.losses.LOSSES)")
+        where = where_of[id(spec)]
+        loss_name = spec["loss"]
         options = {k: v for k, v in spec.items() if k not in _TERM_KEYS}
         try:
             loss = get_loss(loss_name)(**options)
         except TypeError as err:
-            raise ValueError(f"term {name!r}: bad options for loss {loss_name!r}: {err}") from err
+            raise ValueError(f"{where}: bad options for loss {loss_name!r}: {err}") from err
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
         target = spec.get("target", "none" if loss_name in _TARGET_LESS else "target")
         bb = spec.get("backbone")
         terms.append(
