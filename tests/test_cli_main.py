@@ -354,3 +354,11 @@ def test_the_offline_prior_demo_uses_the_lighter_net(tmp_path):
     res = CliRunner().invoke(main, ["prior", "denoise", "--steps", "1", "-q", "-o", str(tmp_path / "q"),
                                     "--channels", "16"])  # fmt: skip
     assert json.loads((tmp_path / "q" / "run.json").read_text())["net_options"]["channels_down"] == [16] * 5
+
+
+def test_subpackages_are_attributes_of_the_lazy_package():
+    import featstat
+
+    assert callable(featstat.metrics.psnr) and callable(featstat.prior.denoise)
+    with pytest.raises(AttributeError, match="no attribute 'nothere'"):
+        featstat.nothere  # noqa: B018

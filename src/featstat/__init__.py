@@ -15,6 +15,7 @@ Quick start::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 # Names are imported on first use (PEP 562), so that `featstat --help` and `python -m featstat --help` do not
@@ -38,6 +39,10 @@ _LAZY: dict[str, str] = {
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
+        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            module = importlib.import_module(f"{__name__}.{name}")  # any subpackage: featstat.metrics, ...
+            globals()[name] = module
+            return module
         raise AttributeError(f"module 'featstat' has no attribute {name!r}")
     where = _LAZY[name]
     value: Any = importlib.import_module(f"{__name__}.{where or name}")
