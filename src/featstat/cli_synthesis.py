@@ -457,6 +457,21 @@ def _resize_longer(image: Any, longer: int) -> Any:
     help="Keep the content's colours: the result's luminance with the content's chrominance (YCbCr), the "
     "luminance-only transfer of Gatys et al. 2016 ('Preserving color in neural artistic style transfer').",
 )
+@click.option(
+    "--content-mask",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Spatial control, with --style-mask: a grayscale image over CONTENT (any size); its white part "
+    "takes "
+    "its style only from the white part of the style mask, its black part only from the black part "
+    "(guided Gram loss, Gatys et al. 2017; grey levels weight both).",
+)
+@click.option(
+    "--style-mask",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The regions of STYLE matching --content-mask (a grayscale image; white and black).",
+)
 @_with(_common)
 def style_command(
     content: Path,
@@ -471,6 +486,8 @@ def style_command(
     style_scale: float,
     init: str,
     preserve_color: bool,
+    content_mask: Path | None,
+    style_mask: Path | None,
     steps: int,
     optimizer: str,
     lr: float | None,
@@ -495,6 +512,7 @@ def style_command(
       featstat style photo.jpg starry_night.jpg -o out.png --style-weight 1e3 --scales 2 --steps 200
       featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --option contextual.bandwidth=0.5
       featstat style photo.jpg wave.jpg -o out/ --preserve-color   # the photo's colours, the wave's strokes
+      featstat style photo.jpg two.jpg -o out.png --content-mask sky.png --style-mask left.png
     """
     paths = _outputs(output_file(out, f"{content.stem}_{style.stem}.png"))
     from . import io
@@ -506,6 +524,13 @@ def style_command(
         _cpu_threads(dev)
         c = io.read_image(content, alpha="composite").to(dev)
         s = io.read_image(style, alpha="composite").to(dev)
+        if (content_mask is None) != (style_mask is None):
+            raise ValueError("--content-mask and --style-mask go together: give both or neither")
+        masks = {
+            name: io.read_image(path, channels=1, alpha="composite").to(dev)
+            for name, path in (("content_mask", content_mask), ("style_mask", style_mask))
+            if path is not None
+        }
         hw = _parse_size(size)
         if size is not None and "x" not in size.lower().replace("×", "x"):
             c = _resize_longer(c, hw[0])
@@ -535,6 +560,7 @@ def style_command(
             checkpoint_every=checkpoint_every,
             resume=resume,
             progress=not quiet,
+            **masks,
         )
         image = result.image
         if preserve_color:
@@ -548,6 +574,8 @@ def style_command(
                 "content": str(content),
                 "style": str(style),
                 "preserve_color": preserve_color,
+                "content_mask": str(content_mask) if content_mask else None,
+                "style_mask": str(style_mask) if style_mask else None,
             },
             f"style: {content.name} × {style.name}",
         )

@@ -69,6 +69,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -81,11 +82,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_image, check_positive, make_generator
+from ._checks import check_choice, check_finite, check_image, check_positive, check_tensor, make_generator
 from .features import FeatureExtractor
 from .features.random_filters import PAPER_SIZES, RandomFilterExtractor
 from .features.weights import find_local, get_entry
-from .losses import PerceptualLoss, TotalVariationLoss, get_loss
+from .losses import GuidedGramLoss, PerceptualLoss, TotalVariationLoss, get_loss
 from .objective import Objective, Term
 from .runs import (
     Progress,
@@ -967,6 +968,8 @@ def transfer_style(
     layer_weights: str | Mapping[str, float] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     init: str | Tensor = "content",
+    content_mask: Tensor | None = None,
+    style_mask: Tensor | None = None,
     **kwargs: Any,
 ) -> SynthesisResult:
     """Paint ``content`` in the style of ``style`` (both 1×3×h×w in [0, 1]) by optimisation (Gatys et al.).
@@ -980,6 +983,12 @@ def transfer_style(
         style_scale: the style image is resized so its longer side is ``style_scale`` × the output's longer
             side (neural-style's -style_scale); 1 by default.
         init: "content" (default; converges faster) or "noise" (Gatys et al. 2016's white noise) or a tensor.
+        content_mask, style_mask: spatial control (Gatys et al. 2017, "Controlling perceptual factors"): give
+            both, 1×R×h×w weights in [0, 1] at any resolution (resized to each layer), R regions; region r of
+            the output (``content_mask``, over the output) takes its style only from region r of the style
+            image (``style_mask``). One channel (R = 1) means two regions, the mask and its complement. The
+            Gram statistic becomes the guided Gram loss (:class:`~featstat.losses.GuidedGramLoss`); other
+            statistics have no guided form and are refused with masks.
         Other keyword arguments go to :func:`synthesize`.
     """
     content = check_image("content", content)
@@ -991,6 +1000,7 @@ def transfer_style(
         extractor = build_extractor(
             p, list(dict.fromkeys(style_layers + content_layers)), device=content.device
         )
+    guides = _style_guides(content_mask, style_mask, statistic, content.device)
     objective = style_objective(
         extractor,
         style_layers,
@@ -1002,6 +1012,16 @@ def transfer_style(
         layer_weights=layer_weights,
         options=options,
     )
+    if guides is not None:
+        reduction = objective.terms[0].loss.reduction
+        objective = Objective(
+            [
+                dataclasses.replace(t, loss=GuidedGramLoss(*guides, reduction=reduction))
+                if t.name == "gram"
+                else t
+                for t in objective.terms
+            ]
+        )
     out_size = _size2(size) if size is not None else (int(content.shape[-2]), int(content.shape[-1]))
     longer = max(out_size) * style_scale
     factor = longer / max(style.shape[-2:])
@@ -1017,4 +1037,43 @@ def transfer_style(
         **kwargs,
     )
     result.settings.update(preset=p.name, statistic=parse_statistic(statistic), style_scale=style_scale)
+    if guides is not None:
+        result.settings["regions"] = int(guides[0].shape[1])
     return result
+
+
+def _style_guides(
+    content_mask: Tensor | None, style_mask: Tensor | None, statistic: Any, device: torch.device
+) -> tuple[Tensor, Tensor] | None:
+    """Checked (content, style) guidance masks of :func:`transfer_style`, 1×R×h×w each, or None."""
+    if content_mask is None and style_mask is None:
+        return None
+    if content_mask is None or style_mask is None:
+        missing = "content_mask" if content_mask is None else "style_mask"
+        raise ValueError(
+            f"{missing} is missing: spatial control needs a mask over the content (output) and one over the "
+            f"style image (--content-mask and --style-mask), with the same regions"
+        )
+    stats = parse_statistic(statistic)
+    if set(stats) != {"gram"}:
+        raise ValueError(
+            f"masks guide the Gram statistic only (the guided Gram loss); got statistics {list(stats)}; use "
+            f"statistic 'gram' with masks"
+        )
+    out = []
+    for name, m in (("content_mask", content_mask), ("style_mask", style_mask)):
+        m = check_tensor(name, m, ndim=(2, 3, 4), floating=False).float().to(device)
+        m = m.reshape(1, -1, *m.shape[-2:]) if m.dim() < 4 else m
+        if m.shape[0] != 1:
+            raise ValueError(f"{name} must be 1×R×h×w (one set of regions), got shape {tuple(m.shape)}")
+        check_finite(name, m)
+        lo, hi = float(m.min()), float(m.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name} must hold weights in [0, 1], got values in [{lo:g}, {hi:g}]")
+        out.append(torch.cat([m, 1 - m], 1) if m.shape[1] == 1 else m)
+    if out[0].shape[1] != out[1].shape[1]:
+        raise ValueError(
+            f"content_mask and style_mask must have the same number of regions, got {out[0].shape[1]} and "
+            f"{out[1].shape[1]}"
+        )
+    return out[0], out[1]

@@ -11,7 +11,7 @@ from .adversarial import DiscriminatorLoss, GeneratorAdversarialLoss
 from .base import FeatureLoss
 from .contextual import ChamferLoss, ContextualLoss, ContextualTarget
 from .diversity import DiversityLoss
-from .gram import GramLoss
+from .gram import GramLoss, GuidedGramLoss
 from .perceptual import PerceptualLoss
 from .pixel import L1Loss, L2Loss, LowFrequencyL2Loss, TotalVariationLoss
 from .projected import ProjectedDistributionLoss, SlicedWassersteinLoss
@@ -66,6 +66,7 @@ __all__ = [
     "FeatureLoss",
     "GeneratorAdversarialLoss",
     "GramLoss",
+    "GuidedGramLoss",
     "L1Loss",
     "L2Loss",
     "LowFrequencyL2Loss",

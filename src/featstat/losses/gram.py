@@ -258,3 +258,47 @@ class GramLoss(FeatureLoss):
         return _reduce(
             self.compare(pred, self.prepare_target(target, mask_target), mask_pred), self.reduction
         )
+
+
+class GuidedGramLoss(GramLoss):
+    """:class:`GramLoss` with its guidance masks bound: the guided Gram loss of fixed regions (Gatys et al.
+    2017, "Controlling perceptual factors in neural style transfer"; TSRN eq. 4), usable as an
+    :class:`~featstat.Objective` term, whose ``prepare_target``/``compare`` take no masks.
+
+    ``mask_pred`` guides the prediction's features and ``mask_target`` the target's: N×R×h×w or 1×R×h×w
+    weights in [0, 1] with the same R, at any resolution (resized to each layer, see :func:`gram_matrix`).
+    Region r of the prediction is compared only with region r of the target. They are buffers (they move
+    with ``.to()``).
+    """
+
+    def __init__(self, mask_pred: Tensor, mask_target: Tensor, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        mask_pred = check_tensor("mask_pred", mask_pred, ndim=4, floating=False)
+        mask_target = check_tensor("mask_target", mask_target, ndim=4, floating=False)
+        if mask_pred.shape[1] != mask_target.shape[1]:
+            raise ValueError(
+                f"mask_pred and mask_target must have the same number of regions (dimension 1), got "
+                f"{tuple(mask_pred.shape)} and {tuple(mask_target.shape)}"
+            )
+        self.register_buffer("mask_pred", mask_pred.float())
+        self.register_buffer("mask_target", mask_target.float())
+
+    def prepare_target(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
+        return super().prepare_target(target, self.mask_target if mask is None else mask)
+
+    def compare(self, pred: Tensor, prepared: Tensor, mask: Tensor | None = None) -> Tensor:
+        return super().compare(pred, prepared, self.mask_pred if mask is None else mask)
+
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        mask_pred: Tensor | None = None,
+        mask_target: Tensor | None = None,
+    ) -> Tensor:
+        return super().forward(
+            pred,
+            target,
+            self.mask_pred if mask_pred is None else mask_pred,
+            self.mask_target if mask_target is None else mask_target,
+        )
