@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/deep_features.py style      # style transfer amber × wave, starry night
     .venv/bin/python benchmarks/deep_features.py invert     # DIP natural pre-image of conv5_3 and conv2_2
     .venv/bin/python benchmarks/deep_features.py pdl        # L1 vs L1 + PDL(conv4_3), denoise and ×4 SR
+    .venv/bin/python benchmarks/deep_features.py figures    # the docs' grids from the per-run images
     .venv/bin/python benchmarks/deep_features.py activations  # reference activations for the tests
 
 Every image goes to ``docs/images/deep/``, every number to ``benchmarks/results/deep_features.json`` with
@@ -199,6 +200,57 @@ def pdl(args: argparse.Namespace) -> None:
             _save("pdl", name, entry)
 
 
+def figures(args: argparse.Namespace) -> None:
+    """Grids for the docs from the per-run PNGs (which are then removed): textures.png (example | result,
+    two per row) and style.png (content | style | result, one row per style image and weight)."""
+    from PIL import Image
+
+    def grid(paths: list[Path], columns: int, out: Path) -> None:
+        images = [Image.open(p).convert("RGB") for p in paths]
+        w, h = images[0].size
+        rows = -(-len(images) // columns)
+        canvas = Image.new("RGB", (w * columns, h * rows), "white")
+        for i, im in enumerate(images):
+            canvas.paste(im, ((i % columns) * w, (i // columns) * h))
+        canvas.save(out, optimize=True)
+        for p in paths:
+            p.unlink()
+
+    textures = sorted(DOCS.glob("texture-*.png"))
+    if textures:
+        grid(textures, 2, DOCS / "textures.png")
+    styles = sorted(DOCS.glob("style-*.png"))
+    if styles:
+        grid(styles, 1, DOCS / "style.png")
+    restoration = HERE / "results" / "restoration.json"
+    runs = json.loads(restoration.read_text())["runs"] if restoration.is_file() else {}
+    if "deep-hed" in runs:
+        perception_distortion(runs["deep-hed"], DOCS / "perception-distortion.png")
+
+
+def perception_distortion(run: dict[str, Any], out: Path) -> None:
+    """PSNR-Y (distortion, higher is better) against the LPIPS-style distance on HED's VGG-16 (perception,
+    lower is better) of every recipe, the L2 start and bicubic, on Set5 ×4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = {"bicubic": run["bicubic"], "L2 start": run["init"]["validation"]}
+    points.update({name: entry["validation"] for name, entry in run["recipes"].items()})
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, v in points.items():
+        ax.scatter(v["lpips"], v["psnr_y"], s=30, color="grey" if name in ("bicubic", "L2 start") else None)
+        ax.annotate(name, (v["lpips"], v["psnr_y"]), textcoords="offset points", xytext=(5, 4), fontsize=9)
+    ax.set_xlabel("LPIPS-style distance, HED VGG-16, uncalibrated (lower: closer)")
+    ax.set_ylabel("PSNR-Y (dB)")
+    ax.set_title("×4 SR on Set5, same EDSR and budget, losses on HED's VGG-16", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def activations(args: argparse.Namespace) -> None:
     """Mean, std and the first four channels at the centre pixel (the shared README's convention)."""
     import featstat
@@ -224,7 +276,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["textures", "style", "invert", "pdl", "activations"])
+    parser.add_argument("what", choices=["textures", "style", "invert", "pdl", "figures", "activations"])
     parser.add_argument("--runs", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "featstat-deep"))
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=100)

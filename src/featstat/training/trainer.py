@@ -15,8 +15,9 @@ What a run does, step by step:
   discriminator takes one Adam step per generator step on :func:`discriminator_loss` (real: the targets).
 - **Optimiser**: Adam (β = 0.9, 0.999, ε = 1e-8, as the papers), optional step decay of the learning rate
   at ``lr_milestones``; gradient clipping by global norm (``grad_clip``, 0 = off).
-- **Precision**: ``precision="auto"`` is bfloat16 autocast on CUDA GPUs that support it (float16 with a
-  gradient scaler otherwise) and float32 on CPU; "fp32", "bf16", "fp16" force a mode. Autocast covers the
+- **Precision**: ``precision="auto"`` follows :mod:`featstat.precision` (unmeasured): bfloat16 autocast on
+  CUDA GPUs that support it (float16 with a gradient scaler otherwise), bfloat16 on CPUs with AMX, float32 on
+  other CPUs; "fp32", "bf16", "fp16" force a mode. Autocast covers the
   network and the discriminator; the objective (loss network and statistics) runs in float32, because the
   contextual-loss kernel is not autocast-safe yet.
 - **Data**: :class:`~featstat.training.data.EpochSampler` shards each epoch's shuffled indices over the
@@ -65,6 +66,7 @@ from ..io import write_image
 from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
 from ..nets.restoration import network_from_spec, tiled_forward
 from ..objective import Objective
+from ..precision import choose as choose_precision
 from ..runs import (
     DivergenceWatch,
     Progress,
@@ -197,13 +199,10 @@ class AdversarialOptions:
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision != "auto":
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError("precision='fp16' needs a CUDA device (use 'bf16' or 'fp32' on CPU)")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    """The shared policy (:func:`featstat.precision.choose`), unmeasured: a training step needs the data, so
+    "auto" follows its rule — bf16 on CUDA with bfloat16 (fp16 + scaler without), bf16 on CPUs with AMX,
+    fp32 on every other CPU (bfloat16 without AMX is often slower)."""
+    return choose_precision(precision, device, allow_fp16=True).precision
 
 
 def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
