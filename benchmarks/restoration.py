@@ -225,8 +225,11 @@ def _save(label: str, result: dict[str, Any], path: Path) -> None:
     old = runs.get(label, {})
     if old.get("setting") == result["setting"]:
         result["recipes"] = {**old.get("recipes", {}), **result["recipes"]}
+    from featstat.precision import machine_signature
+
+    # each run names its own machine: runs of one file may come from different machines
+    result["machine"] = f"{machine_signature()}, {os.cpu_count()} CPUs (shared), {platform.platform()}"
     runs[label] = result
-    data["machine"] = f"{platform.platform()}, {os.cpu_count()} CPUs (shared), torch {torch.__version__}"
     write_json(path, data)
 
 

@@ -203,3 +203,22 @@ def test_recipe_bad_inputs(tmp_path):
         get_recipe("pixel", bad)
     with pytest.raises(ValueError, match="unknown loss"):
         setup(_offline(get_recipe("pixel", {"objective": {"terms": {"pixel": {"loss": "l3"}}}})))
+
+
+def test_same_seed_same_initial_model_and_the_global_stream_is_untouched():
+    """Issue 12 item 5: the network (and discriminator) are built from the run's seed."""
+    recipe = _offline(get_recipe("cx-sr"))
+    before = torch.random.get_rng_state()
+    a, b = setup(recipe), setup(recipe)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(
+        a.discriminator.state_dict().values(), b.discriminator.state_dict().values(), strict=True
+    ):
+        assert torch.equal(x, y)
+    other = setup(merge(recipe, {"training": {"seed": 1}}))
+    assert any(
+        not torch.equal(x, y)
+        for x, y in zip(a.model.state_dict().values(), other.model.state_dict().values(), strict=True)
+    )

@@ -57,6 +57,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..degrade import TASKS, Degradation, make_degradation
@@ -465,9 +466,14 @@ def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
     net = dict(recipe.get("network", {"name": "auto"}))
     name = net.get("name", "auto")
     name = default_network(task) if name == "auto" else name
-    model = build_network(name, scale=degradation.scale, **dict(net.get("options", {})))
-    objective = build_objective(recipe["objective"])
     training = dict(recipe.get("training", {}))
+    # the initial weights follow the run's seed (same command and seed, same model), without moving the
+    # caller's global random stream
+    seed = int(training.get("seed", TrainOptions.seed))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_network(name, scale=degradation.scale, **dict(net.get("options", {})))
+    objective = build_objective(recipe["objective"])
     pretrain = dict(recipe.get("pretrain", {}))
     pre_objective = None
     if pretrain and pretrain.get("fraction", 0) > 0:
@@ -486,7 +492,9 @@ def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
     discriminator = adversarial = None
     if adv.pop("enabled", False):
         d_opts = dict(adv.pop("discriminator", {}))
-        discriminator = SRGANDiscriminator(3, **d_opts)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 1)
+            discriminator = SRGANDiscriminator(3, **d_opts)
         adversarial = AdversarialOptions(**adv)
     return RecipeSetup(
         dict(recipe), task, degradation, model, objective, pre_objective, discriminator, adversarial, options
