@@ -50,3 +50,13 @@ def _seed_and_isolate(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATSTAT_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for tests of tiny tensors: OpenMP's overhead and a busy shared CPU make two threads
+    slower there, and results do not depend on it. Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,13 +14,7 @@ from featstat.cli_restore import add_recipe_commands, degrade_command, parse_ass
 from featstat.io import read_image, write_image
 from featstat.training.recipes import recipe_names
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 @pytest.fixture

@@ -19,14 +19,7 @@ from featstat.nets.hourglass import (
     input_code,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster than two and immune to a busy shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _expected_skip_parameters(c_in: int, down: list[int], up: list[int], skip: list[int], out: int) -> int:

@@ -12,14 +12,7 @@ from featstat.features.random_filters import PAPER_SIZES, RandomFilterExtractor,
 from featstat.losses import GramLoss
 from featstat.losses.functional import gram_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP overhead on shared CI cores (results are unchanged)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _texture(kind: str, size: int, seed: int) -> torch.Tensor:

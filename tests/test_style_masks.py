@@ -16,12 +16,7 @@ from featstat.synthesis import transfer_style
 RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _two_colour_style() -> tuple[torch.Tensor, torch.Tensor]:

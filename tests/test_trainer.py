@@ -33,14 +33,7 @@ from featstat.training.data import (
 )
 from featstat.training.trainer import AdversarialOptions, Trainer, TrainOptions, load_model, restore
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids oversubscribing shared CPUs (results do not depend on it)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _image(seed: int, h: int = 64, w: int = 64) -> torch.Tensor:

@@ -288,17 +288,3 @@ class GuidedGramLoss(GramLoss):
 
     def compare(self, pred: Tensor, prepared: Tensor, mask: Tensor | None = None) -> Tensor:
         return super().compare(pred, prepared, self.mask_pred if mask is None else mask)
-
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        mask_pred: Tensor | None = None,
-        mask_target: Tensor | None = None,
-    ) -> Tensor:
-        return super().forward(
-            pred,
-            target,
-            self.mask_pred if mask_pred is None else mask_pred,
-            self.mask_target if mask_target is None else mask_target,
-        )
