@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,12 @@ PRESET = "gatys-vgg16-hed"
 
 
 def _save(section: str, key: str, value: Any) -> None:
+    from featstat.precision import machine_signature
     from featstat.runs import write_json
 
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     data.setdefault("machine", {})[section] = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": machine_signature(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
@@ -287,9 +287,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ["FEATSTAT_OFFLINE"] = "1"
-    {"textures": textures, "style": style, "invert": invert, "pdl": pdl, "activations": activations}[
-        args.what
-    ](args)
+    commands = {"textures": textures, "style": style, "invert": invert, "pdl": pdl}
+    commands.update(figures=figures, activations=activations)
+    commands[args.what](args)
 
 
 if __name__ == "__main__":
