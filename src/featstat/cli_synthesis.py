@@ -28,7 +28,8 @@ _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 _PRESET_HELP = (
     "Feature extractor and layers: 'auto' (default) takes the first available of: gatys (Caffe VGG-19 "
     "'vgg19-caffe', relu1_1…relu5_1, content relu4_2, the papers' setting), gatys-torchvision (the same "
-    "layers on torchvision's VGG-19 file), caffe-relu3_1 (the real Caffe VGG-19 layers up to relu3_1, file "
+    "layers on torchvision's VGG-19 file), gatys-vgg16-hed (the same layer names on HED's VGG-16: "
+    "`featstat weights fetch vgg16-hed`), caffe-relu3_1 (the real Caffe VGG-19 layers up to relu3_1, file "
     "vgg19-caffe-normalised-to-relu3_1: relu1_1, relu2_1, relu3_1), random-filters (no download at all: "
     "random filters of sizes 3…55, Ustyuzhaninov et al. 2017). Files are looked up in $FEATSTAT_WEIGHTS and "
     "the torch hub cache; 'auto' never downloads."
