@@ -9,6 +9,9 @@ import pytest
 import torch
 
 os.environ["FEATSTAT_OFFLINE"] = "1"
+# precision="auto" follows its unmeasured rule in tests (timing-dependent choices would make two runs of one
+# test differ on CPUs with bfloat16); tests of the measured policy turn it on themselves
+os.environ["FEATSTAT_PRECISION_MEASURE"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,6 +52,7 @@ def _seed_and_isolate(tmp_path, monkeypatch):
     torch.manual_seed(0)
     monkeypatch.setenv("FEATSTAT_WEIGHTS", str(tmp_path / "weights"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))  # the precision cache
     yield
 
 

@@ -15,6 +15,7 @@ from featstat import precision as P
 def bf16_cpu(monkeypatch, tmp_path):
     """A CPU that claims native bfloat16, without AMX, with the cache in the test's folder."""
     monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FEATSTAT_PRECISION_MEASURE", "1")
     monkeypatch.setattr(P, "cpu_bf16_supported", lambda: True)
     monkeypatch.setattr(P, "cpu_has_amx", lambda: False)
 

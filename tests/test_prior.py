@@ -372,6 +372,7 @@ def test_auto_precision_is_measured_once_and_does_not_move_the_random_streams(tm
     from featstat.prior import engine
 
     monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FEATSTAT_PRECISION_MEASURE", "1")
     monkeypatch.setattr(policy, "cpu_bf16_supported", lambda: True)
     monkeypatch.setattr(engine, "cpu_bf16_supported", lambda: True)
     img = smooth_image(24)
