@@ -48,7 +48,10 @@ from ._cx_kernel import contextual_column_max, nearest_rows
 from .base import FeatureLoss
 
 DISTANCES = ("cosine", "l2")
-DEFAULT_CHUNK = 1 << 20  # elements per N×M chunk: 4 MiB in float32
+#: elements per N×M chunk: 16 MiB in float32. 2²² rather than 2²⁰: with another process on the cores, two
+#: threads over many small chunks slowed 128²×256 fwd+bwd to 19.9 s (11.4 s with 2²², 8.5 s on one thread);
+#: the extra peak memory is ~100 MiB (benchmarks/results/cx-chunks-under-load.json)
+DEFAULT_CHUNK = 1 << 22
 #: Smallest bandwidth: the kernel's 1/(h·(min d + 1e-5)) must stay finite in float32 (h = 1e-40 gave NaN).
 MIN_BANDWIDTH = 1e-6
 
