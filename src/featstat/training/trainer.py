@@ -41,7 +41,6 @@ What a run does, step by step:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
@@ -66,6 +65,7 @@ from ..io import write_image
 from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
 from ..nets.restoration import network_from_spec, tiled_forward
 from ..objective import Objective
+from ..precision import PRECISIONS, autocast
 from ..precision import choose as choose_precision
 from ..runs import (
     DivergenceWatch,
@@ -92,7 +92,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "featstat-restoration-1"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -203,13 +202,6 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     "auto" follows its rule — bf16 on CUDA with bfloat16 (fp16 + scaler without), bf16 on CPUs with AMX,
     fp32 on every other CPU (bfloat16 without AMX is often slower)."""
     return choose_precision(precision, device, allow_fp16=True).precision
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _distributed() -> tuple[int, int, int, bool]:
@@ -537,13 +529,13 @@ class Trainer:
             self.optimizer.state.clear()
         values: dict[str, Tensor] = {}
         gan = self._adversarial_on()
-        with _autocast(self.precision, self.device):
+        with autocast(self.device, self.precision):
             pred = self.ddp_model(inp)
         # the objective runs in float32: featstat's contextual-loss kernel is not autocast-safe (its chunked
         # column maxima mix dtypes under autocast), and the statistics are better accumulated in float32
         result = objective(pred.float(), tgt, validate=False)  # raw network output: any range
         loss = result.total.float()
-        with _autocast(self.precision, self.device):
+        with autocast(self.device, self.precision):
             if gan:
                 assert self.discriminator is not None and self.adversarial is not None
                 self.discriminator.requires_grad_(False)
@@ -561,7 +553,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         if gan:
             assert self.ddp_disc is not None and self.d_optimizer is not None and self.adversarial is not None
-            with _autocast(self.precision, self.device):
+            with autocast(self.device, self.precision):
                 # one forward on [real; fake] (one DDP forward per backward; BN sees both halves)
                 logits = self.ddp_disc(torch.cat([tgt, pred.detach().to(tgt.dtype)]))
                 real, fake = logits.split([tgt.shape[0], pred.shape[0]])
@@ -775,7 +767,7 @@ class Trainer:
             item = self.val_data[i]
             inp = item["input"].unsqueeze(0).to(self.device)
             tgt = item["target"].unsqueeze(0).to(self.device)
-            with _autocast(self.precision, self.device):
+            with autocast(self.device, self.precision):
                 pred = restore(self.model, inp, tile=o.tile, overlap=o.overlap)
             pred = pred.float()
             for k, v in self._scores(pred, tgt).items():
