@@ -32,8 +32,8 @@ PRESET = "gatys-vgg16-hed"
 
 
 def _save(section: str, key: str, value: Any) -> None:
-    from featstat.precision import machine_signature
-    from featstat.runs import write_json
+    from featstat.engine.precision import machine_signature
+    from featstat.engine.runs import write_json
 
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     data.setdefault("machine", {})[section] = {
@@ -58,7 +58,7 @@ def _square(img: torch.Tensor, size: int) -> torch.Tensor:
 
 def textures(args: argparse.Namespace) -> None:
     import featstat
-    from featstat.synthesis import PRESETS, synthesize_texture
+    from featstat.texture.synthesis import PRESETS, synthesize_texture
 
     folder = SHARED / "images" / "textures"
     names = args.only or sorted(p.name for p in folder.iterdir())
@@ -89,7 +89,7 @@ def textures(args: argparse.Namespace) -> None:
 
 def style(args: argparse.Namespace) -> None:
     import featstat
-    from featstat.synthesis import PRESETS, transfer_style
+    from featstat.texture.synthesis import PRESETS, transfer_style
 
     content = _square(featstat.read_image(SHARED / "images" / "content" / "amber.jpg", channels=3), args.size)
     DOCS.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def pdl(args: argparse.Namespace) -> None:
     import featstat
     from featstat.features.sources import choose_features
     from featstat.metrics import LPIPS
-    from featstat.training.recipes import train
+    from featstat.restoration.recipes import train
 
     kodak = sorted((SHARED / "images" / "kodak").glob("*.png"))
     val_dir = Path(args.runs) / "kodak-val"

@@ -7,7 +7,8 @@
 
 Each experiment records the paper's settings (network preset, steps, learning rate, input noise, EMA, runs,
 degradation, crop/mod rules, metric and colour space) and the paper's published numbers, runs through the
-library's public API (``featstat.prior``, ``featstat.degrade``, ``featstat.metrics``) and stores its result
+library's public API (``featstat.prior``, ``featstat.restoration.degrade``, ``featstat.metrics``) and
+stores its result
 with the device, time and featstat version in ``benchmarks/results/reproduce-<mode>.json``. Finished
 experiments (same settings) are skipped on the next call; multi-image experiments keep every finished image;
 Deep Image Prior runs checkpoint every 200 steps to ``out/reproduce/<mode>/`` and resume from there after an
@@ -37,9 +38,10 @@ from typing import Any
 import torch
 
 import featstat
-from featstat import degrade, metrics, prior
+from featstat import metrics, prior
+from featstat.engine.runs import write_json
 from featstat.io import read_image, write_image
-from featstat.runs import write_json
+from featstat.restoration import degrade
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -395,7 +397,7 @@ def _pdl_one(deg: degrade.Degradation, i: int) -> dict[str, Any]:
 
 
 def run_pdl_input(exp: Experiment, s: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    from featstat.training.recipes import get_recipe
+    from featstat.restoration.recipes import get_recipe
 
     recipe = get_recipe(s["recipe"])
     deg = degrade.make_degradation(recipe["task"], **recipe["degradation"])

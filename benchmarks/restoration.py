@@ -14,7 +14,8 @@ loss from the speed of convergence), the recipes' own pre-training then being sk
 Setting (identical for every recipe; all numbers are in the JSON):
 
 - data: random HR crops of the 24 Kodak images (``../shared/images/kodak``), flips/transposes, LR made by
-  MATLAB-style bicubic ×4 downsampling (:func:`featstat.degrade.bicubic_downsample`); validation on the 5
+  MATLAB-style bicubic ×4 downsampling (:func:`featstat.restoration.degrade.bicubic_downsample`);
+  validation on the 5
   Set5 ground-truth images (LR made the same way);
 - network: the same small EDSR (no BN) for every recipe, so only the loss differs;
 - budget: the same steps, batch, crop size and Adam learning rate (``--lr``, default TSRN's 5e-4: the
@@ -107,8 +108,8 @@ def _setting(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _overrides(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from featstat.training.recipes import RECIPES as PRESETS
-    from featstat.training.recipes import merge
+    from featstat.restoration.recipes import RECIPES as PRESETS
+    from featstat.restoration.recipes import merge
 
     over = merge(
         OFFLINE[name] if args.features == "shallow" else {},
@@ -135,9 +136,9 @@ def _overrides(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _train(name: str, over: dict[str, Any], args: argparse.Namespace, init: dict | None, lp: Any) -> dict:
     from featstat.io import list_images
-    from featstat.training.data import RestorationDataset, ValidationSet
-    from featstat.training.recipes import get_recipe, setup
-    from featstat.training.trainer import Trainer
+    from featstat.restoration.data import RestorationDataset, ValidationSet
+    from featstat.restoration.recipes import get_recipe, setup
+    from featstat.restoration.trainer import Trainer
 
     kodak = list_images(SHARED / "images" / "kodak")
     set5 = [p for p in list_images(SHARED / "images" / "set5") if p.name.endswith("_HR.png")]
@@ -188,8 +189,8 @@ def run(args: argparse.Namespace) -> None:
     os.environ.setdefault("FEATSTAT_WEIGHTS", str(SHARED / "weights"))
     os.environ["FEATSTAT_OFFLINE"] = "1"
     torch.set_num_threads(args.threads)
+    from featstat.engine.runs import load_checkpoint
     from featstat.metrics import LPIPS
-    from featstat.runs import load_checkpoint
 
     if args.features == "deep":
         # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
@@ -218,14 +219,14 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _save(label: str, result: dict[str, Any], path: Path) -> None:
-    from featstat.runs import write_json
+    from featstat.engine.runs import write_json
 
     data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     runs = data.setdefault("runs", {})
     old = runs.get(label, {})
     if old.get("setting") == result["setting"]:
         result["recipes"] = {**old.get("recipes", {}), **result["recipes"]}
-    from featstat.precision import machine_signature
+    from featstat.engine.precision import machine_signature
 
     # each run names its own machine: runs of one file may come from different machines
     result["machine"] = f"{machine_signature()}, {os.cpu_count()} CPUs (shared), {platform.platform()}"
@@ -243,9 +244,9 @@ def speed(args: argparse.Namespace) -> None:
     os.environ["FEATSTAT_OFFLINE"] = "1"
     torch.set_num_threads(args.threads)
     from featstat.io import list_images
-    from featstat.training.data import RestorationDataset
-    from featstat.training.recipes import get_recipe, setup
-    from featstat.training.trainer import Trainer
+    from featstat.restoration.data import RestorationDataset
+    from featstat.restoration.recipes import get_recipe, setup
+    from featstat.restoration.trainer import Trainer
 
     kodak = list_images(SHARED / "images" / "kodak")
     trainers = {}
@@ -286,7 +287,7 @@ def speed(args: argparse.Namespace) -> None:
         "steps_per_second": {n: 1.0 / statistics.median(t) for n, t in times.items()},
         "seconds_per_step_all_rounds": times,
     }
-    from featstat.runs import write_json
+    from featstat.engine.runs import write_json
 
     data: dict[str, Any] = json.loads(args.output.read_text()) if args.output.is_file() else {}
     data["speed"] = result
@@ -301,8 +302,8 @@ def figures(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from featstat.degrade import bicubic_downsample, resize_bicubic
     from featstat.io import read_image, write_image
+    from featstat.restoration.degrade import bicubic_downsample, resize_bicubic
 
     data = json.loads(args.output.read_text())
     DOCS.mkdir(parents=True, exist_ok=True)
@@ -359,8 +360,8 @@ def figures(args: argparse.Namespace) -> None:
 
 def _degradations_figure() -> None:
     """A Kodak crop and what each task's network sees (seed 0)."""
-    from featstat.degrade import make_degradation, resize_bicubic
     from featstat.io import read_image, write_image
+    from featstat.restoration.degrade import make_degradation, resize_bicubic
 
     clean = read_image(SHARED / "images" / "kodak" / "kodim23.png")[..., 180:308, 130:258]
     g = torch.Generator().manual_seed(0)

@@ -13,7 +13,8 @@ Texture Network's sample has, against one forward pass of that network (~10 s vs
    ×0.7 from half-way, every tenth of the run: the thesis' schedule compressed to ``--train-steps``);
 2. its loss is the mean Gram loss of 8 samples at ``--size`` (the thesis: "mean over several samples");
 3. in fresh processes (clean peak-memory readings): one generator forward pass at ``--size`` (batch 1,
-   eval mode, no gradient); the L-BFGS optimisation of featstat.synthesis from noise at ``--size`` until its
+   eval mode, no gradient); the L-BFGS optimisation of featstat.texture.synthesis from noise at ``--size``
+   until its
    loss is at or below the generator's (stop_below); samples per second at 256² and 1024².
 
 The descriptor is the real Caffe VGG-19 up to relu3_1 (relu1_1, relu2_1, relu3_1; average pooling) when
@@ -125,8 +126,8 @@ def _measure(step, device: str, repeat: int, warmup: bool = True) -> dict[str, f
 def train_generator(args: argparse.Namespace, work: Path) -> dict:
     """Train (or reuse) the TextureNetV1 and return its loss and training time."""
     from featstat.nets.texture import TextureNetV1, generate
-    from featstat.synthesis import texture_objective
-    from featstat.training.texture import load_generator, train_texture
+    from featstat.texture.synthesis import texture_objective
+    from featstat.texture.training import load_generator, train_texture
 
     ckpt = work / f"texture_v1-{args.size}-{args.train_steps}-{args.device}.pt"
     example = _example(args.size).to(args.device)
@@ -169,7 +170,7 @@ def train_generator(args: argparse.Namespace, work: Path) -> dict:
 
 
 def run_generator_case(case: dict) -> dict:
-    from featstat.training.texture import load_generator
+    from featstat.texture.training import load_generator
 
     device = case["device"]
     net = load_generator(case["checkpoint"], device)
@@ -213,7 +214,7 @@ def run_optimise_case(case: dict) -> dict:
     the run's clock, so the seconds are those of the optimisation alone. The step at which the optimiser's own
     loss (of the unclamped iterate, range penalty aside) first reaches the target is reported too.
     """
-    from featstat.synthesis import synthesize, texture_objective
+    from featstat.texture.synthesis import synthesize, texture_objective
 
     device = case["device"]
     example = _example(case["size"]).to(device)
@@ -347,7 +348,7 @@ def feedforward_figure(args: argparse.Namespace, work: Path, gen: dict) -> None:
     the training size | one generator sample at twice the size (fully convolutional)."""
     from featstat import read_image
     from featstat.nets.texture import generate
-    from featstat.training.texture import load_generator
+    from featstat.texture.training import load_generator
 
     optimised = work / f"optimised-{args.size}.png"
     if args.device != "cpu" or not optimised.is_file():
@@ -455,7 +456,7 @@ def _row(images: list[torch.Tensor], gap: int = 4) -> torch.Tensor:
 
 
 def quality(args: argparse.Namespace) -> None:
-    from featstat.synthesis import synthesize_texture, transfer_style
+    from featstat.texture.synthesis import synthesize_texture, transfer_style
 
     if not (SHARED / "images").is_dir():
         raise SystemExit(f"quality needs the shared images in {SHARED} (set FEATSTAT_SHARED)")

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from featstat import io
 from featstat.cli import VERBS, main
-from featstat.cli_common import cli_words, output_file
-from featstat.runs import Terminated, graceful_interrupt, interrupt_exit_code
-from featstat.training.texture import DivergenceWatch, TrainingDiverged
+from featstat.cli._common import cli_words, output_file
+from featstat.engine.runs import Terminated, graceful_interrupt, interrupt_exit_code
+from featstat.texture.training import DivergenceWatch, TrainingDiverged
 
 FEATSTAT = [sys.executable, "-m", "featstat"]
 
@@ -93,7 +93,7 @@ def test_bad_outputs_refused_before_any_work(tmp_path, monkeypatch, bad):
     os.chdir(tmp_path)
     (tmp_path / "file").write_text("a regular file")
     ex = _image(tmp_path / "ex.png")
-    import featstat.synthesis as synthesis
+    import featstat.texture.synthesis as synthesis
 
     def boom(*a, **k):
         raise AssertionError("the work started before the output path was checked")
@@ -125,7 +125,7 @@ def test_run_folders_below_a_file_are_one_line_errors(tmp_path):
 
 def test_os_errors_are_one_line(tmp_path, monkeypatch):
     ex = _image(tmp_path / "ex.png")
-    import featstat.synthesis as synthesis
+    import featstat.texture.synthesis as synthesis
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
@@ -177,7 +177,7 @@ def test_graceful_interrupt_handles_sigterm_like_ctrl_c():
 
 def test_texture_ctrl_c_saves_image_and_prints_the_resume_command(tmp_path, monkeypatch):
     ex = _image(tmp_path / "ex.png", size=(32, 32))
-    import featstat.synthesis as synthesis
+    import featstat.texture.synthesis as synthesis
 
     real = synthesis.synthesize_texture
 
@@ -285,7 +285,7 @@ def test_train_style_with_default_settings_trains(tmp_path):
 
 def test_sample_and_stylize_accept_a_run_folder(tmp_path):
     from featstat.nets.texture import TextureNetV1
-    from featstat.training.texture import train_texture
+    from featstat.texture.training import train_texture
 
     ex = _image(tmp_path / "ex.png", size=(32, 32))
     net = TextureNetV1(scales=2, channels=4, seed=0)
@@ -312,7 +312,7 @@ def test_weights_list_is_readable_on_80_columns():
 
 
 def test_luminance_transfer_keeps_the_content_colours():
-    from featstat.cli_synthesis import _ycbcr, luminance_transfer
+    from featstat.cli.texture import _ycbcr, luminance_transfer
 
     g = torch.Generator().manual_seed(0)
     content = 0.4 + 0.2 * torch.rand(1, 3, 16, 16, generator=g)  # in gamut after the swap (no clamping)

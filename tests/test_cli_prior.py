@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from featstat.cli_prior import prior
+from featstat.cli.prior import prior
 from featstat.io import write_image
 
 TINY = ["--depth", "2", "--channels", "8", "--skip-channels", "2", "-q", "--threads", "1"]

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from featstat.cli_restore import add_recipe_commands, degrade_command, parse_assignment, restore_command
+from featstat.cli.restoration import add_recipe_commands, degrade_command, parse_assignment, restore_command
 from featstat.io import read_image, write_image
-from featstat.training.recipes import recipe_names
+from featstat.restoration.recipes import recipe_names
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 

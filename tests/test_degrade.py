@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from featstat import degrade as D
+from featstat.restoration import degrade as D
 
 
 def _image(n: int = 1, h: int = 48, w: int = 40, seed: int = 0) -> torch.Tensor:

@@ -355,7 +355,7 @@ CHECKPOINT_DAMAGES = [d for d in DAMAGES if not d.startswith("st-") and "weights
 
 @pytest.mark.parametrize("damage", [*CHECKPOINT_DAMAGES, "wrong-keys"])
 def test_damaged_checkpoints_raise_one_error_naming_the_file(tmp_path, damage):
-    from featstat.runs import load_checkpoint
+    from featstat.engine.runs import load_checkpoint
 
     p = tmp_path / f"ckpt-{damage}.pt"
     if damage == "wrong-keys":

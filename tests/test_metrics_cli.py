@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 
 import featstat.metrics as fm
-from featstat.cli_metrics import compare_command, eval_command, spectrum_command, twoafc_command
+from featstat.cli.metrics import compare_command, eval_command, spectrum_command, twoafc_command
 from featstat.io import read_image, write_image
 
 
@@ -150,7 +150,7 @@ def test_twoafc_command(tmp_path):
 
 
 def test_eval_interrupt_then_resume(folders, tmp_path, monkeypatch):
-    import featstat.cli_metrics as cm
+    import featstat.cli.metrics as cm
 
     pred, gt = folders
     out = tmp_path / "o"

@@ -1,4 +1,5 @@
-"""The precision policy (featstat.precision): "auto" is measured, never slower than fp32, cached per machine
+"""The precision policy (featstat.engine.precision): "auto" is measured, never slower than fp32, cached per
+machine
 and shape; explicit choices are checked."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import json
 import pytest
 import torch
 
-from featstat import precision as P
+from featstat.engine import precision as P
 
 
 @pytest.fixture

@@ -368,7 +368,7 @@ def test_auto_precision_is_measured_once_and_does_not_move_the_random_streams(tm
     """On a CPU with native bfloat16, "auto" times fp32 / fp32-channels_last / bf16-channels_last on the real
     network, keeps the fastest (cached for the next run), and the result is bit-identical to asking for the
     chosen settings explicitly."""
-    import featstat.precision as policy
+    import featstat.engine.precision as policy
     from featstat.prior import engine
 
     monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))

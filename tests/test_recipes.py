@@ -9,7 +9,7 @@ import torch
 from featstat import features
 from featstat.losses import ContextualLoss, GramLoss, LowFrequencyL2Loss, ProjectedDistributionLoss
 from featstat.losses.adversarial import generator_adversarial_loss
-from featstat.training.recipes import (
+from featstat.restoration.recipes import (
     RECIPES,
     build_objective,
     get_recipe,

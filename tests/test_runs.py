@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from featstat.runs import (
+from featstat.engine.runs import (
     interruptible,
     load_checkpoint,
     plot_curves,

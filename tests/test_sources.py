@@ -12,7 +12,7 @@ from featstat import features
 from featstat.features.layers import LAYERS
 from featstat.features.sources import HED, SHALLOW, choose_features, vgg16_layer
 from featstat.features.weights import REGISTRY, WeightEntry, weights_dir
-from featstat.objective_config import build_objective
+from featstat.objective.config import build_objective
 
 
 def _install(name: str, arch: str, last_conv: str, monkeypatch) -> None:
@@ -107,8 +107,8 @@ def test_objective_config_auto_renames_layers_and_records_the_choice(monkeypatch
 
 def test_recipes_synthesis_and_prior_use_auto(monkeypatch):
     from featstat.prior import statistics_objective
-    from featstat.synthesis import available_presets, resolve_preset
-    from featstat.training.recipes import get_recipe, setup
+    from featstat.restoration.recipes import get_recipe, setup
+    from featstat.texture.synthesis import available_presets, resolve_preset
 
     _install(HED, "vgg16", "conv5_3", monkeypatch)
     s = setup(get_recipe("tsrn", {"network": {"options": {"blocks": 1, "channels": 8}}}))

@@ -11,7 +11,7 @@ from featstat import features
 from featstat.cli import main
 from featstat.io import read_image, write_image
 from featstat.losses import GramLoss, GuidedGramLoss
-from featstat.synthesis import transfer_style
+from featstat.texture.synthesis import transfer_style
 
 RED, BLUE = (0.9, 0.1, 0.1), (0.1, 0.2, 0.9)
 

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import featstat
-from featstat.cli_synthesis import COMMANDS, style_command, texture_command, train
+from featstat.cli.texture import COMMANDS, style_command, texture_command, train
 from featstat.features import vgg19
 from featstat.features.random_filters import RandomFilterExtractor
 from featstat.losses.functional import gram_loss, perceptual_loss
-from featstat.synthesis import (
+from featstat.texture.synthesis import (
     PRESETS,
     available_presets,
     parse_statistic,
@@ -211,7 +211,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes_exactly(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         synthesize(objective, {"style": example}, 24, steps=6, seed=3, checkpoint=path, callback=stop_at_3)
-    saved = featstat.runs.load_checkpoint(path)
+    saved = featstat.engine.runs.load_checkpoint(path)
     assert saved["step"] == 3
     resumed = synthesize(objective, {"style": example}, 24, steps=6, seed=3, checkpoint=path, resume=True)
     assert torch.equal(straight.image, resumed.image)

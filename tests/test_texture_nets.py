@@ -15,12 +15,12 @@ from torch import nn
 
 import featstat
 from featstat._checks import make_generator
-from featstat.cli_synthesis import sample_command, stylize_command, train
+from featstat.cli.texture import sample_command, stylize_command, train
+from featstat.engine.runs import load_checkpoint, save_checkpoint
 from featstat.features.random_filters import RandomFilterExtractor
 from featstat.nets.texture import StyleNet, TextureNetV1, TextureNetV2, build_generator, generate, stylize
-from featstat.runs import load_checkpoint, save_checkpoint
-from featstat.synthesis import texture_objective
-from featstat.training.texture import (
+from featstat.texture.synthesis import texture_objective
+from featstat.texture.training import (
     GeneratorTrainer,
     GradientNormalized,
     learning_rate,

@@ -18,20 +18,20 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from featstat import features
+from featstat.engine.runs import TrainingDiverged
 from featstat.io import read_image, write_image
 from featstat.losses import ContextualLoss, L1Loss, L2Loss, LowFrequencyL2Loss
 from featstat.nets.discriminator import SRGANDiscriminator
 from featstat.nets.restoration import build_network
 from featstat.objective import Objective, Term
-from featstat.runs import TrainingDiverged
-from featstat.training.data import (
+from featstat.restoration.data import (
     EpochSampler,
     RestorationDataset,
     ValidationSet,
     dihedral,
     split_validation,
 )
-from featstat.training.trainer import AdversarialOptions, Trainer, TrainOptions, load_model, restore
+from featstat.restoration.trainer import AdversarialOptions, Trainer, TrainOptions, load_model, restore
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 

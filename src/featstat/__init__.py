@@ -15,8 +15,58 @@ Quick start::
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.util
+import sys
+import warnings
 from typing import Any
+
+#: Modules renamed in 0.2 (see CHANGELOG.md): the old names still import, with a DeprecationWarning, until
+#: 0.3.
+MOVED: dict[str, str] = {
+    "featstat.synthesis": "featstat.texture.synthesis",
+    "featstat.training": "featstat.restoration",
+    "featstat.training.texture": "featstat.texture.training",
+    "featstat.training.trainer": "featstat.restoration.trainer",
+    "featstat.training.recipes": "featstat.restoration.recipes",
+    "featstat.training.data": "featstat.restoration.data",
+    "featstat.degrade": "featstat.restoration.degrade",
+    "featstat.objective_config": "featstat.objective.config",
+    "featstat.runs": "featstat.engine.runs",
+    "featstat.precision": "featstat.engine.precision",
+    "featstat.cli_common": "featstat.cli._common",
+    "featstat.cli_synthesis": "featstat.cli.texture",
+    "featstat.cli_prior": "featstat.cli.prior",
+    "featstat.cli_restore": "featstat.cli.restoration",
+    "featstat.cli_metrics": "featstat.cli.metrics",
+    "featstat.cli_weights": "featstat.cli.weights",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old module name as the module it moved to (one object under both names)."""
+
+    _specs: dict[str, Any] = {}  # noqa: RUF012
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        new = MOVED[spec.name]
+        warnings.warn(f"{spec.name} is now {new}; the old name will be removed in featstat 0.3",
+                      DeprecationWarning, stacklevel=3)
+        module = importlib.import_module(new)
+        self._specs[new] = module.__spec__  # the import system overwrites __spec__ after this returns
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__ = self._specs[module.__name__]
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.insert(0, _MovedModules())
 
 # Names are imported on first use (PEP 562), so that `featstat --help` and `python -m featstat --help` do not
 # load torch; `featstat.vgg19`, `from featstat import Objective` etc. work as plain imports would.

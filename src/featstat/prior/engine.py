@@ -43,11 +43,9 @@ import torch
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive, make_generator
-from ..io import write_image
-from ..objective import Objective
-from ..precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
-from ..precision import choose as choose_precision
-from ..runs import (
+from ..engine.precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
+from ..engine.precision import choose as choose_precision
+from ..engine.runs import (
     Progress,
     graceful_interrupt,
     interruptible,
@@ -58,6 +56,8 @@ from ..runs import (
     set_rng_state,
     write_json,
 )
+from ..io import write_image
+from ..objective.core import Objective
 
 __all__ = ["PRECISIONS", "FitOptions", "PriorResult", "Problem", "psnr", "resolve_precision", "solve"]
 
@@ -77,7 +77,8 @@ def psnr(x: Tensor, reference: Tensor) -> float:
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The precision "auto" stands for *without measuring* (:func:`featstat.precision.choose`'s rule: bf16 on
+    """The precision "auto" stands for *without measuring* (:func:`featstat.engine.precision.choose`'s
+    rule: bf16 on
     CUDA GPUs with bfloat16 and on CPUs with AMX, else fp32); other values are checked and returned
     ("fp16": CUDA only). :func:`solve` measures instead where it matters (CPUs with native bfloat16)."""
     return choose_precision(precision, device, allow_fp16=False).precision

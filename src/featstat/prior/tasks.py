@@ -42,7 +42,7 @@ from ..features.sources import choose_features
 from ..losses import PerceptualLoss, get_loss
 from ..losses.functional import l2_loss
 from ..nets.hourglass import build_network, input_code
-from ..objective import Objective, Term
+from ..objective.core import Objective, Term
 from .engine import FitOptions, PriorResult, Problem, solve
 from .operators import EDGES, KERNELS, Downsampler, random_mask, resize
 

@@ -60,7 +60,7 @@ downloading): gatys, gatys-torchvision, gatys-vgg16-hed, caffe-relu3_1, random-f
 Example::
 
     import featstat
-    from featstat.synthesis import synthesize_texture, transfer_style
+    from featstat.texture.synthesis import synthesize_texture, transfer_style
     example = featstat.read_image("pebbles.jpg")
     result = synthesize_texture(example, size=(256, 384), steps=300, seed=1)
     featstat.write_image("pebbles_synth.png", result.image)
@@ -82,13 +82,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import check_choice, check_finite, check_image, check_positive, check_tensor, make_generator
-from .features import FeatureExtractor
-from .features.random_filters import PAPER_SIZES, RandomFilterExtractor
-from .features.weights import find_local, get_entry
-from .losses import GuidedGramLoss, PerceptualLoss, TotalVariationLoss, get_loss
-from .objective import Objective, Term
-from .runs import (
+from .._checks import check_choice, check_finite, check_image, check_positive, check_tensor, make_generator
+from ..engine.runs import (
     Progress,
     graceful_interrupt,
     interruptible,
@@ -97,6 +92,11 @@ from .runs import (
     save_checkpoint,
     set_rng_state,
 )
+from ..features import FeatureExtractor
+from ..features.random_filters import PAPER_SIZES, RandomFilterExtractor
+from ..features.weights import find_local, get_entry
+from ..losses import GuidedGramLoss, PerceptualLoss, TotalVariationLoss, get_loss
+from ..objective.core import Objective, Term
 
 __all__ = [
     "OPTIMIZERS",
@@ -122,7 +122,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
 LINE_SEARCHES = (None, "strong_wolfe")
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-_CHECKPOINT_KIND = "featstat.synthesis"
+_CHECKPOINT_KIND = "featstat.texture.synthesis"
 
 PathLike = str | os.PathLike[str]
 
@@ -313,7 +313,7 @@ def parse_statistic(statistic: str | Mapping[str, float]) -> dict[str, float]:
 
 
 def _canonical(name: str) -> str:
-    from .losses import ALIASES, LOSSES
+    from ..losses import ALIASES, LOSSES
 
     get_loss(name)  # raises a ValueError with suggestions for unknown names
     key = ALIASES.get(name, name)

@@ -3,7 +3,7 @@ transfer by optimisation and with feed-forward generators.
 
 The lead registers the commands in ``cli.py``::
 
-    from .cli_synthesis import COMMANDS
+    from .texture import COMMANDS
     for command in COMMANDS:
         main.add_command(command)
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from .cli_common import check_output_folder, checkpoint_file, is_grayscale_file, output_file
+from ._common import check_output_folder, checkpoint_file, is_grayscale_file, output_file
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -49,8 +49,8 @@ def _device(device: str | None) -> str:
 
 
 def _cpu_threads(device: str) -> None:
-    """One thread when other processes keep the CPU busy (see :func:`featstat.cli_common.auto_threads`)."""
-    from .cli_common import auto_threads
+    """One thread when other processes keep the CPU busy (see :func:`featstat.cli._common.auto_threads`)."""
+    from ._common import auto_threads
 
     if device == "cpu" and auto_threads() == 1:
         import torch
@@ -145,7 +145,7 @@ def _curves(history: dict[str, list[float]]) -> dict[str, list[float]]:
 
 def _plot(path: Path, history: dict[str, list[float]], title: str) -> None:
     """The loss-curve PNG; a missing matplotlib only costs the plot (image and JSON are written first)."""
-    from .runs import plot_curves
+    from ..engine.runs import plot_curves
 
     curves = _curves(history)
     if not curves:  # --steps 0 (or a run that was already finished): nothing to plot
@@ -158,7 +158,7 @@ def _plot(path: Path, history: dict[str, list[float]], title: str) -> None:
 
 
 def _write_run(paths: dict[str, Path], result: Any, extra: dict[str, Any], title: str) -> None:
-    from .runs import write_json
+    from ..engine.runs import write_json
 
     write_json(
         paths["json"],
@@ -189,7 +189,7 @@ def _resume_command() -> str:
 def _stopped(err: KeyboardInterrupt, checkpoint: Path, image: Path | None = None) -> SystemExit:
     """After Ctrl-C or SIGTERM: say what was saved (and write the current image), how to resume; the exit
     status (130 for Ctrl-C, 143 for SIGTERM)."""
-    from .runs import interrupt_exit_code
+    from ..engine.runs import interrupt_exit_code
 
     what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
     if not checkpoint.is_file():
@@ -198,8 +198,8 @@ def _stopped(err: KeyboardInterrupt, checkpoint: Path, image: Path | None = None
     lines = [f"\n{what}: checkpoint saved to {checkpoint}"]
     if image is not None:
         try:
-            from . import io
-            from .runs import load_checkpoint
+            from .. import io
+            from ..engine.runs import load_checkpoint
 
             state = load_checkpoint(checkpoint)
             io.write_image(image, state["image"].float().clamp(0, 1))
@@ -332,8 +332,8 @@ def texture_command(
       FEATSTAT_WEIGHTS=~/weights featstat texture metal.pgm -o metal.png --preset caffe-relu3_1
     """
     paths = _outputs(output_file(out, f"{example.stem}.png"))
-    from . import io
-    from .synthesis import resolve_preset, synthesize_texture
+    from .. import io
+    from ..texture.synthesis import resolve_preset, synthesize_texture
 
     try:
         p = resolve_preset(preset)
@@ -516,8 +516,8 @@ def style_command(
       featstat style photo.jpg two.jpg -o out.png --content-mask sky.png --style-mask left.png
     """
     paths = _outputs(output_file(out, f"{content.stem}_{style.stem}.png"))
-    from . import io
-    from .synthesis import resolve_preset, transfer_style
+    from .. import io
+    from ..texture.synthesis import resolve_preset, transfer_style
 
     try:
         p = resolve_preset(preset)
@@ -681,8 +681,8 @@ _train_common = [
 
 
 def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, Any], title: str) -> None:
-    from . import io
-    from .runs import write_json
+    from .. import io
+    from ..engine.runs import write_json
 
     grid = images.permute(1, 2, 0, 3).reshape(1, 3, images.shape[2], -1)  # side by side
     io.write_image(out_dir / "samples.png", grid)
@@ -752,10 +752,10 @@ def train_texture_command(
 
     check_output_folder(out_dir)
     lr = TEXTURE_LR if lr is None else lr
-    from . import io
-    from .nets.texture import build_generator, generate
-    from .synthesis import resolve_preset
-    from .training.texture import train_texture
+    from .. import io
+    from ..nets.texture import build_generator, generate
+    from ..texture.synthesis import resolve_preset
+    from ..texture.training import train_texture
 
     try:
         p = resolve_preset(preset)
@@ -806,7 +806,7 @@ def train_texture_command(
 
 def _v2_for_size(size: int, seed: int) -> Any:
     """TextureNetV2 whose tile is ``size`` (a power of two ≥ 8): 4×4 then log2(size/4) up-convolutions."""
-    from .nets.texture import TextureNetV2
+    from ..nets.texture import TextureNetV2
 
     ups = round(math.log2(max(size, 1) / 4))
     if size < 8 or 4 * 2**ups != size:
@@ -886,10 +886,10 @@ def train_style_command(
 
     check_output_folder(out_dir)
     lr = STYLE_LR if lr is None else lr
-    from . import io
-    from .nets.texture import StyleNet, TextureNetV1, stylize
-    from .synthesis import resolve_preset
-    from .training.texture import train_style
+    from .. import io
+    from ..nets.texture import StyleNet, TextureNetV1, stylize
+    from ..texture.synthesis import resolve_preset
+    from ..texture.training import train_style
 
     try:
         p = resolve_preset(preset)
@@ -961,7 +961,7 @@ def _center_crop(image: Any, size: int) -> Any:
 
 
 def _image_files(paths: Sequence[Path]) -> list[Path]:
-    from .io import list_images
+    from ..io import list_images
 
     files: list[Path] = []
     for p in paths:
@@ -1005,10 +1005,10 @@ def sample_command(
 
     import torch
 
-    from . import io
-    from .nets.texture import generate
-    from .runs import write_json
-    from .training.texture import load_generator
+    from .. import io
+    from ..engine.runs import write_json
+    from ..nets.texture import generate
+    from ..texture.training import load_generator
 
     checkpoint = checkpoint_file(checkpoint)
     check_output_folder(out_dir)
@@ -1094,10 +1094,10 @@ def stylize_command(
 
     import torch
 
-    from . import io
-    from .nets.texture import stylize
-    from .runs import write_json
-    from .training.texture import load_generator
+    from .. import io
+    from ..engine.runs import write_json
+    from ..nets.texture import stylize
+    from ..texture.training import load_generator
 
     checkpoint = checkpoint_file(checkpoint)
     check_output_folder(out_dir)

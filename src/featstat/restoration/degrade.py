@@ -21,7 +21,7 @@ because random numbers are drawn on the generator's device (CPU by default) and 
   noise, and the classic bilinear demosaicking used as the network input of the demosaicking task.
 
 :func:`make_degradation` builds the degradation of a named task (``sr2``, ``sr4``, ``sr8``, ``denoise``,
-``deblur``, ``jpeg``, ``demosaic``, ``normals``) used by :mod:`featstat.training.data`.
+``deblur``, ``jpeg``, ``demosaic``, ``normals``) used by :mod:`featstat.restoration.data`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ._checks import check_choice, check_positive, check_tensor, make_generator
+from .._checks import check_choice, check_positive, check_tensor, make_generator
 
 __all__ = [
     "BAYER_PATTERNS",

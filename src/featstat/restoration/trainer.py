@@ -15,12 +15,13 @@ What a run does, step by step:
   discriminator takes one Adam step per generator step on :func:`discriminator_loss` (real: the targets).
 - **Optimiser**: Adam (β = 0.9, 0.999, ε = 1e-8, as the papers), optional step decay of the learning rate
   at ``lr_milestones``; gradient clipping by global norm (``grad_clip``, 0 = off).
-- **Precision**: ``precision="auto"`` follows :mod:`featstat.precision` (unmeasured): bfloat16 autocast on
+- **Precision**: ``precision="auto"`` follows :mod:`featstat.engine.precision` (unmeasured): bfloat16
+  autocast on
   CUDA GPUs that support it (float16 with a gradient scaler otherwise), bfloat16 on CPUs with AMX, float32 on
   other CPUs; "fp32", "bf16", "fp16" force a mode. Autocast covers the
   network and the discriminator; the objective (loss network and statistics) runs in float32, because the
   contextual-loss kernel is not autocast-safe yet.
-- **Data**: :class:`~featstat.training.data.EpochSampler` shards each epoch's shuffled indices over the
+- **Data**: :class:`~featstat.restoration.data.EpochSampler` shards each epoch's shuffled indices over the
   processes like ``DistributedSampler``; items are seeded by (seed, epoch, index). ``batch_size`` is per
   process: with W processes a step sees W·batch_size crops and DDP averages the gradients, which equals one
   process on the combined batch.
@@ -60,14 +61,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._atomic import atomic_write_text
 from .._checks import check_choice, check_positive
-from ..degrade import resize_bicubic
-from ..io import write_image
-from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
-from ..nets.restoration import network_from_spec, tiled_forward
-from ..objective import Objective
-from ..precision import PRECISIONS, autocast
-from ..precision import choose as choose_precision
-from ..runs import (
+from ..engine.precision import PRECISIONS, autocast
+from ..engine.precision import choose as choose_precision
+from ..engine.runs import (
     DivergenceWatch,
     Progress,
     graceful_interrupt,
@@ -79,7 +75,12 @@ from ..runs import (
     set_rng_state,
     write_json,
 )
+from ..io import write_image
+from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
+from ..nets.restoration import network_from_spec, tiled_forward
+from ..objective.core import Objective
 from .data import EpochSampler, seed_worker
+from .degrade import resize_bicubic
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -112,8 +113,10 @@ class TrainOptions:
         save_images: validation outputs written as PNG each round.
         plots: write the curve PNGs (at checkpoints, validations and the end; off for quick sweeps).
         progress: show a progress bar (rank 0).
-        watch: stop with :class:`featstat.runs.TrainingDiverged` when the run goes dead — a non-finite loss,
-            flat outputs, or a loss spike that stays (:class:`featstat.runs.DivergenceWatch`, checked at the
+        watch: stop with :class:`featstat.engine.runs.TrainingDiverged` when the run goes dead — a
+        non-finite loss,
+            flat outputs, or a loss spike that stays (:class:`featstat.engine.runs.DivergenceWatch`,
+            checked at the
             log steps, so ``log_every = 0`` checks only at the end).
     """
 
@@ -198,7 +201,8 @@ class AdversarialOptions:
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
-    """The shared policy (:func:`featstat.precision.choose`), unmeasured: a training step needs the data, so
+    """The shared policy (:func:`featstat.engine.precision.choose`), unmeasured: a training step needs the
+    data, so
     "auto" follows its rule — bf16 on CUDA with bfloat16 (fp16 + scaler without), bf16 on CPUs with AMX,
     fp32 on every other CPU (bfloat16 without AMX is often slower)."""
     return choose_precision(precision, device, allow_fp16=True).precision
@@ -325,11 +329,11 @@ class Trainer:
             ``featstat restore`` can rebuild it).
         objective: the training objective (a :class:`featstat.Objective`).
         train_data: a dataset of ``{"input", "target"}`` items indexed by ``(epoch, index)`` pairs (e.g.
-            :class:`~featstat.training.data.RestorationDataset`).
+            :class:`~featstat.restoration.data.RestorationDataset`).
         out_dir: where checkpoints, logs, curves and images go.
         options: :class:`TrainOptions`.
         val_data: optional dataset of whole images ``{"input", "target", "name"}``
-            (:class:`~featstat.training.data.ValidationSet`).
+            (:class:`~featstat.restoration.data.ValidationSet`).
         pretrain_objective: objective of the first ``options.pretrain_steps`` steps.
         discriminator, adversarial: the GAN term (both or neither).
         metadata: plain data stored in checkpoints and ``run.json`` (recipe, task, ...).
@@ -472,7 +476,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (from :func:`featstat.runs.load_checkpoint`)."""
+        """Restore a :meth:`state_dict` (from :func:`featstat.engine.runs.load_checkpoint`)."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"not a restoration training checkpoint (format {state.get('format')!r})")
         self.model.load_state_dict(state["model"])
@@ -701,7 +705,8 @@ class Trainer:
         return summary
 
     def _check_divergence(self, row: Mapping[str, Any]) -> None:
-        """Stop with :class:`~featstat.runs.TrainingDiverged` when the run went dead (non-finite loss, flat
+        """Stop with :class:`~featstat.engine.runs.TrainingDiverged` when the run went dead (non-finite
+        loss, flat
         outputs, a spike that stays); every rank sees the same reduced numbers, so all stop together."""
         keys, self._window_keys = self._window_keys, set()
         if self.watch is None:

@@ -125,7 +125,7 @@ class FeatstatGroup(click.Group):
         except click.Abort:
             raise
         except KeyboardInterrupt as err:
-            from .runs import interrupt_exit_code
+            from ..engine.runs import interrupt_exit_code
 
             code = interrupt_exit_code(err)
             click.echo("\nterminated" if code == 143 else "\ninterrupted", err=True)
@@ -153,7 +153,8 @@ def _error(message: str, code: int) -> click.ClickException:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Any:
-    """SIGTERM raises ``featstat.runs.Terminated`` (a ``KeyboardInterrupt``) for the whole verb; imported
+    """SIGTERM raises ``featstat.engine.runs.Terminated`` (a ``KeyboardInterrupt``) for the whole verb;
+    imported
     lazily so that --help never loads torch."""
     if not hasattr(signal, "SIGTERM") or threading.current_thread() is not threading.main_thread():
         yield
@@ -161,7 +162,7 @@ def _sigterm_as_interrupt() -> Any:
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum: int, frame: Any) -> None:
-        from .runs import Terminated
+        from ..engine.runs import Terminated
 
         raise Terminated()
 

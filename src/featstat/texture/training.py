@@ -4,7 +4,8 @@ Texture (thesis eq. 2.7 and 3.10): draw a batch of noise z₁…z_B, generate x_
 
     E(g) = (1/B) Σ_i [ L(x_i, x₀) − λ · ln min_{j≠i} ‖x_i − x_j‖ ]
 
-where L is the texture objective of :func:`featstat.synthesis.texture_objective` (Gram loss on the preset's
+where L is the texture objective of :func:`featstat.texture.synthesis.texture_objective` (Gram loss on the
+preset's
 layers by default) and the second term is :class:`featstat.losses.DiversityLoss` with weight λ
 (``diversity``). The thesis writes E = (1/B) Σ [L/T − λ ln ρ] with λ = 1 and a temperature T; multiplying by T
 gives ours with ``diversity = T`` (it used T ∈ {5, 10, 20} for textures with normalised gradients and
@@ -13,7 +14,7 @@ between images (eq. 3.10) or, with ``diversity_layer``, between their features a
 
 Stylisation (thesis §2.3.3, eq. 3.5): content images y come from a small pool (the thesis found ~16 enough)
 as random crops; g(y, z) minimises ``style_weight · L_style(g, x₀) + content_weight · L_content(g, y)`` (plus
-the diversity term) — :func:`featstat.synthesis.style_objective`.
+the diversity term) — :func:`featstat.texture.synthesis.style_objective`.
 
 Optimiser and schedule (thesis §2.4.1): Adam, learning rate 0.1, multiplied by 0.7 at iteration 1000 and then
 every 200 iterations (as the reference code: after iteration t ≥ 1000 with t % 200 == 0), batch size 16, 2000
@@ -44,10 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_image, check_positive, make_generator
-from ..losses import DiversityLoss
-from ..nets.texture import ARCHITECTURES, build_generator
-from ..objective import Objective, Term
-from ..runs import (
+from ..engine.runs import (
     DivergenceWatch,
     Progress,
     TrainingDiverged,
@@ -58,7 +56,10 @@ from ..runs import (
     save_checkpoint,
     set_rng_state,
 )
-from ..synthesis import (
+from ..losses import DiversityLoss
+from ..nets.texture import ARCHITECTURES, build_generator
+from ..objective.core import Objective, Term
+from .synthesis import (
     Preset,
     _style_layers,
     build_extractor,
@@ -541,7 +542,7 @@ def train_texture(
         steps, size, batch_size, lr, lr_decay, decay_start, decay_every: thesis defaults 2000, 256, 16, 0.1,
             0.7, 1000, 200.
         preset / extractor / layers / statistic / layer_weights / options: the texture objective, as in
-            :func:`featstat.synthesis.synthesize_texture`.
+            :func:`featstat.texture.synthesis.synthesize_texture`.
         diversity: λ (0: Texture Networks' objective).
         diversity_layer: compare samples in this feature layer instead of pixels (must be among the
             extractor's layers).
@@ -640,7 +641,7 @@ def train_style(
         style_weight, content_weight: default the preset's.
         lr: 0.001 (Johnson et al.; the thesis' 0.1 is for texture generators and saturates StyleNet into one
             flat colour after one step).
-        Other arguments as :func:`train_texture` and :func:`featstat.synthesis.transfer_style`.
+        Other arguments as :func:`train_texture` and :func:`featstat.texture.synthesis.transfer_style`.
     """
     style = check_image("style", style)
     if isinstance(generator, str):

@@ -3,7 +3,7 @@
 A recipe is a nested dict (the layout of a TOML file)::
 
     name, description, paper, task (default task), tasks (allowed tasks)
-    [degradation]     options of the task's degradation (featstat.degrade.TASKS), e.g. sigma = 75
+    [degradation]     options of the task's degradation (featstat.restoration.degrade.TASKS), e.g. sigma = 75
     [network]         name = "srresnet" | "edsr" | "tsrn" | "srn" | "crn" | "auto"; [network.options]
     [objective]       an Objective config: [objective.backbones.NAME], [objective.terms.NAME]
     [pretrain]        fraction = 0.0625 (of the steps); [pretrain.objective] (the warm-up objective)
@@ -60,11 +60,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..degrade import TASKS, Degradation, make_degradation
 from ..nets.discriminator import SRGANDiscriminator
 from ..nets.restoration import build_network
-from ..objective import Objective
+from ..objective.core import Objective
 from .data import RestorationDataset, ValidationSet, list_sources, pair_normals, split_validation
+from .degrade import TASKS, Degradation, make_degradation
 from .trainer import AdversarialOptions, Trainer, TrainOptions
 
 if sys.version_info >= (3, 11):

@@ -1,7 +1,7 @@
 """``featstat train <recipe>``, ``featstat restore`` and ``featstat degrade``: supervised restoration from the
 command line.
 
-:func:`add_recipe_commands` adds one subcommand per recipe of :mod:`featstat.training.recipes` to a click
+:func:`add_recipe_commands` adds one subcommand per recipe of :mod:`featstat.restoration.recipes` to a click
 group (the shared ``featstat train`` group); :data:`restore_command` and :data:`degrade_command` are
 registered on the main group in :mod:`featstat.cli`.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .cli_common import check_output_folder, checkpoint_file
+from ._common import check_output_folder, checkpoint_file
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -86,7 +86,7 @@ def _recipe_help(name: str, recipe: dict[str, Any]) -> str:
 
 
 def _recipe_command(name: str) -> click.Command:
-    from .training.recipes import RECIPES
+    from ..restoration.recipes import RECIPES
 
     recipe = RECIPES[name]
     tasks = list(recipe.get("tasks", [recipe.get("task", "sr4")]))
@@ -189,7 +189,7 @@ def _recipe_command(name: str) -> click.Command:
         sets: tuple[str, ...],
         **kw: Any,
     ) -> None:
-        from .training.recipes import get_recipe, merge, train, validate_recipe
+        from ..restoration.recipes import get_recipe, merge, train, validate_recipe
 
         out_dir = check_output_folder(out if out is not None else Path("runs") / f"{name}-{task}")
         try:
@@ -228,7 +228,7 @@ def _recipe_command(name: str) -> click.Command:
             recipe = validate_recipe(recipe)
             lpips: Any = {"auto": "auto", "none": None}.get(kw["lpips_net"])
             if lpips is None and kw["lpips_net"] != "none":
-                from .metrics import LPIPS
+                from ..metrics import LPIPS
 
                 lpips = LPIPS(kw["lpips_net"])
             summary = train(
@@ -243,8 +243,8 @@ def _recipe_command(name: str) -> click.Command:
                 progress=not kw["no_progress"],
             )
         except KeyboardInterrupt as err:
-            from .cli_synthesis import _resume_command
-            from .runs import interrupt_exit_code
+            from ..engine.runs import interrupt_exit_code
+            from .texture import _resume_command
 
             what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
             click.echo(f"\n{what}: checkpoint in {out_dir}; resume with: {_resume_command()}", err=True)
@@ -264,7 +264,7 @@ def _recipe_command(name: str) -> click.Command:
 
 def add_recipe_commands(group: click.Group) -> None:
     """Add one subcommand per recipe (``pixel``, ``cx-sr``, ``tsrn``, ``pdl-sr``, ...) to ``group``."""
-    from .training.recipes import recipe_names
+    from ..restoration.recipes import recipe_names
 
     for name in recipe_names():
         group.add_command(_recipe_command(name))
@@ -274,7 +274,7 @@ def add_recipe_commands(group: click.Group) -> None:
 
 
 def _inputs(paths: tuple[Path, ...]) -> list[Path]:
-    from .io import list_images
+    from ..io import list_images
 
     files: list[Path] = []
     for p in paths:
@@ -334,9 +334,9 @@ def restore_command(
     """
     import torch
 
-    from .io import read_image, write_image
-    from .runs import Progress
-    from .training.trainer import load_model, restore
+    from ..engine.runs import Progress
+    from ..io import read_image, write_image
+    from ..restoration.trainer import load_model, restore
 
     if tile <= 2 * overlap:
         raise click.BadParameter(
@@ -380,7 +380,7 @@ def restore_command(
     "sets",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Degradation option, e.g. --set sigma=50, --set quality=10 (see featstat.degrade.TASKS).",
+    help="Degradation option, e.g. --set sigma=50, --set quality=10 (featstat.restoration.degrade.TASKS).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (image i uses seed_for(seed, i)).")
 def degrade_command(images: tuple[Path, ...], task: str, out: Path, sets: tuple[str, ...], seed: int) -> None:
@@ -395,9 +395,9 @@ def degrade_command(images: tuple[Path, ...], task: str, out: Path, sets: tuple[
     """
     import torch
 
-    from .degrade import make_degradation
-    from .io import read_image, write_image
-    from .training.data import seed_for
+    from ..io import read_image, write_image
+    from ..restoration.data import seed_for
+    from ..restoration.degrade import make_degradation
 
     check_output_folder(out)
     options: dict[str, Any] = {}

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._atomic import atomic_write_bytes, atomic_write_text
-from ._checks import FileLoadError
+from .._atomic import atomic_write_bytes, atomic_write_text
+from .._checks import FileLoadError
 
 PathLike = str | os.PathLike[str]
 
@@ -237,7 +237,8 @@ def terminate_raises() -> Iterator[None]:
 def graceful_interrupt() -> Iterator[StopFlag]:
     """While the block runs, the first Ctrl-C (SIGINT) or SIGTERM only sets ``flag.requested`` (the loop then
     saves a consistent checkpoint after the current step and raises ``flag.interrupt()``); a second one
-    interrupts at once (then :func:`featstat.runs.interruptible` saves what is consistent). Signals can only
+    interrupts at once (then :func:`featstat.engine.runs.interruptible` saves what is consistent). Signals
+    can only
     be caught in the main thread; elsewhere the flag is never set."""
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():

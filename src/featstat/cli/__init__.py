@@ -11,36 +11,36 @@ from typing import ClassVar
 
 import click
 
-from .cli_common import FeatstatGroup
+from ._common import FeatstatGroup
 
 #: verb → (module, attribute, the start of its help). Verbs are imported when used, so that
 #: ``featstat --help`` does not load torch; tests/test_cli_main.py checks the help lines against the verbs.
 VERBS: dict[str, tuple[str, str, str]] = {
-    "texture": ("featstat.cli_synthesis", "texture_command",
+    "texture": ("featstat.cli.texture", "texture_command",
                 "Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic)."),
-    "style": ("featstat.cli_synthesis", "style_command",
+    "style": ("featstat.cli.texture", "style_command",
               "Paint CONTENT in the style of STYLE by optimising pixels (Gatys et al. 2016; any statistic)."),
-    "train": ("featstat.cli_synthesis", "train",
+    "train": ("featstat.cli.texture", "train",
               "Train feed-forward generators (texture networks, stylisation networks, restoration recipes)."),
-    "sample": ("featstat.cli_synthesis", "sample_command",
+    "sample": ("featstat.cli.texture", "sample_command",
                "Draw textures of any size from a texture generator trained with `featstat train texture`."),
-    "stylize": ("featstat.cli_synthesis", "stylize_command",
+    "stylize": ("featstat.cli.texture", "stylize_command",
                 "Stylise IMAGES (files or folders, any size) with a network trained by"),
-    "restore": ("featstat.cli_restore", "restore_command",
+    "restore": ("featstat.cli.restoration", "restore_command",
                 "Restore IMAGES (files or folders) with a trained network "),
-    "degrade": ("featstat.cli_restore", "degrade_command",
+    "degrade": ("featstat.cli.restoration", "degrade_command",
                 "Degrade IMAGES (files or folders) as a training task does"),
-    "prior": ("featstat.cli_prior", "prior",
+    "prior": ("featstat.cli.prior", "prior",
               "Deep Image Prior: restore one photo by fitting a random network to it (no training data)."),
-    "eval": ("featstat.cli_metrics", "eval_command",
+    "eval": ("featstat.cli.metrics", "eval_command",
              "Score the images of PRED_DIR against those of REF_DIR with the same names."),
-    "compare": ("featstat.cli_metrics", "compare_command",
+    "compare": ("featstat.cli.metrics", "compare_command",
                 "Put IMAGES side by side with zoomed crops and their metrics against a reference."),
-    "spectrum": ("featstat.cli_metrics", "spectrum_command",
+    "spectrum": ("featstat.cli.metrics", "spectrum_command",
                  "Plot the mean radial power spectrum of each INPUT (a folder of images or one image file)."),
-    "twoafc": ("featstat.cli_metrics", "twoafc_command",
+    "twoafc": ("featstat.cli.metrics", "twoafc_command",
                "Score metrics against human 2AFC judgements on a BAPPS-layout folder"),
-    "weights": ("featstat.cli_weights", "weights",
+    "weights": ("featstat.cli.weights", "weights",
                 "Pretrained backbone weights: list the registry, locate files, import downloaded files."),
 }  # fmt: skip
 
@@ -60,7 +60,7 @@ class _LazyMain(FeatstatGroup):
             module, attr, _ = VERBS[name]
             command = getattr(importlib.import_module(module), attr)
             if name == "train":  # featstat train <recipe> for the supervised restoration recipes
-                from .cli_restore import add_recipe_commands
+                from .restoration import add_recipe_commands
 
                 add_recipe_commands(command)
             self._loaded[name] = command

@@ -18,7 +18,7 @@ from typing import Any
 import click
 import torch
 
-from .cli_common import auto_threads, check_output_folder, is_grayscale_file
+from ._common import auto_threads, check_output_folder, is_grayscale_file
 
 SAMPLE_SIZE = 128
 
@@ -113,7 +113,7 @@ def _fit_kwargs(o: dict[str, Any], device: torch.device) -> dict[str, Any]:
 def _net(o: dict[str, Any], default: str) -> tuple[str, dict[str, Any] | None]:
     """The preset name (--net or the verb's default) and the constructor overrides of --depth, --channels
     and --skip-channels (one value for every level)."""
-    from .prior.tasks import PRESETS
+    from ..prior.tasks import PRESETS
 
     name = o["net"] or default
     if name not in PRESETS:
@@ -157,7 +157,7 @@ def _device(name: str | None) -> torch.device:
 def _extra(o: dict[str, Any], device: torch.device) -> Any:
     if not o["extra"]:
         return None
-    from .prior.tasks import statistics_objective
+    from ..prior.tasks import statistics_objective
 
     terms: dict[str, float] = {}
     for item in o["extra"]:
@@ -181,7 +181,7 @@ def _read(
 ) -> torch.Tensor:
     """Read an input photo; a grayscale file stays one channel (noise, fit and outputs in gray) unless
     ``keep_gray`` is False (backbones and pairs that need RGB)."""
-    from .io import read_image
+    from ..io import read_image
 
     if keep_gray and "channels" not in kwargs and is_grayscale_file(path):
         kwargs["channels"] = 1
@@ -200,7 +200,7 @@ def _read(
 
 
 def _write_image(path: Path, image: torch.Tensor) -> None:
-    from .io import write_image
+    from ..io import write_image
 
     write_image(path, image)
 
@@ -230,9 +230,9 @@ def _command(verb: str) -> Callable:
     def decorate(body: Callable) -> Callable:
         @functools.wraps(body)
         def wrapper(**o: Any) -> None:
-            from .cli_synthesis import _resume_command
-            from .features import WeightsNotFoundError
-            from .runs import interrupt_exit_code
+            from ..engine.runs import interrupt_exit_code
+            from ..features import WeightsNotFoundError
+            from .texture import _resume_command
 
             o["out"] = o["out"] or f"prior-{verb}"
             out = check_output_folder(Path(o["out"]))
@@ -311,8 +311,8 @@ def nets_command() -> None:
       featstat prior nets
       featstat prior inpaint photo.png --drop 0.5 --net encoder-decoder
     """
-    from .nets.hourglass import build_network
-    from .prior.tasks import PRESETS
+    from ..nets.hourglass import build_network
+    from ..prior.tasks import PRESETS
 
     for name, p in PRESETS.items():
         try:
@@ -388,7 +388,7 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior denoise noisy.png --clean gt.png --runs 2 # average two runs
       featstat prior denoise noisy.png -o out/ --resume        # continue after Ctrl-C
     """
-    from .prior import add_gaussian_noise, denoise
+    from ..prior import add_gaussian_noise, denoise
 
     if o["image"] is None and o["channels"] is None and o["net"] is None and o["depth"] is None:
         # the offline demo: 64 channels per level instead of the reference 128 — 2.6–3.3× more steps per
@@ -478,7 +478,7 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior sr lr.png --clean hr.png --kernel bicubic --edge renormalise
       featstat prior sr lr.png --extra cx=0.05 --extra-weights vgg19-caffe-normalised-to-relu3_1
     """
-    from .prior import psnr, resize, super_resolve
+    from ..prior import psnr, resize, super_resolve
 
     net, net_options = _net(o, "skip")
 
@@ -540,7 +540,7 @@ def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior inpaint photo.png --drop 0.5 --steps 2000       # 50 % of pixels missing, PSNR shown
       featstat prior inpaint vase.png --mask vase_mask.png --net encoder-decoder
     """
-    from .prior import inpaint, random_mask
+    from ..prior import inpaint, random_mask
 
     net, net_options = _net(o, "skip-inpaint")
 
@@ -591,7 +591,7 @@ def jpeg_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior jpeg snail.jpg -o out/
       featstat prior jpeg photo.png --quality 10 --steps 1200        # compress, restore, PSNR shown
     """
-    from .prior import jpeg_compress, remove_jpeg_artifacts
+    from ..prior import jpeg_compress, remove_jpeg_artifacts
 
     net, net_options = _net(o, "skip-small")
 
@@ -622,7 +622,7 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior flash cave_flash.jpg cave_noflash.jpg -o out/
       featstat prior flash flash.png noflash.png --steps 300 --seed 1
     """
-    from .prior import flash_no_flash
+    from ..prior import flash_no_flash
 
     net, net_options = _net(o, "skip-flash")
 
@@ -666,7 +666,7 @@ def invert_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
           --weights vgg19-caffe-normalised-to-relu3_1
       featstat prior invert photo.png --weights random --layer conv2       # a random network's invariances
     """
-    from .prior import invert_features
+    from ..prior import invert_features
 
     net, net_options = _net(o, "skip-inversion")
 

