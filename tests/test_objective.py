@@ -10,6 +10,7 @@ from featstat.losses import (
     ContextualLoss,
     DiversityLoss,
     GramLoss,
+    GuidedGramLoss,
     L1Loss,
     PerceptualLoss,
     ProjectedDistributionLoss,
@@ -209,3 +210,129 @@ def test_equivalent_extractors_share_one_pass():
     torch.testing.assert_close(
         out.terms["cx"], contextual_loss(a(pred)["conv3_1"], a(target)["conv3_1"], 0.2)
     )
+
+
+# -- guides (spatial masks) ----------------------------------------------------------------------------------
+
+
+def _halves(n: int, h: int, w: int, *, vertical: bool) -> torch.Tensor:
+    """n×2×h×w guides: a soft left/right (or top/bottom) split and its complement."""
+    ramp = torch.linspace(0, 1, w if vertical else h)
+    m = (ramp.view(1, 1, 1, w) if vertical else ramp.view(1, 1, h, 1)).expand(n, 1, h, w)
+    return torch.cat([m, 1 - m], 1).contiguous()
+
+
+GUIDED_LAYERS = ["relu1_1", "relu2_1"]
+
+
+def _guided_direct(vgg, pred, style, m_pred, m_style):
+    fp, fs = vgg.inner(pred), vgg.inner(style)
+    loss = GuidedGramLoss(m_pred, m_style)
+    return sum(loss(fp[layer], fs[layer]) for layer in GUIDED_LAYERS)
+
+
+def test_guided_gram_through_objective_equals_guided_gram_loss(vgg):
+    """TSRN eq. 4 through an Objective (guides named on the Term, given at call time) = GuidedGramLoss."""
+    pred, style = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(1, 3, 40, 48)
+    m_pred, m_style = _halves(1, 32, 32, vertical=False), _halves(1, 40, 48, vertical=True)
+    objective = Objective(
+        [Term("g", GramLoss(), 1.0, vgg, GUIDED_LAYERS, target="style", pred_guide="out", target_guide="ex")]
+    )
+    out = objective(pred, {"style": style}, guides={"out": m_pred, "ex": m_style})
+    expected = _guided_direct(vgg, pred, style, m_pred, m_style)
+    torch.testing.assert_close(out.terms["g"], expected)
+    # the same loss with its masks bound, and with the guides fixed on the Term, agree too
+    bound = Objective([Term("g", GuidedGramLoss(m_pred, m_style), 1.0, vgg, GUIDED_LAYERS, target="style")])
+    torch.testing.assert_close(bound(pred, {"style": style}).terms["g"], expected)
+    fixed = Objective(
+        [
+            Term(
+                "g",
+                GramLoss(),
+                1.0,
+                vgg,
+                GUIDED_LAYERS,
+                target="style",
+                pred_guide=m_pred,
+                target_guide=m_style,
+            )
+        ]
+    )
+    torch.testing.assert_close(fixed(pred, {"style": style}).terms["g"], expected)
+    # the guide changes the value (an all-ones guide would equal the unguided loss)
+    plain = Objective([Term("g", GramLoss(), 1.0, vgg, GUIDED_LAYERS, target="style")])
+    assert not torch.allclose(plain(pred, {"style": style}).total, out.total)
+    ones = torch.ones(1, 1, 5, 5)
+    torch.testing.assert_close(
+        objective(pred, {"style": style}, guides={"out": ones, "ex": ones}).total,
+        plain(pred, {"style": style}).total,
+    )
+    out.total.backward()
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_target_guide_is_cached_with_the_target(vgg, monkeypatch):
+    gram = GramLoss()
+    calls = []
+    original = gram.prepare_target
+    monkeypatch.setattr(gram, "prepare_target", lambda t, mask=None: calls.append(1) or original(t, mask))
+    objective = Objective([Term("g", gram, 1.0, vgg, ["relu1_1"], pred_guide="a", target_guide="b")])
+    pred, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    ga, gb = _halves(1, 16, 16, vertical=True), _halves(1, 16, 16, vertical=False)
+    first = objective(pred, target, guides={"a": ga, "b": gb}).total
+    for _ in range(2):
+        torch.testing.assert_close(objective(pred, target, guides={"a": ga, "b": gb}).total, first)
+    assert len(calls) == 1 and vgg.calls == 4  # target features and guided statistic computed once
+    gb2 = gb.flip(1)  # another target guide: the statistic is prepared again, the features stay cached
+    swapped = objective(pred, target, guides={"a": ga, "b": gb2}).total
+    assert len(calls) == 2 and vgg.calls == 5
+    fp, ft = vgg.inner(pred), vgg.inner(target)
+    torch.testing.assert_close(swapped, GuidedGramLoss(ga, gb2)(fp["relu1_1"], ft["relu1_1"]))
+    gb.mul_(0.5)  # an in-place change of the guide is noticed too
+    objective(pred, target, guides={"a": ga, "b": gb})
+    assert len(calls) == 3
+
+
+def test_guided_gram_from_a_toml_spec(tmp_path, vgg):
+    toml = tmp_path / "guided.toml"
+    toml.write_text(
+        '[backbones.vgg]\narch = "vgg19"\nweights = "random"\nseed = 1\n\n'
+        '[terms.style]\nloss = "gram"\nbackbone = "vgg"\nlayers = ["relu1_1", "relu2_1"]\ntarget = "style"\n'
+        'pred_guide = "content"\ntarget_guide = "style"\n'
+    )
+    objective = Objective.from_config(toml)
+    assert (objective.terms[0].pred_guide, objective.terms[0].target_guide) == ("content", "style")
+    pred, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 48, 32)
+    m_pred, m_style = _halves(1, 64, 64, vertical=True), _halves(1, 48, 32, vertical=False)
+    out = objective(pred, {"style": style}, guides={"content": m_pred, "style": m_style})
+    torch.testing.assert_close(out.total, _guided_direct(vgg, pred, style, m_pred, m_style))
+
+
+def test_bad_guides(vgg):
+    with pytest.raises(ValueError, match="takes no guide"):
+        Term("x", L1Loss(), pred_guide="a")
+    with pytest.raises(ValueError, match="takes no guide"):
+        Term("x", PerceptualLoss(), 1.0, vgg, ["relu1_1"], target_guide="a")
+    with pytest.raises(ValueError, match="no target"):
+        Term("x", GramLoss(), 1.0, vgg, ["relu1_1"], target=None, target_guide="a")
+    with pytest.raises(ValueError, match="pred_guide must be"):
+        Term("x", GramLoss(), 1.0, vgg, ["relu1_1"], pred_guide=3)
+    with pytest.raises(ValueError, match=r"terms\.g: .*takes no guide"):
+        Objective.from_config({"terms": {"g": {"loss": "l1", "pred_guide": "a", "target_guide": "b"}}})
+    with pytest.raises(ValueError, match="pred_guide must be"):
+        Objective.from_config({"terms": {"g": {"loss": "gram", "pred_guide": 1}}})
+    objective = Objective([Term("g", GramLoss(), 1.0, vgg, ["relu1_1"], pred_guide="a", target_guide="b")])
+    pred, target = torch.rand(2, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    g = _halves(1, 8, 8, vertical=True)
+    with pytest.raises(ValueError, match=r"guides is missing \['b'\]"):
+        objective(pred, target, guides={"a": g})
+    with pytest.raises(ValueError, match="not used"):
+        objective(pred, target, guides={"a": g, "b": g, "c": g})
+    with pytest.raises(ValueError, match="batch 3"):
+        objective(pred, target, guides={"a": g.expand(3, -1, -1, -1), "b": g})
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        objective(pred, target, guides={"a": g * 3, "b": g}, validate=True)
+    with pytest.raises(ValueError, match="regions"):
+        objective(pred, target, guides={"a": g, "b": g[:, :1]})
+    with pytest.raises(ValueError, match="4 dimensions"):
+        objective(pred, target, guides={"a": g[0], "b": g})

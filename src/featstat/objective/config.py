@@ -31,6 +31,11 @@ VGG-16 with VGG-19 layer names mapped → the shallow Caffe VGG-19 → seeded ra
 ``terms`` may also be a list of tables with a ``name`` key. ``target = "style"`` names the target a term
 compares against (default "target"); ``target = "none"`` for terms without one (diversity, TV).
 
+Guides (spatial masks, e.g. the semantically guided Gram loss of TSRN eq. 4): ``pred_guide = "content"``
+and ``target_guide = "style"`` name the masks of the prediction and of the target that are passed at call
+time, ``objective(x, {"style": s}, guides={"content": m_x, "style": m_s})`` (see
+:mod:`featstat.objective.core`); the loss must take masks (``gram``).
+
 Every entry is type-checked before anything is built: a file that is not UTF-8 TOML, a list or a number
 where a table is expected, a string or non-finite weight, a list where a name is expected, or options the
 loss does not take give one ``ValueError`` naming the entry (e.g. ``terms.cx.weight``) and what it must be.
@@ -63,7 +68,8 @@ _EXTRACTORS = {
     "alexnet": features.alexnet,
     "squeezenet1_1": features.squeezenet1_1,
 }
-_TERM_KEYS = {"name", "loss", "weight", "backbone", "layers", "layer_weights", "target"}
+_GUIDE_KEYS = ("pred_guide", "target_guide")
+_TERM_KEYS = {"name", "loss", "weight", "backbone", "layers", "layer_weights", "target", *_GUIDE_KEYS}
 _TARGET_LESS = {"diversity", "total_variation", "tv"}
 
 
@@ -151,6 +157,11 @@ def _check_term(where: str, spec: dict[str, Any]) -> dict[str, Any]:
     for key in ("backbone", "target"):
         if key in spec:
             _name(f"{where}.{key}", spec[key])
+    for key in _GUIDE_KEYS:
+        if key in spec:
+            _name(
+                f"{where}.{key}", spec[key], "the name of a guide passed at call time (guides={name: mask})"
+            )
     if "layers" in spec:
         layers = spec["layers"]
         if not isinstance(layers, list) or not all(isinstance(v, str) and v for v in layers):
@@ -273,8 +284,8 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
             raise ValueError(f"{where}: {err}") from err
         target = spec.get("target", "none" if loss_name in _TARGET_LESS else "target")
         bb = spec.get("backbone")
-        terms.append(
-            Term(
+        try:
+            term = Term(
                 name=name,
                 loss=loss,
                 weight=float(spec.get("weight", 1.0)),
@@ -282,8 +293,12 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
                 layers=spec.get("layers") if bb else None,
                 layer_weights=spec.get("layer_weights"),
                 target=None if target == "none" else target,
+                pred_guide=spec.get("pred_guide"),
+                target_guide=spec.get("target_guide"),
             )
-        )
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from err
+        terms.append(term)
     objective = Objective(terms)
     #: backbone name → FeatureSource.info() of the backbones built with weights = "auto"
     objective.feature_sources = {bb: src.info() for bb, src in sources.items()}

@@ -16,6 +16,15 @@ each term's prepared target statistic (Gram matrix, sorted projections, normalis
 while the same target tensor, unmodified, is passed again; a target that requires grad is never cached.
 Terms may compare against different named targets (style transfer: ``target={"content": c, "style": s}``
 with ``Term(..., target="style")``) and terms with ``target=None`` (diversity, total variation) use none.
+
+Guides (spatial masks) are first-class: a term may name a guide for the prediction and one for the target,
+``Term("gram", GramLoss(), extractor=vgg, layers=[...], target="style", pred_guide="content",
+target_guide="style")``, given at call time, ``objective(x, {"style": s}, guides={"content": m_x, "style":
+m_s})`` (or fixed tensors on the Term). A guide is N×R×h×w (or 1×R×h×w) weights in [0, 1], R regions, at any
+resolution: it is resized to each layer's H×W (:func:`resize_guide`) and handed to the loss as
+``compare(pred, prepared, mask=...)`` / ``prepare_target(target, mask=...)``. With :class:`GramLoss` this is
+the semantically guided Gram loss (texture-transfer SR paper, TSRN eq. 4; Gatys et al. 2017's guided Gram
+matrices). The resized target guide and the statistic prepared with it are cached with the target.
 """
 
 from __future__ import annotations
@@ -27,12 +36,34 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_image, check_number, check_same_device, check_tensor, reduce
 from ..losses.base import FeatureLoss
 
 PIXELS = "pixels"
+
+Guide = str | Tensor | None
+
+
+def resize_guide(guide: Tensor, size: Sequence[int]) -> Tensor:
+    """A guide N×R×h×w resized to ``size`` = (H, W) of a feature map: antialiased bilinear (area-like when
+    shrinking), in float32 (float64 stays float64); returned as is when it already has that size. The same
+    resampling :func:`featstat.losses.gram.gram_matrix` applies to its masks, so a guide resized here is
+    left unchanged there."""
+    g = guide.to(torch.float64 if guide.dtype == torch.float64 else torch.float32)
+    size = (int(size[0]), int(size[1]))
+    if tuple(g.shape[-2:]) == size:
+        return g
+    return F.interpolate(g, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _takes_mask(fn: Any) -> bool:
+    try:
+        return "mask" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
 
 
 @dataclass
@@ -47,6 +78,11 @@ class Term:
         layers: layers of ``extractor`` the loss is applied to (summed); required with an extractor.
         layer_weights: optional per-layer weights (default 1 for each layer).
         target: name of the target this term compares against, or None for terms with no target.
+        pred_guide: guide (mask) of the prediction: the name of a guide passed at call time
+            (``objective(..., guides={name: tensor})``) or a tensor N×R×h×w / 1×R×h×w in [0, 1]; None: none.
+            The loss receives it resized to each layer as ``mask=`` (its ``compare`` must take ``mask``).
+        target_guide: guide of the target (name or tensor), handed to ``prepare_target(target, mask=...)``;
+            the statistic prepared with it is cached with the target. Needs a target.
     """
 
     name: str
@@ -56,6 +92,8 @@ class Term:
     layers: Sequence[str] | None = None
     layer_weights: Mapping[str, float] | None = None
     target: str | None = "target"
+    pred_guide: Guide = None
+    target_guide: Guide = None
     _layer_list: list[str] = field(init=False, repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -92,6 +130,44 @@ class Term:
                 raise ValueError(
                     f"Term {self.name!r}: layer_weights names layers it does not use: {sorted(unknown)}"
                 )
+
+        self._check_guides()
+
+    def _check_guides(self) -> None:
+        for side, guide in (("pred_guide", self.pred_guide), ("target_guide", self.target_guide)):
+            if guide is None:
+                continue
+            if isinstance(guide, Tensor):
+                check_tensor(f"Term {self.name!r}: {side}", guide, ndim=4, floating=False)
+            elif not isinstance(guide, str) or not guide:
+                raise ValueError(
+                    f"Term {self.name!r}: {side} must be the name of a guide passed at call time "
+                    f"(guides={{name: mask}}), a mask tensor N×R×h×w or None, got {type(guide).__name__} "
+                    f"{guide!r}"
+                )
+        loss = self.loss
+        if self.target_guide is not None:
+            if self.target is None:
+                raise ValueError(
+                    f"Term {self.name!r}: target_guide given but the term has no target (target=None)"
+                )
+            if not _takes_mask(getattr(loss, "prepare_target", None)):
+                raise ValueError(
+                    f"Term {self.name!r}: {type(loss).__name__} takes no guide (its prepare_target has no "
+                    f"mask argument); guides work with losses that do, e.g. GramLoss (guided Gram loss)"
+                )
+        if self.pred_guide is not None:
+            fn = loss.forward if self.target is None else getattr(loss, "compare", None)
+            if not _takes_mask(fn):
+                raise ValueError(
+                    f"Term {self.name!r}: {type(loss).__name__} takes no guide (its "
+                    f"{'forward' if self.target is None else 'compare'} has no mask argument); guides work "
+                    f"with losses that do, e.g. GramLoss (guided Gram loss)"
+                )
+
+    def guide_names(self) -> set[str]:
+        """Names of the call-time guides this term needs."""
+        return {g for g in (self.pred_guide, self.target_guide) if isinstance(g, str)}
 
     def layer_weight(self, layer: str) -> float:
         return 1.0 if self.layer_weights is None else float(self.layer_weights.get(layer, 1.0))
@@ -152,8 +228,15 @@ class Objective(nn.Module):
             for t in group:
                 self._extractor_of[t.name] = len(self.extractors)
             self.extractors.append(_merged_extractor(group))
+        # guides fixed on a Term: buffers (they move with .to()), not in the state dict
+        self._fixed_guides = nn.Module()
+        for i, t in enumerate(terms):
+            for side in ("pred", "target"):
+                g = getattr(t, f"{side}_guide")
+                if isinstance(g, Tensor):
+                    self._fixed_guides.register_buffer(f"t{i}_{side}", g, persistent=False)
         self._target_cache: dict[str, tuple[tuple, dict[str, Tensor]]] = {}
-        self._prepared_cache: dict[str, tuple[tuple, Any]] = {}
+        self._prepared_cache: dict[str, tuple[Tensor, tuple | None, Any]] = {}
         self._validate: bool | None = None
         #: number of extractor passes made by the last call (pred + non-cached targets); for tests/logs.
         self.last_passes = 0
@@ -191,21 +274,43 @@ class Objective(nn.Module):
                 self._prepared_cache.pop(t.name, None)
         return feats
 
-    def _prepared(self, term: Term, layer: str, feat: Tensor, cacheable: bool) -> Any:
+    def _prepared(
+        self, term: Term, layer: str, feat: Tensor, cacheable: bool, guide: Tensor | None = None
+    ) -> Any:
         loss: FeatureLoss = term.loss  # type: ignore[assignment]
         prepare = getattr(loss, "prepare_target", None)
         if prepare is None:
             return feat
-        if not cacheable:
-            return prepare(feat)
+
+        def compute() -> Any:
+            if guide is None:
+                return prepare(feat)
+            return prepare(feat, mask=resize_guide(guide, feat.shape[-2:]))  # type: ignore[call-arg]
+
+        if not cacheable or (guide is not None and guide.requires_grad):
+            return compute()
         cache_key = f"{term.name}/{layer}"
+        guide_key = None if guide is None else _tensor_key(guide)
         hit = self._prepared_cache.get(cache_key)
-        if hit is not None and hit[0] is feat:
-            return hit[1]
+        if hit is not None and hit[0] is feat and hit[1] == guide_key:
+            return hit[2]
         with torch.no_grad():
-            value = prepare(feat)
-        self._prepared_cache[cache_key] = (feat, value)
+            value = compute()
+        self._prepared_cache[cache_key] = (feat, guide_key, value)
         return value
+
+    def _guide(self, term: Term, side: str, guides: Mapping[str, Tensor]) -> Tensor | None:
+        g = getattr(term, f"{side}_guide")
+        if g is None:
+            return None
+        if isinstance(g, str):
+            return guides[g]
+        index = next(i for i, t in enumerate(self.terms) if t is term)
+        return getattr(self._fixed_guides, f"t{index}_{side}")
+
+    def guide_names(self) -> set[str]:
+        """Names of the guides the terms need at call time (``forward(..., guides={name: mask})``)."""
+        return set().union(*(t.guide_names() for t in self.terms))
 
     def clear_cache(self) -> None:
         """Forget cached target features and prepared statistics."""
@@ -219,10 +324,16 @@ class Objective(nn.Module):
         pred: Tensor,
         target: Tensor | Mapping[str, Tensor] | None = None,
         *,
+        guides: Mapping[str, Tensor] | None = None,
         validate: bool | None = None,
     ) -> ObjectiveOutput:
         """Total and per-term values of ``pred`` (N×C×H×W in [0, 1]) against ``target`` (a tensor or a
         mapping of names to tensors).
+
+        ``guides`` maps the guide names the terms use (``Term.pred_guide``/``target_guide``) to masks
+        N×R×h×w or 1×R×h×w with weights in [0, 1] (boolean masks are accepted), at any resolution; each is
+        resized to the size of every layer it guides. A prediction guide's batch must be 1 or pred's; a target
+        guide's 1 or its target's.
 
         Values of ``pred`` and of each target (when its features are not cached) are checked — finite, in
         [0, 1], one ``aminmax`` each — when ``validate`` is True, or None (default) and value checks are on
@@ -249,6 +360,7 @@ class Objective(nn.Module):
                 if missing != ["target"]
                 else "target is required: some terms compare against a target image"
             )
+        guide_maps = self._check_guides(guides, pred, targets, validate)
         self.last_passes = 0
         pred_feats = self._features(pred, self.terms)
         target_feats = {
@@ -259,15 +371,17 @@ class Objective(nn.Module):
         values: dict[str, Tensor] = {}
         for term in self.terms:
             ei = self._extractor_index(term)
+            pg, tg = self._guide(term, "pred", guide_maps), self._guide(term, "target", guide_maps)
             value: Tensor | None = None
             for layer in term._layer_list:
                 p = pred_feats[ei][layer]
+                kw = {} if pg is None else {"mask": resize_guide(pg, p.shape[-2:])}
                 if term.target is None:
-                    v = term.loss(p)
+                    v = term.loss(p, **kw)
                 else:
                     tf = target_feats[term.target][ei][layer]
-                    prepared = self._prepared(term, layer, tf, not targets[term.target].requires_grad)
-                    v = reduce(term.loss.compare(p, prepared), term.loss.reduction)  # type: ignore[operator]
+                    prepared = self._prepared(term, layer, tf, not targets[term.target].requires_grad, tg)
+                    v = reduce(term.loss.compare(p, prepared, **kw), term.loss.reduction)  # type: ignore[operator]
                 v = term.layer_weight(layer) * v
                 value = v if value is None else value + v
             assert value is not None
@@ -276,6 +390,59 @@ class Objective(nn.Module):
             total = weighted if total is None else total + weighted
         assert total is not None
         return ObjectiveOutput(total, values)
+
+    def _check_guides(
+        self,
+        guides: Mapping[str, Tensor] | None,
+        pred: Tensor,
+        targets: Mapping[str, Tensor],
+        validate: bool | None,
+    ) -> dict[str, Tensor]:
+        """The call-time guides, checked: every name a term uses is given, N×R×h×w on pred's device, batch
+        1 or that of the image it guides; values in [0, 1] (checked like images, see ``validate``)."""
+        if guides is not None and not isinstance(guides, Mapping):
+            raise ValueError(
+                f"guides must be a mapping of guide names to masks N×R×h×w, got {type(guides).__name__}"
+            )
+        given = dict(guides or {})
+        needed = self.guide_names()
+        missing = sorted(needed - set(given))
+        if missing:
+            raise ValueError(
+                f"guides is missing {missing}: terms are guided by these names; pass "
+                f"guides={{{', '.join(repr(m) + ': mask' for m in missing)}}}"
+            )
+        unused = sorted(set(given) - needed)
+        if unused:
+            raise ValueError(
+                f"guides {unused} are not used by any term (terms use {sorted(needed) or 'none'}); name them "
+                f"with Term(pred_guide=..., target_guide=...)"
+            )
+        out: dict[str, Tensor] = {}
+        for name, g in given.items():
+            where = f"guides[{name!r}]"
+            g = check_tensor(where, g, ndim=4, floating=False)
+            if not g.dtype.is_floating_point:
+                g = g.float()
+            check_same_device(pred, g, names=("pred", where))
+            check_image(where, g.detach(), channels=None, validate=validate)
+            out[name] = g
+        for term in self.terms:
+            for side, image in (("pred", pred), ("target", targets.get(term.target or "", None))):
+                g = self._guide(term, side, out)
+                if g is None or image is None:
+                    continue
+                if g.shape[0] not in (1, image.shape[0]):
+                    raise ValueError(
+                        f"Term {term.name!r}: its {side} guide has batch {g.shape[0]} but the {side} has "
+                        f"{image.shape[0]} images; give one mask (batch 1) or one per image"
+                    )
+                if g.device != image.device:
+                    raise ValueError(
+                        f"Term {term.name!r}: its {side} guide is on {g.device} but the {side} on "
+                        f"{image.device}; move the objective or the mask"
+                    )
+        return out
 
     # -- construction from plain data -------------------------------------------------------------------
 
