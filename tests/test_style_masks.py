@@ -118,3 +118,31 @@ def test_cli_style_masks(tmp_path):
         main, [*base, "-o", str(out), "--content-mask", str(tmp_path / "content_mask.png")]
     )
     assert res.exit_code != 0 and "--content-mask and --style-mask go together" in res.output
+
+
+def test_guided_texture_synthesis_through_the_objective_guides():
+    """The masks are the objective's guides: a guided texture objective (TSRN eq. 4 in synthesis) puts the
+    example's red half where the output guide says, and synthesize checks the guides it is given."""
+    from featstat.texture.synthesis import synthesize, texture_objective
+
+    style, style_mask = _two_colour_style()
+    layers = ["relu1_1", "relu2_1"]
+    objective = texture_objective(
+        features.vgg19(layers=layers, weights=None, seed=0), layers, guides=("out", "example")
+    )
+    assert [(t.pred_guide, t.target_guide) for t in objective.terms] == [("out", "example")]
+    left = torch.zeros(1, 1, 64, 64)
+    left[..., :32] = 1
+    two = lambda m: torch.cat([m, 1 - m], 1)  # noqa: E731
+    guides = {"out": two(left.transpose(-1, -2)), "example": two(style_mask)}  # red on top, blue below
+    image = synthesize(objective, {"style": style}, 64, guides=guides, steps=40, seed=0).image
+    torch.testing.assert_close(image[..., 6:26, :].mean((0, 2, 3)), torch.tensor(RED), atol=0.08, rtol=0)
+    torch.testing.assert_close(image[..., 38:58, :].mean((0, 2, 3)), torch.tensor(BLUE), atol=0.08, rtol=0)
+    with pytest.raises(ValueError, match="exactly the masks"):
+        synthesize(objective, {"style": style}, 64, guides={"out": guides["out"]}, steps=1)
+    with pytest.raises(ValueError, match="tile"):
+        synthesize(objective, {"style": style}, 64, guides=guides, steps=1, tile=True)
+    with pytest.raises(ValueError, match="no guided form"):
+        texture_objective(
+            features.vgg19(layers=layers, weights=None, seed=0), layers, "cx", guides=("a", "b")
+        )

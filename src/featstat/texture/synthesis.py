@@ -69,7 +69,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -95,7 +94,7 @@ from ..engine.runs import (
 from ..features import FeatureExtractor
 from ..features.random_filters import PAPER_SIZES, RandomFilterExtractor
 from ..features.weights import find_local, get_entry
-from ..losses import GuidedGramLoss, PerceptualLoss, TotalVariationLoss, get_loss
+from ..losses import PerceptualLoss, TotalVariationLoss, get_loss
 from ..objective.core import Objective, Term
 
 __all__ = [
@@ -357,6 +356,7 @@ def _statistic_terms(
     layer_weights: str | Mapping[str, float] | None,
     options: Mapping[str, Mapping[str, Any]] | None,
     target: str,
+    guides: tuple[str, str] | None = None,
 ) -> list[Term]:
     stats = parse_statistic(statistic)
     options = {_canonical(k): dict(v) for k, v in (options or {}).items()}
@@ -372,7 +372,27 @@ def _statistic_terms(
             loss = get_loss(name)(**options.get(name, {}))
         except TypeError as err:
             raise ValueError(f"options for statistic {name!r} are not accepted: {err}") from err
-        terms.append(Term(name, loss, weight * w, extractor, list(layers), lw, target=target))
+        pred_guide, target_guide = guides if guides is not None else (None, None)
+        try:
+            term = Term(
+                name,
+                loss,
+                weight * w,
+                extractor,
+                list(layers),
+                lw,
+                target=target,
+                pred_guide=pred_guide,
+                target_guide=target_guide,
+            )
+        except ValueError as err:
+            if guides is None:
+                raise
+            raise ValueError(
+                f"statistic {name!r} has no guided form (masks guide the Gram statistic: the guided Gram "
+                f"loss); use statistic 'gram' with masks ({err})"
+            ) from None
+        terms.append(term)
     return terms
 
 
@@ -395,6 +415,7 @@ def texture_objective(
     layer_weights: str | Mapping[str, float] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     target: str = "style",
+    guides: tuple[str, str] | None = None,
 ) -> Objective:
     """Objective Σ_l w_l · D(Φ_l(x), Φ_l(example)) comparing against the target named ``target``.
 
@@ -408,9 +429,14 @@ def texture_objective(
             (w_l = C_l²/(4|L|),
             which turns featstat's Gram loss into Gatys' Σ_l E_l/|L| exactly), or a mapping layer → weight.
         options: constructor options per statistic, e.g. ``{"contextual": {"bandwidth": 0.5}}``.
+        guides: None, or the names (output guide, example guide) of the masks that guide the statistic
+            (``synthesize(..., guides={name: mask})``; R regions: region r of the output matches region r of
+            the example, TSRN eq. 4 / Gatys et al. 2017). Gram only.
     """
     names = _check_layers(extractor, layers, "layers")
-    return Objective(_statistic_terms(extractor, names, statistic, 1.0, layer_weights, options, target))
+    return Objective(
+        _statistic_terms(extractor, names, statistic, 1.0, layer_weights, options, target, guides)
+    )
 
 
 def style_objective(
@@ -424,19 +450,24 @@ def style_objective(
     tv_weight: float = 0.0,
     layer_weights: str | Mapping[str, float] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    guides: tuple[str, str] | None = None,
 ) -> Objective:
     """Style-transfer objective (Gatys et al. 2016, thesis eq. 2.5 + α·eq. 2.6).
 
     Terms: one per statistic on ``style_layers`` against target "style" (weight ``style_weight`` × the mix
     weight), ``"content"`` (:class:`~featstat.losses.PerceptualLoss` l2 on ``content_layers`` against target
     "content", weight ``content_weight``) and, when ``tv_weight`` > 0, ``"tv"`` (total variation of x).
+    ``guides`` = (output guide name, style guide name) makes the style terms guided (spatial control,
+    Gatys et al. 2017; masks passed as ``synthesize(..., guides=...)``).
     """
     style = _check_layers(extractor, style_layers, "style_layers")
     content = _check_layers(extractor, content_layers, "content_layers")
     check_positive("style_weight", style_weight, allow_zero=True)
     check_positive("content_weight", content_weight, allow_zero=True)
     check_positive("tv_weight", tv_weight, allow_zero=True)
-    terms = _statistic_terms(extractor, style, statistic, style_weight, layer_weights, options, "style")
+    terms = _statistic_terms(
+        extractor, style, statistic, style_weight, layer_weights, options, "style", guides
+    )
     if any(t.name == "content" for t in terms):
         raise ValueError("a statistic may not be called 'content'")
     terms.append(Term("content", PerceptualLoss("l2"), content_weight, extractor, content, target="content"))
@@ -537,6 +568,7 @@ def synthesize(
     targets: Mapping[str, Tensor],
     size: int | Sequence[int] | None = None,
     *,
+    guides: Mapping[str, Tensor] | None = None,
     init: str | Tensor = "noise",
     optimizer: str = "lbfgs",
     steps: int | Sequence[int] = 300,
@@ -566,6 +598,9 @@ def synthesize(
             own size (scaled with the coarse-to-fine levels).
         size: output (height, width) or one int; default: the size of the content target if any, else of
             the first target.
+        guides: name → mask 1×R×h×w in [0, 1] for the guides the objective's terms name
+            (``Term.pred_guide``/``target_guide``, e.g. :func:`style_objective` ``guides=``); at any
+            resolution, resized to every layer at every level by the objective.
         init: "noise" (seeded i.i.d. uniform noise, 0.5 ± noise_amplitude/2), "content" (the resized content
             target) or an image tensor 1×3×h×w in [0, 1] (resized to the output size).
         optimizer: "lbfgs" (default) or "adam".
@@ -631,7 +666,10 @@ def synthesize(
         raise ValueError("checkpoint_every and resume need checkpoint=PATH")
     range_weight = check_positive("range_weight", range_weight, allow_zero=True)
     noise_amplitude = check_positive("noise_amplitude", noise_amplitude)
+    guides = _check_synthesis_guides(objective, guides)
     pointwise = _pointwise_targets(objective)
+    if tile and guides:
+        raise ValueError("tile=True cannot be combined with guides (the rolled view has no matching mask)")
     if tile and pointwise:
         raise ValueError(
             f"tile=True makes a periodic texture and cannot be combined with pointwise terms (targets "
@@ -705,6 +743,9 @@ def synthesize(
         "target_data": {k: _fingerprint(v) for k, v in targets.items()},
         "init_data": None if init_image is None else _fingerprint(init_image),
     }
+    if guides:
+        fingerprint["guide_data"] = {k: _fingerprint(v) for k, v in guides.items()}
+    guides = {k: v.to(device) for k, v in guides.items()}
     settings["steps"] = step_list
 
     generators = _loss_generators(objective)
@@ -815,7 +856,8 @@ def synthesize(
             def closure(x=x, tgt=tgt, opt=opt, scale_box=scale_box, calls=calls, values=values) -> Tensor:
                 calls["n"] += 1
                 opt.zero_grad(set_to_none=True)
-                out = objective(pad(x), tgt, validate=False)  # the iterate leaves [0, 1] between steps
+                # the iterate leaves [0, 1] between steps: no value checks
+                out = objective(pad(x), tgt, guides=guides, validate=False)
                 if scale_box["value"] is None:
                     # the first evaluation of a scale fixes the loss scale: gradient RMS 1 per pixel
                     (grad,) = torch.autograd.grad(out.total, x, retain_graph=True)
@@ -877,7 +919,7 @@ def synthesize(
     assert x_prev is not None
     image = x_prev.clamp(0, 1)
     with torch.no_grad():
-        final = objective(pad(image), level_targets[-1])
+        final = objective(pad(image), level_targets[-1], guides=guides)
     return SynthesisResult(
         image=image,
         total=float(final.total),
@@ -887,6 +929,26 @@ def synthesize(
         seconds=time.perf_counter() - t_start,
         settings=settings,
     )
+
+
+def _check_synthesis_guides(objective: Objective, guides: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
+    """The guides ``objective`` needs, each one 1×R×h×w mask (checked: finite, in [0, 1])."""
+    if guides is not None and not isinstance(guides, Mapping):
+        raise ValueError(f"guides must be a mapping name → mask 1×R×h×w, got {type(guides).__name__}")
+    given = dict(guides or {})
+    needed = objective.guide_names()
+    if set(given) != needed:
+        raise ValueError(
+            f"guides must give exactly the masks the objective's terms name ({sorted(needed) or 'none'}), "
+            f"got {sorted(given) or 'none'}"
+        )
+    out = {}
+    for name, g in given.items():
+        g = check_tensor(f"guides[{name!r}]", g, ndim=4, floating=False)
+        if g.shape[0] != 1:
+            raise ValueError(f"guides[{name!r}] must be 1×R×h×w (one set of regions), got {tuple(g.shape)}")
+        out[str(name)] = check_image(f"guides[{name!r}]", g.float(), channels=None, validate=True)
+    return out
 
 
 def _circular_view(x: Tensor) -> Tensor:
@@ -986,9 +1048,10 @@ def transfer_style(
         content_mask, style_mask: spatial control (Gatys et al. 2017, "Controlling perceptual factors"): give
             both, 1×R×h×w weights in [0, 1] at any resolution (resized to each layer), R regions; region r of
             the output (``content_mask``, over the output) takes its style only from region r of the style
-            image (``style_mask``). One channel (R = 1) means two regions, the mask and its complement. The
-            Gram statistic becomes the guided Gram loss (:class:`~featstat.losses.GuidedGramLoss`); other
-            statistics have no guided form and are refused with masks.
+            image (``style_mask``). One channel (R = 1) means two regions, the mask and its complement. They
+            are the objective's guides (the style terms' ``pred_guide="content"``,
+            ``target_guide="style"``): the Gram statistic becomes the guided Gram loss; other statistics have
+            no guided form and are refused with masks.
         Other keyword arguments go to :func:`synthesize`.
     """
     content = check_image("content", content)
@@ -1000,7 +1063,7 @@ def transfer_style(
         extractor = build_extractor(
             p, list(dict.fromkeys(style_layers + content_layers)), device=content.device
         )
-    guides = _style_guides(content_mask, style_mask, statistic, content.device)
+    masks = _style_guides(content_mask, style_mask, statistic, content.device)
     objective = style_objective(
         extractor,
         style_layers,
@@ -1011,17 +1074,8 @@ def transfer_style(
         tv_weight=tv_weight,
         layer_weights=layer_weights,
         options=options,
+        guides=None if masks is None else ("content", "style"),
     )
-    if guides is not None:
-        reduction = objective.terms[0].loss.reduction
-        objective = Objective(
-            [
-                dataclasses.replace(t, loss=GuidedGramLoss(*guides, reduction=reduction))
-                if t.name == "gram"
-                else t
-                for t in objective.terms
-            ]
-        )
     out_size = _size2(size) if size is not None else (int(content.shape[-2]), int(content.shape[-1]))
     longer = max(out_size) * style_scale
     factor = longer / max(style.shape[-2:])
@@ -1033,12 +1087,13 @@ def transfer_style(
         objective,
         {"style": style_resized, "content": _resize(content, out_size)},
         out_size,
+        guides=None if masks is None else {"content": masks[0], "style": masks[1]},
         init=init,
         **kwargs,
     )
     result.settings.update(preset=p.name, statistic=parse_statistic(statistic), style_scale=style_scale)
-    if guides is not None:
-        result.settings["regions"] = int(guides[0].shape[1])
+    if masks is not None:
+        result.settings["regions"] = int(masks[0].shape[1])
     return result
 
 
