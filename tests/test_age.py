@@ -1,0 +1,135 @@
+"""AGE (thesis ch. 4): eq. 4.7 against a NumPy transcription, its minimum at the unit Gaussian, the
+Kozachenko–Leonenko alternative against a closed form, the reconstruction losses and the networks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from featstat.adversarial.age import (
+    AGEEncoder,
+    AGEGenerator,
+    age_encoder_loss,
+    age_generator_loss,
+    data_reconstruction_loss,
+    gaussian_kl_divergence,
+    kl_divergence_knn,
+    latent_divergence,
+    latent_reconstruction_loss,
+    sample_sphere,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def kl_numpy(z: np.ndarray) -> float:
+    """Eq. 4.7 transcribed: −1/2 + (1/M) Σ_j (s_j² + m_j²)/2 − log s_j (ML standard deviation)."""
+    m, s = z.mean(axis=0), z.std(axis=0)
+    return float(-0.5 + np.mean((s**2 + m**2) / 2 - np.log(s)))
+
+
+def test_equation_4_7_matches_numpy():
+    rng = np.random.default_rng(0)
+    z = rng.normal(0.3, 1.7, size=(50, 6))
+    got = gaussian_kl_divergence(torch.from_numpy(z))
+    assert got.item() == pytest.approx(kl_numpy(z), rel=1e-7)  # eps = 1e-8 inside the log
+
+
+def test_equation_4_7_is_minimal_at_the_unit_gaussian():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(400, 5))
+    z = (z - z.mean(0)) / z.std(0)  # mean 0, ML std 1 exactly
+    t = torch.from_numpy(z).requires_grad_(True)
+    value = gaussian_kl_divergence(t)
+    assert value.item() == pytest.approx(0.0, abs=1e-7)
+    value.backward()
+    assert t.grad.abs().max().item() < 1e-7  # a stationary point
+    for scale, shift in ((1.3, 0.0), (0.7, 0.0), (1.0, 0.4)):
+        assert gaussian_kl_divergence(torch.from_numpy(z * scale + shift)).item() > 1e-3
+
+
+def test_equation_4_7_gradcheck():
+    z = torch.randn(7, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gaussian_kl_divergence, (z,))
+
+
+def test_knn_estimator_against_the_gaussian_closed_form():
+    g = torch.Generator().manual_seed(0)
+    for sigma in (0.5, 1.0, 2.0):
+        z = torch.randn(4000, 2, generator=g, dtype=torch.float64) * sigma
+        exact = 0.5 * (sigma**2 - 1 - math.log(sigma**2))  # KL(N(0, σ²) ‖ N(0, 1)) per dimension
+        assert kl_divergence_knn(z).item() == pytest.approx(exact, abs=0.05)
+
+
+def test_both_divergences_prefer_spread_codes_on_the_sphere():
+    spread = sample_sphere(256, 8, seed=0) * math.sqrt(8)  # ~unit variance per dimension
+    cramped = torch.nn.functional.normalize(spread + 3.0 * torch.ones(8), dim=1) * math.sqrt(8)
+    for name in ("gaussian", "knn"):
+        assert latent_divergence(spread, name) < latent_divergence(cramped, name)
+    with pytest.raises(ValueError, match="divergence"):
+        latent_divergence(spread, "wasserstein")
+    with pytest.raises(ValueError, match="at least 2 codes"):
+        gaussian_kl_divergence(torch.zeros(1, 4))
+
+
+def test_reconstruction_losses_and_objectives_are_the_plain_formulas():
+    g = torch.Generator().manual_seed(0)
+    x, xr = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
+    z, zr = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    assert data_reconstruction_loss(x, xr).item() == pytest.approx((x - xr).abs().mean().item())
+    assert latent_reconstruction_loss(z, zr).item() == pytest.approx(((z - zr) ** 2).mean().item())
+    e_x, e_gz = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    gen = age_generator_loss(e_gz, z, weight=7.0)
+    assert gen.item() == pytest.approx((gaussian_kl_divergence(e_gz) + 7 * ((z - e_gz) ** 2).mean()).item())
+    enc = age_encoder_loss(e_x, e_gz, x, xr, weight=3.0)
+    v2 = gaussian_kl_divergence(e_gz) - gaussian_kl_divergence(e_x)
+    assert enc.item() == pytest.approx((-v2 + 3 * (x - xr).abs().mean()).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="x_rec"):
+        data_reconstruction_loss(x, xr[:2])
+
+
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_networks_shapes_sphere_and_range(size):
+    enc, gen = AGEEncoder(latent=10, size=size, width=8), AGEGenerator(latent=10, size=size, width=8)
+    z = sample_sphere(3, 10, seed=1)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(3))
+    x = gen(z)
+    assert x.shape == (3, 3, size, size) and x.min() >= 0 and x.max() <= 1
+    code = enc(x)
+    assert code.shape == (3, 10)
+    torch.testing.assert_close(code.norm(dim=1), torch.ones(3))
+    cond = AGEEncoder(latent=3, size=size, channels=2, condition=1, width=8)
+    assert cond(torch.rand(2, 2, size, size), torch.rand(2, 1, size, size)).shape == (2, 3)
+    with pytest.raises(ValueError, match="condition"):
+        cond(torch.rand(2, 2, size, size))
+    with pytest.raises(ValueError, match="power of two"):
+        AGEEncoder(size=24)
+
+
+def test_a_few_alternating_steps_lower_each_players_loss():
+    """Eqs. 4.5–4.6 on 2-D toy data: two generator updates per encoder update, Adam 2e-4 → 1e-3 here."""
+    torch.manual_seed(0)
+    enc, gen = AGEEncoder(latent=4, size=8, width=8), AGEGenerator(latent=4, size=8, width=8)
+    opt_e = torch.optim.Adam(enc.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.5, 0.999))
+    data = torch.rand(32, 1, 1, 1).expand(32, 3, 8, 8).contiguous()  # flat grey images of random level
+    rec = []
+    for _ in range(12):
+        z = sample_sphere(32, 4)
+        fake = gen(z).detach()
+        loss_e = age_encoder_loss(enc(data), enc(fake), data, gen(enc(data)).detach(), weight=10.0)
+        opt_e.zero_grad()
+        loss_e.backward()
+        opt_e.step()
+        for _ in range(2):
+            z = sample_sphere(32, 4)
+            e_gz = enc(gen(z))
+            loss_g = age_generator_loss(e_gz, z, weight=1000.0)
+            opt_g.zero_grad()
+            loss_g.backward()
+            opt_g.step()
+        rec.append(latent_reconstruction_loss(z, e_gz.detach()).item())
+    assert rec[-1] < rec[0]
