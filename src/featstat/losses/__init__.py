@@ -1,11 +1,16 @@
 """Statistics and divergences over images and feature sets.
 
 Each loss is a module (configuration, cached target statistic) with a functional twin in
-:mod:`featstat.losses.functional`. :data:`LOSSES` maps the names used by configs and the CLI to classes.
+:mod:`featstat.losses.functional`. :data:`LOSSES` (the loss registry) maps the names used by configs and
+the CLI to classes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from ..registry import LOSSES as _LOSSES
+from ..registry import AliasView, Registry
 from . import functional
 from .adversarial import DiscriminatorLoss, GeneratorAdversarialLoss
 from .base import FeatureLoss
@@ -17,42 +22,24 @@ from .pixel import L1Loss, L2Loss, LowFrequencyL2Loss, TotalVariationLoss
 from .projected import ProjectedDistributionLoss, SlicedWassersteinLoss
 
 #: Loss classes by the name configs use (``loss = "contextual"``); constructor keywords are the options.
-LOSSES: dict[str, type[FeatureLoss]] = {
-    "l1": L1Loss,
-    "l2": L2Loss,
-    "low_frequency_l2": LowFrequencyL2Loss,
-    "total_variation": TotalVariationLoss,
-    "perceptual": PerceptualLoss,
-    "gram": GramLoss,
-    "contextual": ContextualLoss,
-    "chamfer": ChamferLoss,
-    "projected_distribution": ProjectedDistributionLoss,
-    "sliced_wasserstein": SlicedWassersteinLoss,
-    "diversity": DiversityLoss,
-}
+#: The one loss registry (:data:`featstat.registry.LOSSES`), a read-only mapping of canonical names; a module
+#: in this package that registers a class (``@LOSSES.register("name", "alias")``) is found on first lookup.
+LOSSES: Registry[type[FeatureLoss]] = _LOSSES
 
-#: Short aliases accepted wherever a loss name is.
-ALIASES = {
-    "cx": "contextual",
-    "pdl": "projected_distribution",
-    "tv": "total_variation",
-    "mse": "l2",
-    "lf_l2": "low_frequency_l2",
-    "swd": "sliced_wasserstein",
-    "texture": "gram",
-}
+#: Short aliases accepted wherever a loss name is (alias → canonical name; a live view of the registry).
+ALIASES: Mapping[str, str] = AliasView(_LOSSES)
 
 
 def get_loss(name: str) -> type[FeatureLoss]:
-    """The loss class registered under ``name`` (or an alias); a ValueError lists the valid names."""
-    key = ALIASES.get(name, name)
-    if key not in LOSSES:
-        import difflib
+    """The loss class registered under ``name`` (or an alias); a ValueError names the closest name and lists
+    the valid ones. Same as ``featstat.registry.LOSSES.get(name)``."""
+    return LOSSES.get(name)
 
-        close = difflib.get_close_matches(name, [*LOSSES, *ALIASES], n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}{hint}")
-    return LOSSES[key]
+
+def distribution_statistics() -> list[str]:
+    """Canonical names of the registered losses that compare feature distributions (the classes'
+    ``distribution_statistic`` fact): the choices of texture ``--statistic`` and of derived deep metrics."""
+    return LOSSES.names(distribution_statistic=True)
 
 
 __all__ = [
@@ -74,6 +61,7 @@ __all__ = [
     "ProjectedDistributionLoss",
     "SlicedWassersteinLoss",
     "TotalVariationLoss",
+    "distribution_statistics",
     "functional",
     "get_loss",
 ]

@@ -28,6 +28,11 @@ class FeatureLoss(nn.Module):
 
     #: True when pred and target must have the same spatial size (pointwise losses).
     pointwise: bool = False
+    #: True when the loss compares the *distributions* of feature vectors (positions are samples): it accepts
+    #: pred and target of different spatial sizes and can be a texture ``--statistic`` or a deep metric.
+    distribution_statistic: bool = False
+    #: False for terms on the prediction alone (total variation, diversity): objectives give them no target.
+    needs_target: bool = True
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()

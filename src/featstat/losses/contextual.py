@@ -44,6 +44,7 @@ from .._checks import (
     reduce,
 )
 from ..features.sampling import sample_positions
+from ..registry import LOSSES
 from ._cx_kernel import contextual_column_max, nearest_rows
 from .base import FeatureLoss
 
@@ -279,6 +280,7 @@ def _sample_index(
     return sample_positions(h, w, size * size, generator).to(device)
 
 
+@LOSSES.register("contextual", "cx")
 class ContextualLoss(FeatureLoss):
     """Contextual loss module (cosine or L2 distance, optional bilateral term and random sampling).
 
@@ -287,6 +289,8 @@ class ContextualLoss(FeatureLoss):
     positions, drawn from a generator seeded with ``seed`` (the same positions in pred and target when
     their maps have equal size, as in the papers' code); None (default) uses every position.
     """
+
+    distribution_statistic = True
 
     def __init__(
         self,
@@ -344,8 +348,11 @@ class ContextualLoss(FeatureLoss):
         )
 
 
+@LOSSES.register("chamfer")
 class ChamferLoss(FeatureLoss):
     """Chamfer distance module (see :func:`chamfer_distance`)."""
+
+    distribution_statistic = True
 
     def __init__(self, distance: str = "cosine", *, symmetric: bool = False, reduction: str = "mean") -> None:
         super().__init__(reduction)

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from .._checks import check_positive, check_reduction, check_tensor, compute_dtype
 from .._checks import reduce as _reduce
+from ..registry import LOSSES
 from .base import FeatureLoss
 
 __all__ = ["DiversityLoss", "diversity_loss", "nearest_neighbour_distance"]
@@ -75,12 +76,15 @@ def diversity_loss(x: Tensor, eps: float = 1e-8, reduction: str = "mean") -> Ten
     return _reduce(-torch.log(rho + eps), reduction)
 
 
+@LOSSES.register("diversity")
 class DiversityLoss(FeatureLoss):
     """Module form of :func:`diversity_loss`; a term on the generated batch alone.
 
     ``forward(pred, target=None)``: ``target`` is accepted for the ``(pred, target)`` interface of an
     objective and is not used.
     """
+
+    needs_target = False
 
     def __init__(self, eps: float = 1e-8, reduction: str = "mean") -> None:
         super().__init__(reduction)

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .._checks import check_finite, check_reduction, check_same_batch, check_tensor, compute_dtype
 from .._checks import reduce as _reduce
+from ..registry import LOSSES
 from .base import FeatureLoss
 
 __all__ = ["GramLoss", "gram_loss", "gram_matrix", "texture_loss"]
@@ -208,6 +209,7 @@ def texture_loss(
     return _reduce(total, reduction)
 
 
+@LOSSES.register("gram", "texture")
 class GramLoss(FeatureLoss):
     """Module form of :func:`gram_loss` for one layer.
 
@@ -216,6 +218,8 @@ class GramLoss(FeatureLoss):
     returns the per-sample loss. For guided (masked) Gram losses pass masks to both, or call ``loss(pred,
     target, mask_pred=..., mask_target=...)``.
     """
+
+    distribution_statistic = True
 
     def prepare_target(self, target: Tensor, mask: Tensor | None = None) -> Tensor:
         target = check_tensor("target", target)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_reduction, check_same_shape, check_tensor, compute_dtype
 from .._checks import reduce as _reduce
+from ..registry import LOSSES
 from .base import FeatureLoss
 
 __all__ = ["PerceptualLoss", "perceptual_loss"]
@@ -49,6 +50,7 @@ def perceptual_loss(
     return _reduce(values.flatten(1).mean(dim=1), reduction)
 
 
+@LOSSES.register("perceptual")
 class PerceptualLoss(FeatureLoss):
     """Module form of :func:`perceptual_loss` (pointwise: pred and target features of the same shape)."""
 

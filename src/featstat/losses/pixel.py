@@ -25,6 +25,7 @@ from .._checks import (
     compute_dtype,
 )
 from .._checks import reduce as _reduce
+from ..registry import LOSSES
 from .base import FeatureLoss
 
 __all__ = [
@@ -218,6 +219,7 @@ def total_variation(x: Tensor, kind: str = "anisotropic", reduction: str = "mean
 # ------------------------------------------------------------------------------------------------ modules
 
 
+@LOSSES.register("l1")
 class L1Loss(FeatureLoss):
     """Module form of :func:`l1_loss` (pointwise; pred and target of the same shape)."""
 
@@ -227,6 +229,7 @@ class L1Loss(FeatureLoss):
         return l1_loss(pred, prepared, reduction="none")
 
 
+@LOSSES.register("l2", "mse")
 class L2Loss(FeatureLoss):
     """Module form of :func:`l2_loss` (mean squared error; pointwise)."""
 
@@ -236,6 +239,7 @@ class L2Loss(FeatureLoss):
         return l2_loss(pred, prepared, reduction="none")
 
 
+@LOSSES.register("low_frequency_l2", "lf_l2")
 class LowFrequencyL2Loss(FeatureLoss):
     """Module form of :func:`low_frequency_l2_loss` (21×21, σ = 3 by default).
 
@@ -275,12 +279,15 @@ class LowFrequencyL2Loss(FeatureLoss):
         )
 
 
+@LOSSES.register("total_variation", "tv")
 class TotalVariationLoss(FeatureLoss):
     """Module form of :func:`total_variation`; a regulariser on the prediction alone.
 
     ``forward(pred, target=None)``: ``target`` is accepted so the loss fits the ``(pred, target)`` interface
     of an objective, and is not used.
     """
+
+    needs_target = False
 
     def __init__(self, kind: str = "anisotropic", reduction: str = "mean") -> None:
         super().__init__(reduction)

@@ -38,6 +38,7 @@ from .._checks import (
     make_generator,
 )
 from .._checks import reduce as _reduce
+from ..registry import LOSSES
 from .base import FeatureLoss
 
 __all__ = [
@@ -334,6 +335,7 @@ def sliced_wasserstein_loss(
     )
 
 
+@LOSSES.register("projected_distribution", "pdl")
 class ProjectedDistributionLoss(FeatureLoss):
     """Module form of :func:`projected_distribution_loss`.
 
@@ -347,6 +349,8 @@ class ProjectedDistributionLoss(FeatureLoss):
     ``prepare_target(target)`` projects and sorts the target once (N'×K×M', cacheable while the target is
     fixed); ``compare(pred, prepared)`` projects and sorts the prediction and returns one value per sample.
     """
+
+    distribution_statistic = True
 
     projections: Tensor | None
 
@@ -438,6 +442,7 @@ class ProjectedDistributionLoss(FeatureLoss):
         )
 
 
+@LOSSES.register("sliced_wasserstein", "swd")
 class SlicedWassersteinLoss(ProjectedDistributionLoss):
     """Sliced Wasserstein-1 loss: :class:`ProjectedDistributionLoss` with ``projection="sphere"``."""
 

@@ -4,7 +4,8 @@ errors, power spectra, patch-distribution divergences and the 2AFC harness.
 Every metric is a function (``featstat.metrics.psnr(pred, target)``) and a module (``PSNR()``), takes images
 N×C×H×W in [0, 1], returns one value per image with ``reduction="none"`` (default "mean"), and says whether
 higher is better. :data:`METRICS` maps the names used by the CLI (``featstat eval --metrics psnr,lpips``) to
-``MetricInfo(function, module, higher_is_better)``; :func:`build_metric` makes a module by name.
+``MetricInfo(function, module, higher_is_better)`` (the metric registry; every distribution loss is also a
+derived deep metric, :class:`StatisticDistance`); :func:`build_metric` makes a module by name.
 
 Example::
 
@@ -17,10 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import functools
+from collections.abc import Mapping
 from typing import Any
 
+from ..registry import LOSSES as _LOSSES
+from ..registry import METRICS as _METRICS
+from ..registry import AliasView, Registry
 from .base import Metric, MetricInfo, check_image_pair
 from .deep import (
     LPIPS,
@@ -50,45 +54,71 @@ from .spectrum import (
     spectral_slope,
     spectrum_distance,
 )
+from .statistic import StatisticDistance, statistic_distance
 from .twoafc import TwoAFCResult, find_subsets, format_table, list_triplets, score_2afc, twoafc_scores
 
 
-def _registry() -> dict[str, MetricInfo]:
-    reg: dict[str, MetricInfo] = {
-        "psnr": MetricInfo(psnr, PSNR, True),
-        "ssim": MetricInfo(ssim, SSIM, True),
-        "ms_ssim": MetricInfo(ms_ssim, MSSSIM, True),
-        "lpips": MetricInfo(lpips, LPIPS, False),
-        "gram": MetricInfo(gram_distance, GramDistance, False),
-        "cx": MetricInfo(cx_distance, CXDistance, False),
-        "pdl": MetricInfo(pdl_distance, PDLDistance, False),
-        "spectrum": MetricInfo(spectrum_distance, SpectrumDistance, False),
-    }
-    for d in ("kl", "chi2", "emd"):
-        reg[f"patch_{d}"] = MetricInfo(
-            functools.partial(patch_divergence, divergence=d), functools.partial(PatchDivergence, d), False
-        )
-    for stat, higher in ANGULAR_STATISTICS.items():
-        reg[f"angular_{stat}"] = MetricInfo(
-            functools.partial(angular_statistic, statistic=stat),
-            functools.partial(AngularError, stat),
-            higher,
-        )
-    return reg
+def register_metric(
+    name: str, function: Any, module: Any, *aliases: str, higher_is_better: bool | None = None
+) -> MetricInfo:
+    """Register a metric: its functional form, its module class (or a factory of it) and aliases. The
+    direction is the class's fact (:attr:`Metric.higher_is_better`) unless given (per-instance facts)."""
+    if higher_is_better is None:
+        higher_is_better = metric_class(module).higher_is_better
+    return _METRICS.register_value(name, MetricInfo(function, module, bool(higher_is_better)), *aliases)
 
 
-#: Metric name → MetricInfo(function, module class (or factory), higher_is_better).
-METRICS: dict[str, MetricInfo] = _registry()
+def metric_class(module: Any) -> type[Metric]:
+    """The Metric class behind a registry entry's ``module`` (a class or a functools.partial of one)."""
+    while isinstance(module, functools.partial):
+        module = module.func
+    return module
 
-#: Other names accepted by :func:`get_metric`.
-ALIASES: dict[str, str] = {
-    "msssim": "ms_ssim",
-    "ms-ssim": "ms_ssim",
-    "texture": "gram",
-    "contextual": "cx",
-    "projected_distribution": "pdl",
-    "lsd": "spectrum",
-}
+
+def _derived_from_losses() -> dict[str, MetricInfo]:
+    """A metric for each distribution loss with no hand-written metric of its name (or alias)."""
+    taken = {*_METRICS.registered_names(), *_METRICS.registered_aliases()}
+    out: dict[str, MetricInfo] = {}
+    for loss in _LOSSES.names(distribution_statistic=True):
+        if loss in taken or any(a in taken for a in _LOSSES.aliases_of(loss)):
+            continue
+        function = functools.partial(statistic_distance, loss=loss)
+        out[loss] = MetricInfo(function, functools.partial(StatisticDistance, loss), False)
+    return out
+
+
+def _derived_aliases() -> dict[str, str]:
+    derived = _derived_from_losses()
+    return {a: n for a, n in _LOSSES.aliases.items() if n in derived and a not in _METRICS.registered_names()}
+
+
+_METRICS.set_derived(_derived_from_losses, _derived_aliases)
+
+register_metric("psnr", psnr, PSNR)
+register_metric("ssim", ssim, SSIM)
+register_metric("ms_ssim", ms_ssim, MSSSIM, "msssim", "ms-ssim")
+register_metric("lpips", lpips, LPIPS)
+register_metric("gram", gram_distance, GramDistance, "texture")
+register_metric("cx", cx_distance, CXDistance, "contextual")
+register_metric("pdl", pdl_distance, PDLDistance, "projected_distribution")
+register_metric("spectrum", spectrum_distance, SpectrumDistance, "lsd")
+for _d in ("kl", "chi2", "emd"):
+    _fn = functools.partial(patch_divergence, divergence=_d)
+    register_metric(f"patch_{_d}", _fn, functools.partial(PatchDivergence, _d))
+for _stat, _higher in ANGULAR_STATISTICS.items():
+    register_metric(
+        f"angular_{_stat}",
+        functools.partial(angular_statistic, statistic=_stat),
+        functools.partial(AngularError, _stat),
+        higher_is_better=_higher,
+    )
+
+#: Metric name → MetricInfo(function, module class (or factory), higher_is_better): the metric registry
+#: (:data:`featstat.registry.METRICS`), a read-only mapping; distribution losses appear as derived metrics.
+METRICS: Registry[MetricInfo] = _METRICS
+
+#: Other names accepted by :func:`get_metric` (alias → name; a live view of the registry).
+ALIASES: Mapping[str, str] = AliasView(_METRICS)
 
 #: Groups of metric names accepted by the CLI's ``--metrics``.
 GROUP_NAMES: dict[str, tuple[str, ...]] = {
@@ -98,18 +128,14 @@ GROUP_NAMES: dict[str, tuple[str, ...]] = {
 
 
 def canonical_name(name: str) -> str:
-    """The registry name for ``name`` (an alias resolves); ``ValueError`` listing the names if unknown."""
-    key = ALIASES.get(name, name)
-    if key not in METRICS:
-        close = difflib.get_close_matches(name, [*METRICS, *ALIASES], n=2)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown metric {name!r}{hint} Known metrics: {', '.join(METRICS)}")
-    return key
+    """The registry name for ``name`` (an alias resolves); a ``ValueError`` names the closest and the
+    choices."""
+    return METRICS.canonical(name)
 
 
 def get_metric(name: str) -> MetricInfo:
     """``MetricInfo(function, module, higher_is_better)`` of a metric by name or alias."""
-    return METRICS[canonical_name(name)]
+    return METRICS.get(name)
 
 
 def build_metric(name: str, **options: Any) -> Metric:
@@ -138,6 +164,7 @@ __all__ = [
     "PDLDistance",
     "PatchDivergence",
     "SpectrumDistance",
+    "StatisticDistance",
     "TwoAFCResult",
     "angular_error",
     "angular_error_stats",
@@ -156,6 +183,7 @@ __all__ = [
     "lpips",
     "lpips_from_features",
     "mean_power_spectrum",
+    "metric_class",
     "ms_ssim",
     "paper_gram_layers",
     "patch_divergence",
@@ -164,11 +192,13 @@ __all__ = [
     "psnr",
     "radial_power_spectrum",
     "random_projections_2d",
+    "register_metric",
     "rgb_to_y",
     "score_2afc",
     "spectral_slope",
     "spectrum_distance",
     "ssim",
+    "statistic_distance",
     "twoafc_scores",
     "unit_normalize",
 ]

@@ -64,6 +64,14 @@ class Metric(nn.Module):
 
     #: True when larger values mean the prediction is closer to the reference (PSNR, SSIM).
     higher_is_better: ClassVar[bool] = False
+    #: True when pred and target must have the same spatial size (pointwise metrics).
+    same_size: ClassVar[bool] = True
+    #: True for metrics on the features of a backbone (they take ``weights=``; CLI ``--random-weights``).
+    backbone: ClassVar[bool] = False
+    #: True when ``weights="auto"`` (the best trained features on this machine) suits the metric.
+    auto_weights: ClassVar[bool] = False
+    #: True for metrics with the SR papers' options ``y_channel`` and ``crop_border``.
+    luma_options: ClassVar[bool] = False
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()

@@ -271,6 +271,8 @@ class DeepMetric(Metric):
     higher_is_better = False
     #: Pointwise metrics need pred and target of the same size.
     same_size = False
+    backbone = True
+    auto_weights = True
     default_net = "vgg"
     default_layer_reduction = "mean"
 
@@ -355,6 +357,7 @@ class LPIPS(DeepMetric):
     """
 
     same_size = True
+    auto_weights = False  # LPIPS keeps torchvision's trunks, the ones its heads were calibrated on
     default_net = "alex"
     default_layer_reduction = "sum"
 

@@ -244,6 +244,7 @@ class PSNR(Metric):
     """Module form of :func:`psnr` (higher is better)."""
 
     higher_is_better = True
+    luma_options = True
 
     def __init__(
         self,
@@ -269,6 +270,7 @@ class SSIM(Metric):
     """Module form of :func:`ssim` (higher is better)."""
 
     higher_is_better = True
+    luma_options = True
 
     def __init__(
         self,
@@ -299,6 +301,7 @@ class MSSSIM(Metric):
     """Module form of :func:`ms_ssim` (higher is better)."""
 
     higher_is_better = True
+    luma_options = True
 
     def __init__(
         self,

@@ -233,6 +233,7 @@ class PatchDivergence(Metric):
     """Module form of :func:`patch_divergence` for one divergence ("kl", "chi2" or "emd"). Lower is better."""
 
     higher_is_better = False
+    same_size = False
 
     def __init__(
         self,
