@@ -449,6 +449,7 @@ class Objective(nn.Module):
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | str | os.PathLike[str]) -> Objective:
         """Build from a dict or a TOML file (see :mod:`featstat.objective.config`)."""
-        from .config import build_objective
+        # through the package, which imports config after core: core never imports config (no cycle)
+        from . import build_objective
 
         return build_objective(config)
