@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,44 @@ from typing import IO
 
 #: A temporary file left by a writer on another host is removed only when older than this (seconds).
 FOREIGN_STALE_AFTER = 24 * 3600
+
+
+def _umask_from_proc() -> int | None:
+    """The process umask from /proc/self/status (Linux ≥ 4.7), which reads it without changing it."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting() -> int:
+    """The umask the only portable way, setting and restoring it: done once, at import, under a lock, so
+    no thread of ours writes a file in between with the umask at 0."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+_PROC_UMASK = _umask_from_proc()
+_HAS_PROC_UMASK = _PROC_UMASK is not None
+#: the umask when featstat was imported, read once (used where /proc/self/status does not show it)
+UMASK_AT_IMPORT: int = _PROC_UMASK if _PROC_UMASK is not None else _umask_by_setting()
+
+
+def current_umask() -> int:
+    """The umask to apply to new files: read from /proc/self/status where the system shows it (no set/reset
+    race, follows later ``os.umask`` calls), else the value read once at import."""
+    if _HAS_PROC_UMASK:
+        mask = _umask_from_proc()
+        if mask is not None:
+            return mask
+    return UMASK_AT_IMPORT
 
 
 def _host_tag() -> str:
@@ -92,9 +131,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
