@@ -1,7 +1,8 @@
 """Build an :class:`~featstat.objective.Objective` from a plain dict or a TOML file.
 
     [backbones.vgg]                 # one entry per backbone; built once with the union of its layers
-    arch = "vgg19"                  # vgg19 | vgg16 | alexnet | squeezenet1_1 | patches
+    arch = "vgg19"                  # a name of featstat.registry.EXTRACTORS: vgg19 | vgg16 | alexnet |
+                                    # squeezenet1_1 | patches | random_filters
     weights = "vgg19"               # registry name, file path, "random" (seeded random weights) or "auto"
     paper_weights = "vgg19"         # optional, with "auto": the paper's registry file(s), tried first
     preprocessing = "torchvision"   # optional: "caffe" | "torchvision" (default: the weights' own)
@@ -29,7 +30,14 @@ VGG-16 with VGG-19 layer names mapped → the shallow Caffe VGG-19 → seeded ra
 ``objective.feature_sources``.
 
 ``terms`` may also be a list of tables with a ``name`` key. ``target = "style"`` names the target a term
-compares against (default "target"); ``target = "none"`` for terms without one (diversity, TV).
+compares against (default "target", or "none" for losses whose class says ``needs_target = False``: diversity,
+TV).
+
+This module is the one way from names to an objective: texture synthesis and style transfer, the Deep Image
+Prior's extra terms and the restoration recipes write a spec and build it here (:func:`build_objective`, or
+:func:`build_terms` for terms on extractors the caller already built), so any loss registered in
+:data:`featstat.registry.LOSSES` works in all of them. In a dict config (not TOML) a backbone may also be an
+extractor module the caller built (``{"backbones": {"vgg": extractor}}``); it is used as is.
 
 Guides (spatial masks, e.g. the semantically guided Gram loss of TSRN eq. 4): ``pred_guide = "content"``
 and ``target_guide = "style"`` name the masks of the prediction and of the target that are passed at call
@@ -52,9 +60,9 @@ from typing import Any
 
 from torch import nn
 
-from .. import features
 from ..features.sources import choose_features
 from ..losses import get_loss
+from ..registry import EXTRACTORS
 from .core import Objective, Term
 
 if sys.version_info >= (3, 11):
@@ -62,15 +70,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_EXTRACTORS = {
-    "vgg19": features.vgg19,
-    "vgg16": features.vgg16,
-    "alexnet": features.alexnet,
-    "squeezenet1_1": features.squeezenet1_1,
-}
 _GUIDE_KEYS = ("pred_guide", "target_guide")
-_TERM_KEYS = {"name", "loss", "weight", "backbone", "layers", "layer_weights", "target", *_GUIDE_KEYS}
-_TARGET_LESS = {"diversity", "total_variation", "tv"}
+#: Keys of a term table that are the term's own; every other key is an option of the loss.
+TERM_KEYS = frozenset(
+    {"name", "loss", "weight", "backbone", "layers", "layer_weights", "target", *_GUIDE_KEYS}
+)
 
 
 def load_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
@@ -132,13 +136,16 @@ def _integer(where: str, value: Any) -> int:
 
 _BACKBONE_STRINGS = ("arch", "weights", "paper_weights", "preprocessing", "pooling")
 _BACKBONE_INTEGERS = ("seed", "size", "stride")
+_TRAINED_KEYS = {"weights", "preprocessing", "pooling", "seed"}
 
 
-def _check_backbone(name: str, spec: Any) -> dict[str, Any]:
+def _check_backbone(name: str, spec: Any) -> dict[str, Any] | nn.Module:
+    if isinstance(spec, nn.Module):
+        return spec  # an extractor the caller built (dict configs only)
     where = f"backbones.{name}"
     spec = _table(where, spec, 'e.g. [backbones.vgg] with arch = "vgg19"')
     if "arch" not in spec:
-        raise ValueError(f"{where}.arch is missing: one of {[*_EXTRACTORS, 'patches']}")
+        raise ValueError(f"{where}.arch is missing: one of {EXTRACTORS.names()}")
     for key in _BACKBONE_STRINGS:
         if key in spec:
             _name(f"{where}.{key}", spec[key], "a name or a file path" if "weights" in key else "a name")
@@ -207,23 +214,20 @@ def _terms_list(raw: Any) -> list[tuple[str, dict[str, Any]]]:
 def _build_extractor(name: str, spec: Mapping[str, Any], layers: list[str]) -> nn.Module:
     spec = dict(spec)
     arch = spec.pop("arch", None)
-    if arch == "patches":
-        unknown = set(spec) - {"size", "stride"}
+    if not isinstance(arch, str) or arch not in EXTRACTORS:
+        raise ValueError(f"backbone {name!r}: arch must be one of {EXTRACTORS.names()}, got {arch!r}")
+    builder = EXTRACTORS.get(arch)
+    if getattr(builder, "trained", False):
+        if spec.get("weights") == "random":
+            spec["weights"] = None
+        spec.pop("paper_weights", None)  # says which file "auto" tries first; explicit weights override it
+        unknown = set(spec) - _TRAINED_KEYS
         if unknown:
-            raise ValueError(f"backbone {name!r} (patches) has unknown keys {sorted(unknown)}")
-        return features.PatchExtractor(spec.get("size", 5), spec.get("stride", 2), name=layers[0])
-    if arch not in _EXTRACTORS:
-        raise ValueError(f"backbone {name!r}: arch must be one of {[*_EXTRACTORS, 'patches']}, got {arch!r}")
-    if spec.get("weights") == "random":
-        spec["weights"] = None
-    spec.pop("paper_weights", None)  # says which file "auto" tries first; explicit weights override it
-    unknown = set(spec) - {"weights", "preprocessing", "pooling", "seed"}
-    if unknown:
-        raise ValueError(f"backbone {name!r} has unknown keys {sorted(unknown)}")
+            raise ValueError(f"backbone {name!r} has unknown keys {sorted(unknown)}")
     try:
-        return _EXTRACTORS[arch](layers=layers, **spec)
+        return builder(layers, **spec)
     except TypeError as err:
-        raise ValueError(f"backbones.{name}: {err}") from err
+        raise ValueError(f"backbone {name!r} ({arch}) has unknown keys or bad options: {err}") from err
 
 
 def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objective:
@@ -250,7 +254,9 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
                 f"{where_of[id(spec)]}.backbone: {bb!r} is not defined in [backbones] (defined: "
                 f"{sorted(backbones)})"
             )
-        if backbones[bb].get("arch") == "patches":
+        if isinstance(backbones[bb], nn.Module):
+            continue
+        if EXTRACTORS.get(backbones[bb]["arch"], None) is EXTRACTORS.get("patches"):
             spec.setdefault("layers", [f"patch{backbones[bb].get('size', 5)}"])
         for layer in spec.get("layers") or []:
             if layer not in layers_of[bb]:
@@ -265,52 +271,80 @@ def build_objective(config: Mapping[str, Any] | str | os.PathLike[str]) -> Objec
                 if spec.get("backbone") == bb:
                     _map_term_layers(spec, mapping)
     extractors = {
-        name: _build_extractor(name, spec, layers_of[name])
+        name: spec if isinstance(spec, nn.Module) else _build_extractor(name, spec, layers_of[name])
         for name, spec in backbones.items()
-        if layers_of[name]
+        if isinstance(spec, nn.Module) or layers_of[name]
     }
-
-    terms = []
-    for spec in specs:
-        name = spec.get("name")
-        where = where_of[id(spec)]
-        loss_name = spec["loss"]
-        options = {k: v for k, v in spec.items() if k not in _TERM_KEYS}
-        try:
-            loss = get_loss(loss_name)(**options)
-        except TypeError as err:
-            raise ValueError(f"{where}: bad options for loss {loss_name!r}: {err}") from err
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
-        target = spec.get("target", "none" if loss_name in _TARGET_LESS else "target")
-        bb = spec.get("backbone")
-        try:
-            term = Term(
-                name=name,
-                loss=loss,
-                weight=float(spec.get("weight", 1.0)),
-                extractor=extractors.get(bb) if bb else None,
-                layers=spec.get("layers") if bb else None,
-                layer_weights=spec.get("layer_weights"),
-                target=None if target == "none" else target,
-                pred_guide=spec.get("pred_guide"),
-                target_guide=spec.get("target_guide"),
-            )
-        except ValueError as err:
-            raise ValueError(f"{where}: {err}") from err
-        terms.append(term)
-    objective = Objective(terms)
+    objective = Objective([_build_term(where_of[id(spec)], spec, extractors) for spec in specs])
     #: backbone name → FeatureSource.info() of the backbones built with weights = "auto"
     objective.feature_sources = {bb: src.info() for bb, src in sources.items()}
     return objective
+
+
+def build_terms(
+    terms: Mapping[str, Any] | list[Any], extractors: Mapping[str, nn.Module] | None = None
+) -> list[Term]:
+    """Terms from term tables (as in a config's ``terms``) on extractors the caller already built.
+
+    ``terms``: ``{name: {"loss": ..., "weight": ..., "backbone": ..., "layers": [...], **loss_options}}`` or a
+    list of tables with a ``name``; ``backbone`` names a key of ``extractors``. The products' objective
+    builders (texture statistics, DIP extra terms, recipes) go through here, so each registered loss works in
+    all of them. Errors are ``ValueError`` naming the term (``terms.NAME...``).
+    """
+    extractors = dict(extractors or {})
+    built = []
+    for where, spec in _terms_list(terms):
+        bb = spec.get("backbone")
+        if bb is not None and bb not in extractors:
+            raise ValueError(f"{where}.backbone: {bb!r} is not among the extractors {sorted(extractors)}")
+        built.append(_build_term(where, spec, extractors))
+    return built
+
+
+def build_loss(name: str, options: Mapping[str, Any] | None = None, where: str | None = None) -> nn.Module:
+    """A loss module by registry name or alias with constructor options; a ``ValueError`` names ``where``
+    (e.g. ``terms.cx``) and the bad option."""
+    prefix = f"{where}: " if where else ""
+    try:
+        cls = get_loss(name)
+    except ValueError as err:
+        raise ValueError(f"{prefix}{err}") from None
+    try:
+        return cls(**dict(options or {}))
+    except TypeError as err:
+        raise ValueError(f"{prefix}bad options for loss {name!r}: {err}") from err
+    except ValueError as err:
+        raise ValueError(f"{prefix}{err}") from err
+
+
+def _build_term(where: str, spec: Mapping[str, Any], extractors: Mapping[str, nn.Module]) -> Term:
+    loss_name = spec["loss"]
+    loss = build_loss(loss_name, {k: v for k, v in spec.items() if k not in TERM_KEYS}, where)
+    target = spec.get("target", "target" if getattr(loss, "needs_target", True) else "none")
+    bb = spec.get("backbone")
+    try:
+        return Term(
+            name=spec.get("name"),
+            loss=loss,
+            weight=float(spec.get("weight", 1.0)),
+            extractor=extractors.get(bb) if bb else None,
+            layers=spec.get("layers") if bb else None,
+            layer_weights=spec.get("layer_weights"),
+            target=None if target == "none" else target,
+            pred_guide=spec.get("pred_guide"),
+            target_guide=spec.get("target_guide"),
+        )
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
 
 
 def _auto_backbone(name: str, spec: Mapping[str, Any], layers: list[str]) -> tuple[dict[str, Any], Any]:
     """``weights = "auto"``: the best local features (:func:`featstat.features.sources.choose_features`)."""
     spec = dict(spec)
     arch = spec.get("arch")
-    if arch not in _EXTRACTORS:
-        raise ValueError(f"backbone {name!r}: weights = 'auto' needs arch one of {list(_EXTRACTORS)}")
+    trained = EXTRACTORS.names(trained=True)
+    if arch not in trained:
+        raise ValueError(f"backbone {name!r}: weights = 'auto' needs arch one of {trained}")
     paper = spec.pop("paper_weights", None)
     source = choose_features(arch, layers, paper)
     spec["arch"] = source.arch
