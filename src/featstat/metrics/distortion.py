@@ -33,6 +33,7 @@ from .._checks import (
     compute_dtype,
     reduce,
 )
+from ..ops import rgb_to_y as _ops_rgb_to_y
 from .base import Metric, check_image_pair
 
 __all__ = [
@@ -50,21 +51,19 @@ __all__ = [
 #: MS-SSIM scale weights β_j = γ_j of Wang et al. 2003 (5 scales, finest first).
 MS_SSIM_WEIGHTS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
-_Y_WEIGHTS = (65.481, 128.553, 24.966)
-
 
 def rgb_to_y(images: Tensor) -> Tensor:
     """Luma of RGB images in [0, 1]: N×3×H×W → N×1×H×W, ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``.
 
-    The Y of ITU-R BT.601 YCbCr with studio swing (MATLAB ``rgb2ycbcr``), as SR papers use for PSNR/SSIM.
+    The Y of ITU-R BT.601 YCbCr with studio swing (MATLAB ``rgb2ycbcr``), as SR papers use for PSNR/SSIM:
+    :func:`featstat.ops.rgb_to_y` (``swing="studio"``).
     """
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(
             f"images must be RGB (N×3×H×W) to take the Y channel, got shape {tuple(images.shape)}; "
             f"pass y_channel=False for grayscale images"
         )
-    w = torch.tensor(_Y_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (16.0 + (images * w).sum(dim=1, keepdim=True)) / 255.0
+    return _ops_rgb_to_y(images, swing="studio")
 
 
 def _check_crop(crop_border: int, x: Tensor) -> int:
