@@ -185,7 +185,7 @@ def test_checkpoint_resume_continues_identically(tmp_path, optimizer):
     )
     assert torch.equal(straight.image, resumed.image)
     assert straight.history["total"] == resumed.history["total"]
-    with pytest.raises(ValueError, match="settings differ"):
+    with pytest.raises(ValueError, match=r"cannot be resumed \(differences, saved → now: seed: 1 → 2"):
         synthesize(
             objective,
             {"style": example},
@@ -215,6 +215,57 @@ def test_interrupt_saves_a_checkpoint_that_resumes_exactly(tmp_path):
     assert saved["step"] == 3
     resumed = synthesize(objective, {"style": example}, 24, steps=6, seed=3, checkpoint=path, resume=True)
     assert torch.equal(straight.image, resumed.image)
+
+
+def test_level_run_alone_resumes_bit_for_bit_on_the_one_loop(tmp_path):
+    """A LevelRun (one pyramid level) driven by run_loop: 3 steps, checkpoint, resume to 6 = 6 straight."""
+    from featstat.engine.loop import run_loop
+    from featstat.texture.pixel_runs import LevelRun
+
+    example = blobs(24, 12)
+    objective = texture_objective(vgg())
+    x0 = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+
+    def level():
+        return LevelRun(objective, {"style": example}, x0, settings={"example": "blobs-12"})
+
+    straight = level()
+    run_loop(straight, 6)
+    path = tmp_path / "level.pt"
+    run_loop(level(), 3, checkpoint=path)
+    resumed = level()
+    result = run_loop(resumed, 6, checkpoint=path, resume=True)
+    assert result.started_at == 3 and len(result.history) == 6
+    assert torch.equal(straight.x, resumed.x) and straight.evaluations == resumed.evaluations
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        other = LevelRun(objective, {"style": example}, x0, settings={"example": "another"})
+        run_loop(other, 6, checkpoint=path, resume=True)
+
+
+def test_stop_below_ends_a_level_and_zero_step_levels_pass_the_image_on(tmp_path):
+    example = blobs(24, 13)
+    objective = texture_objective(vgg())
+    full = synthesize(objective, {"style": example}, 24, steps=[6, 0], scales=2, seed=0)
+    assert full.steps == 6 and full.image.shape[-2:] == (24, 24) and set(full.history["scale"]) == {0}
+    threshold = full.history["total"][2]  # reached after 3 steps of level 0
+    stopped = synthesize(
+        objective, {"style": example}, 24, steps=[6, 2], scales=2, seed=0, stop_below=threshold
+    )
+    assert (
+        stopped.history["scale"] == [0, 0, 0, 1, 1]
+        and stopped.history["total"][:3] == full.history["total"][:3]
+    )
+    path = tmp_path / "stop.pt"
+    seen = []
+    cb = lambda scale, step, image, values: seen.append((scale, step, sorted(values)))  # noqa: E731
+    again = synthesize(
+        objective, {"style": example}, 24, steps=[6, 2], scales=2, seed=0, stop_below=threshold,
+        checkpoint=path, callback=cb,
+    )  # fmt: skip
+    assert torch.equal(again.image, stopped.image) and len(seen) == 5
+    assert seen[0] == (0, 1, ["gram", "total"]) and seen[-1][:2] == (1, 2)
+    image, step = featstat.texture.synthesis.checkpoint_image(path)
+    assert step == 5 and image.shape[-2:] == (24, 24)
 
 
 def test_tileable_texture_has_no_seam():

@@ -199,11 +199,11 @@ def _stopped(err: KeyboardInterrupt, checkpoint: Path, image: Path | None = None
     if image is not None:
         try:
             from .. import io
-            from ..engine.runs import load_checkpoint
+            from ..texture.synthesis import checkpoint_image
 
-            state = load_checkpoint(checkpoint)
-            io.write_image(image, state["image"].float().clamp(0, 1))
-            lines.append(f"the image so far (step {state['step']}): {image}")
+            so_far, step = checkpoint_image(checkpoint)
+            io.write_image(image, so_far.float().clamp(0, 1))
+            lines.append(f"the image so far (step {step}): {image}")
         except (ValueError, KeyError, OSError) as exc:  # the checkpoint stays the thing that matters
             lines.append(f"(could not write the image so far: {exc})")
     lines.append(f"resume with: {_resume_command()}")

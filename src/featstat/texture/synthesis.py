@@ -74,7 +74,6 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -82,20 +81,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_finite, check_image, check_positive, check_tensor, make_generator
-from ..engine.runs import (
-    Progress,
-    graceful_interrupt,
-    interruptible,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from ..engine.loop import Outputs, read_checkpoint, run_loop
 from ..features import FeatureExtractor
 from ..features.random_filters import PAPER_SIZES, RandomFilterExtractor
 from ..features.weights import find_local, get_entry
 from ..losses import PerceptualLoss, TotalVariationLoss, get_loss
 from ..objective.core import Objective, Term
+from .pixel_runs import LevelRun, PyramidRun, loss_generators
 
 __all__ = [
     "OPTIMIZERS",
@@ -121,7 +113,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
 LINE_SEARCHES = (None, "strong_wolfe")
 _DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-_CHECKPOINT_KIND = "featstat.texture.synthesis"
+#: row entries of the loop's history that are not objective values (not passed to callbacks)
+_NOT_VALUES = ("step", "loss", "seconds", "scale", "evaluations")
 
 PathLike = str | os.PathLike[str]
 
@@ -529,16 +522,6 @@ def _min_size(objective: Objective) -> int:
     return max([int(getattr(e, "min_size", 1)) for e in objective.extractors] or [1])
 
 
-def _loss_generators(objective: Objective) -> dict[str, torch.Generator]:
-    """torch.Generators held by the objective's losses (e.g. CX sampling): saved with checkpoints."""
-    found = {}
-    for mname, module in objective.named_modules():
-        for attr, value in vars(module).items():
-            if isinstance(value, torch.Generator):
-                found[f"{mname}.{attr}"] = value
-    return found
-
-
 def _describe_objective(objective: Objective) -> list[dict[str, Any]]:
     out = []
     for t in objective.terms:
@@ -588,6 +571,7 @@ def synthesize(
     progress: bool = False,
     description: str = "synthesis",
     callback: Callable[[int, int, Tensor, Mapping[str, float]], None] | None = None,
+    outputs: Outputs | None = None,
 ) -> SynthesisResult:
     """Optimise the pixels of an image to minimise ``objective`` against ``targets``.
 
@@ -624,6 +608,12 @@ def synthesize(
         progress: show a progress bar.
         callback: ``callback(scale, step, image, values)`` after every step: the current (unclamped) iterate
             and "total" and the terms evaluated at the start of the step.
+        outputs: run-folder files to write (history JSON/CSV, curves, run.json;
+            :class:`featstat.engine.loop.Outputs`), as the command line does; None: none.
+
+    Each level is a :class:`~featstat.texture.pixel_runs.LevelRun`, the pyramid one
+    :class:`~featstat.texture.pixel_runs.PyramidRun` driven by :func:`featstat.engine.loop.run_loop` (which
+    owns progress, Ctrl-C / SIGTERM, checkpoints and the resume check).
 
     Returns: a :class:`SynthesisResult`.
     """
@@ -748,178 +738,74 @@ def synthesize(
     guides = {k: v.to(device) for k, v in guides.items()}
     settings["steps"] = step_list
 
-    generators = _loss_generators(objective)
-    counter = {"evaluations": 0}
-    history: dict[str, list[float]] = {"total": [], "seconds": [], "scale": [], "evaluations": []}
-    state: dict[str, Any] | None = None
-    if resume and checkpoint is not None and Path(checkpoint).is_file():
-        state = load_checkpoint(checkpoint)
-        if state.get("kind") != _CHECKPOINT_KIND:
-            raise ValueError(f"checkpoint {str(checkpoint)!r} is not a synthesis checkpoint")
-        differ = sorted(k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k])
-        if differ:
-            raise ValueError(
-                f"cannot resume from {str(checkpoint)!r}: its settings differ in {differ}; pass the same "
-                f"settings as the run that wrote it (only steps may change) or start afresh without resume"
-            )
-        history = {k: list(v) for k, v in state["history"].items()}
-        set_rng_state(state["rng"])
-        for key, g in generators.items():
-            if key in state["generators"]:
-                g.set_state(state["generators"][key])
-    time_offset = history["seconds"][-1] if history["seconds"] else 0.0
-    counter["evaluations"] = int(history["evaluations"][-1]) if history["evaluations"] else 0
-
+    generators = loss_generators(objective)
     total_steps = sum(step_list)
-    done_before = sum(step_list[: state["level"]]) + state["step"] if state else 0
-    start_level = state["level"] if state else 0
-    pad = (lambda x: x) if not tile else _circular_view
-    x_prev: Tensor | None = None
-    current: dict[str, Any] = {}
+    view = _circular_view if tile else None
 
-    def make_optimizer(x: Tensor) -> torch.optim.Optimizer:
-        if optimizer == "lbfgs":
-            return torch.optim.LBFGS(
-                [x],
-                lr=lr,
-                max_iter=1,
-                max_eval=20,
-                history_size=history_size,
-                line_search_fn=line_search,
-                tolerance_grad=0.0,
-                tolerance_change=0.0,
-            )
-        return torch.optim.Adam([x], lr=lr)
+    def new_level(level: int, x0: Tensor) -> LevelRun:
+        return LevelRun(
+            objective,
+            level_targets[level],
+            x0,
+            guides=guides,
+            optimizer=optimizer,
+            lr=lr,
+            line_search=line_search,
+            history_size=history_size,
+            range_weight=range_weight,
+            view=view,
+        )
 
-    def snapshot(
-        level: int,
-        step: int,
-        x: Tensor,
-        opt: torch.optim.Optimizer,
-        scale: float | None,
-        rng: dict[str, Any] | None = None,
-        gens: dict[str, Tensor] | None = None,
-    ) -> dict[str, Any]:
-        return {
-            "kind": _CHECKPOINT_KIND,
-            "version": 1,
-            "fingerprint": fingerprint,
-            "settings": settings,
-            "level": level,
-            "step": step,
-            "image": x.detach().cpu().clone(),
-            "optimizer": opt.state_dict(),
-            "loss_scale": scale,
-            "history": history,
-            "rng": rng_state() if rng is None else rng,
-            "generators": {k: g.get_state() for k, g in generators.items()} if gens is None else gens,
-        }
+    def first_image() -> Tensor:
+        hw = level_sizes[0]
+        if init_kind == "noise":
+            noise = torch.rand(1, 3, *hw, generator=make_generator(seed), dtype=dtype)
+            return (0.5 + noise_amplitude * (noise - 0.5)).to(device)
+        if init_kind == "content":
+            return level_targets[0]["content"].clone()
+        assert init_image is not None
+        return _resize(init_image.to(device=device, dtype=dtype), hw)
 
-    def on_interrupt() -> None:
-        # only safe between steps or while the first evaluation of a step runs (nothing updated yet)
-        if checkpoint is not None and current and current.get("safe", False):
-            save_checkpoint(checkpoint, current["snapshot"]())
+    run = PyramidRun(
+        new_level,
+        first_image,
+        level_sizes,
+        step_list,
+        fingerprint,
+        stop_below=stop_below,
+        generators=generators,
+    )
 
-    with (
-        Progress(total_steps, description, start=done_before, enabled=progress) as bar,
-        interruptible(on_interrupt),
-        graceful_interrupt() as stop,
-    ):
-        done = done_before
-        for level in range(start_level, scales):
-            hw, tgt = level_sizes[level], level_targets[level]
-            opt_state = None
-            if state is not None and level == start_level:
-                x0 = state["image"].to(device=device, dtype=dtype)
-                start, loss_scale, opt_state = state["step"], state["loss_scale"], state["optimizer"]
-            elif level == 0:
-                if init_kind == "noise":
-                    noise = torch.rand(1, 3, *hw, generator=make_generator(seed), dtype=dtype)
-                    x0 = (0.5 + noise_amplitude * (noise - 0.5)).to(device)
-                elif init_kind == "content":
-                    x0 = tgt["content"].clone()
-                else:
-                    x0 = _resize(init_image.to(device=device, dtype=dtype), hw)
-                start, loss_scale = 0, None
-            else:
-                assert x_prev is not None
-                x0 = F.interpolate(x_prev, size=hw, mode="bilinear", align_corners=False)
-                start, loss_scale = 0, None
-            x = x0.detach().clone().requires_grad_(True)
-            opt = make_optimizer(x)
-            if opt_state is not None:
-                opt.load_state_dict(opt_state)
-            scale_box = {"value": loss_scale}
-            calls = {"n": 0}
-            values: dict[str, float] = {}
+    def on_step(step: int, row: Mapping[str, float]) -> bool:
+        if callback is not None:
+            values = {k: v for k, v in row.items() if k not in _NOT_VALUES}
+            callback(run.level, run.level_step, run.current.x.detach(), values)
+        return run.finished
 
-            def closure(x=x, tgt=tgt, opt=opt, scale_box=scale_box, calls=calls, values=values) -> Tensor:
-                calls["n"] += 1
-                opt.zero_grad(set_to_none=True)
-                # the iterate leaves [0, 1] between steps: no value checks
-                out = objective(pad(x), tgt, guides=guides, validate=False)
-                if scale_box["value"] is None:
-                    # the first evaluation of a scale fixes the loss scale: gradient RMS 1 per pixel
-                    (grad,) = torch.autograd.grad(out.total, x, retain_graph=True)
-                    rms = float(grad.square().mean().sqrt())
-                    scale_box["value"] = 1.0 / rms if rms > 0 and math.isfinite(rms) else 1.0
-                outside = (x - x.clamp(0, 1)).square().sum()
-                scaled = out.total * scale_box["value"] + range_weight * outside
-                scaled.backward()
-                counter["evaluations"] += 1
-                if calls["n"] == 1:
-                    values.clear()
-                    values["total"] = float(out.total.detach())
-                    values.update({k: float(v.detach()) for k, v in out.terms.items()})
-                current["safe"] = False  # the optimiser is about to change x and its state
-                return scaled.detach()
+    rows: list[dict[str, Any]] = []
+    if total_steps > 0:
+        loop = run_loop(
+            run,
+            total_steps,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume and checkpoint is not None,
+            callback=on_step,
+            outputs=outputs,
+            progress=progress,
+            description=description,
+            device=device,
+        )
+        rows = loop.history
+    history: dict[str, list[float]] = {"total": [], "seconds": [], "scale": [], "evaluations": []}
+    for row in rows:
+        for k, v in row.items():
+            if k not in ("step", "loss"):
+                history.setdefault(k, []).append(v)
 
-            current["snapshot"] = lambda lv=level, x=x, opt=opt, sb=scale_box: snapshot(
-                lv, current["step"], x, opt, sb["value"], current["rng"], current["generators"]
-            )
-            current["step"] = start
-            for step in range(start, step_list[level]):
-                current["rng"] = rng_state()
-                current["generators"] = {k: g.get_state() for k, g in generators.items()}
-                current["step"], current["safe"] = step, True
-                calls["n"] = 0
-                if optimizer == "lbfgs":
-                    opt.step(closure)
-                else:
-                    closure()
-                    current["safe"] = False
-                    opt.step()
-                    with torch.no_grad():
-                        x.clamp_(0, 1)
-                current.update(step=step + 1, safe=True, rng=None, generators=None)  # None: the states now
-                done += 1
-                history["total"].append(values["total"])
-                for k, v in values.items():
-                    if k != "total":
-                        history.setdefault(k, []).append(v)
-                history["seconds"].append(time_offset + time.perf_counter() - t_start)
-                history["scale"].append(level)
-                history["evaluations"].append(counter["evaluations"])
-                bar.update(done, loss=values["total"], scale=level)
-                if callback is not None:
-                    callback(level, step + 1, x.detach(), dict(values))
-                if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-                    save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
-                if stop.requested:
-                    if checkpoint is not None:
-                        save_checkpoint(checkpoint, snapshot(level, step + 1, x, opt, scale_box["value"]))
-                    raise stop.interrupt()
-                if stop_below is not None and values["total"] <= stop_below:
-                    break
-            x_prev = x.detach()
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, snapshot(level, current["step"], x, opt, scale_box["value"]))
-        current.clear()
-
-    assert x_prev is not None
-    image = x_prev.clamp(0, 1)
+    image = run.image().clamp(0, 1)
     with torch.no_grad():
-        final = objective(pad(image), level_targets[-1], guides=guides)
+        final = objective(view(image) if view else image, level_targets[-1], guides=guides)
     return SynthesisResult(
         image=image,
         total=float(final.total),
@@ -929,6 +815,13 @@ def synthesize(
         seconds=time.perf_counter() - t_start,
         settings=settings,
     )
+
+
+def checkpoint_image(path: PathLike) -> tuple[Tensor, int]:
+    """The image (1×3×h×w, unclamped, at the level it was saved in) and the step of a synthesis
+    checkpoint written by :func:`synthesize`."""
+    header = read_checkpoint(path, PyramidRun.kind)
+    return header["state"]["current"]["image"], int(header["step"])
 
 
 def _check_synthesis_guides(objective: Objective, guides: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
