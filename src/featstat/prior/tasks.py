@@ -43,8 +43,9 @@ from ..losses import PerceptualLoss, get_loss
 from ..losses.functional import l2_loss
 from ..nets.hourglass import build_network, input_code
 from ..objective.core import Objective, Term
+from ..ops import EDGES, KERNELS, Downsampler, resize
 from .engine import FitOptions, PriorResult, Problem, solve
-from .operators import EDGES, KERNELS, Downsampler, random_mask, resize
+from .operators import random_mask  # DIP's spelling: the mask is drawn on the image's device
 
 __all__ = [
     "PRESETS",
