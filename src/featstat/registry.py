@@ -32,7 +32,7 @@ import difflib
 import importlib
 import pkgutil
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +45,7 @@ __all__ = [
     "RECIPES",
     "WEIGHTS",
     "AliasView",
+    "NamesView",
     "Registry",
     "get_registry",
 ]
@@ -214,6 +215,11 @@ class Registry(Mapping[str, T], Generic[T]):
             n for n, obj in items.items() if all(getattr(obj, f, _MISSING) == v for f, v in facts.items())
         ]
 
+    def view(self, **facts: Any) -> NamesView:
+        """A live, read-only sequence of :meth:`names` with these facts (entries registered later appear):
+        for module constants such as ``STATISTICS`` and CLI choices."""
+        return NamesView(self, facts)
+
     @property
     def aliases(self) -> Mapping[str, str]:
         """Alias → canonical name, derived aliases included (read-only)."""
@@ -269,6 +275,34 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {len(self._entries)} entries, package={self.package!r})"
+
+
+class NamesView(Sequence[str]):
+    """``registry.names(**facts)`` read at each access (see :meth:`Registry.view`); compares equal to a tuple
+    or list of the same names and prints like a tuple."""
+
+    def __init__(self, registry: Registry[Any], facts: Mapping[str, Any]) -> None:
+        self._registry, self._facts = registry, dict(facts)
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(self._registry.names(**self._facts))
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (tuple, list, NamesView)) and tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self._names())
 
 
 class AliasView(Mapping[str, str]):

@@ -86,7 +86,9 @@ from ..features import FeatureExtractor
 from ..features.random_filters import PAPER_SIZES, RandomFilterExtractor
 from ..features.weights import find_local, get_entry
 from ..losses import PerceptualLoss, TotalVariationLoss, get_loss
+from ..objective.config import build_terms
 from ..objective.core import Objective, Term
+from ..registry import LOSSES
 from .pixel_runs import LevelRun, PyramidRun, loss_generators
 
 __all__ = [
@@ -107,8 +109,9 @@ __all__ = [
 ]
 
 #: Statistics (loss names of :data:`featstat.losses.LOSSES`) that compare feature *distributions*, so the
-#: synthesised image may differ in size from the example. Aliases (cx, swd, pdl, texture) are accepted.
-STATISTICS = ("gram", "contextual", "sliced_wasserstein", "projected_distribution", "chamfer")
+#: synthesised image may differ in size from the example: every registered loss whose class says
+#: ``distribution_statistic = True`` (a live view; a loss registered later appears). Aliases are accepted.
+STATISTICS = LOSSES.view(distribution_statistic=True)
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
 LINE_SEARCHES = (None, "strong_wolfe")
@@ -293,7 +296,7 @@ def parse_statistic(statistic: str | Mapping[str, float]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, weight in items.items():
         canonical = _canonical(name)
-        if canonical not in STATISTICS:
+        if not get_loss(canonical).distribution_statistic:
             raise ValueError(
                 f"statistic {name!r} is not a distribution statistic; choose from {STATISTICS} (the content "
                 f"term of style transfer is separate: content_weight, content_layers)"
@@ -305,11 +308,7 @@ def parse_statistic(statistic: str | Mapping[str, float]) -> dict[str, float]:
 
 
 def _canonical(name: str) -> str:
-    from ..losses import ALIASES, LOSSES
-
-    get_loss(name)  # raises a ValueError with suggestions for unknown names
-    key = ALIASES.get(name, name)
-    return key if key in LOSSES else name
+    return LOSSES.canonical(name)  # a ValueError with suggestions for unknown names
 
 
 def _layer_channels(extractor: nn.Module, layers: Sequence[str]) -> dict[str, int]:
@@ -359,33 +358,24 @@ def _statistic_terms(
             f"options given for statistics {unused} that are not used; statistics: {list(stats)}"
         )
     lw = _layer_weights(extractor, layers, layer_weights)
+    pred_guide, target_guide = guides if guides is not None else (None, None)
     terms = []
     for name, w in stats.items():
+        # one spec per statistic, built by the one builder (featstat.objective.config)
+        spec = {
+            "loss": name, "weight": weight * w, "backbone": "features", "layers": list(layers),
+            "layer_weights": lw, "target": target, "pred_guide": pred_guide, "target_guide": target_guide,
+            **options.get(name, {}),
+        }  # fmt: skip
         try:
-            loss = get_loss(name)(**options.get(name, {}))
-        except TypeError as err:
-            raise ValueError(f"options for statistic {name!r} are not accepted: {err}") from err
-        pred_guide, target_guide = guides if guides is not None else (None, None)
-        try:
-            term = Term(
-                name,
-                loss,
-                weight * w,
-                extractor,
-                list(layers),
-                lw,
-                target=target,
-                pred_guide=pred_guide,
-                target_guide=target_guide,
-            )
+            terms += build_terms({name: spec}, {"features": extractor})
         except ValueError as err:
-            if guides is None:
+            if guides is None or "guide" not in str(err):
                 raise
             raise ValueError(
                 f"statistic {name!r} has no guided form (masks guide the Gram statistic: the guided Gram "
                 f"loss); use statistic 'gram' with masks ({err})"
             ) from None
-        terms.append(term)
     return terms
 
 
