@@ -98,7 +98,7 @@ def test_gradcheck(distance, spatial_weight):
     for chunk in (5, 1 << 20):
         assert torch.autograd.gradcheck(
             lambda a, b, c=chunk: contextual_loss(
-                a, b, 0.5, distance, "none", spatial_weight=spatial_weight, chunk_size=c
+                a, b, 0.5, distance, reduction="none", spatial_weight=spatial_weight, chunk_size=c
             ),
             (x, y),
         )
@@ -227,12 +227,12 @@ def test_chamfer_matches_formula(distance):
 def test_chamfer_symmetric_and_gradcheck():
     x = torch.randn(1, 4, 3, 3, dtype=torch.float64, requires_grad=True)
     y = torch.randn(1, 4, 3, 2, dtype=torch.float64, requires_grad=True)
-    one = chamfer_distance(x, y, "l2", "none")
-    both = chamfer_distance(x, y, "l2", "none", symmetric=True)
+    one = chamfer_distance(x, y, "l2", reduction="none")
+    both = chamfer_distance(x, y, "l2", reduction="none", symmetric=True)
     yx = torch.tensor(chamfer_oracle(y.detach(), x.detach(), "l2"))
     torch.testing.assert_close(both - one, yx)
     assert torch.autograd.gradcheck(
-        lambda a, b: chamfer_distance(a, b, "cosine", "none", symmetric=True), (x, y)
+        lambda a, b: chamfer_distance(a, b, "cosine", reduction="none", symmetric=True), (x, y)
     )
     assert float(ChamferLoss("l2")(x.detach(), x.detach())) < 1e-12
 
@@ -265,7 +265,7 @@ def test_bad_arguments(kwargs, match):
 
 def test_bad_inputs():
     x = torch.randn(1, 4, 3, 3)
-    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+    with pytest.raises(ValueError, match="pred must have 4 dimensions"):
         contextual_loss(torch.randn(4, 3, 3), x)
     with pytest.raises(ValueError, match="channels"):
         contextual_loss(x, torch.randn(1, 5, 3, 3))
@@ -273,7 +273,7 @@ def test_bad_inputs():
         contextual_loss(torch.randn(2, 4, 3, 3), torch.randn(3, 4, 3, 3))
     with pytest.raises(ValueError, match="floating-point"):
         contextual_loss(x.long(), x)
-    with pytest.raises(ValueError, match=r"y must be a torch\.Tensor"):
+    with pytest.raises(ValueError, match=r"target must be a torch\.Tensor"):
         contextual_loss(x, x.numpy())
     with pytest.raises(ValueError, match="sample_size"):
         ContextualLoss(sample_size=0)
@@ -299,3 +299,17 @@ def test_sampling_generator_is_checkpointed():
     restored = ContextualLoss(0.1, sample_size=5, seed=123)
     restored.load_state_dict(state)
     torch.testing.assert_close(restored(x, y), expected)
+
+
+def test_old_argument_spellings_still_work_with_a_warning():
+    """0.1 spellings (x=, y=, positional reduction, x_index=) keep working for one release."""
+    x, y = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 4)
+    ref = contextual_loss(x, y, 0.5, reduction="none")
+    with pytest.warns(DeprecationWarning, match="'x' is now 'pred'"):
+        torch.testing.assert_close(contextual_loss(x=x, target=y, bandwidth=0.5, reduction="none"), ref)
+    with pytest.warns(DeprecationWarning, match="reduction by keyword"):
+        torch.testing.assert_close(contextual_loss(x, y, 0.5, "cosine", "none"), ref)
+    with pytest.warns(DeprecationWarning, match="'x_index' is now 'pred_index'"):
+        contextual_similarity(x, y, x_index=torch.arange(4))
+    with pytest.raises(TypeError, match="both 'x'"):
+        contextual_loss(pred=x, x=x, y=y)

@@ -14,12 +14,18 @@ default. One switch turns them off, e.g. inside a hot training loop whose inputs
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 REDUCTIONS = ("mean", "sum", "none")
 #: Largest kernel / window side any option accepts (checked before anything is allocated).
@@ -322,3 +328,51 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device | st
     g = torch.Generator(device=device)
     g.manual_seed(0 if seed is None else seed)
     return g
+
+
+def legacy_arguments(
+    *, renamed: Mapping[str, str] | None = None, positional: Sequence[str] = ()
+) -> Callable[[_F], _F]:
+    """Keep a function's 0.1 argument spellings working for one release, each use with a DeprecationWarning.
+
+    ``renamed`` maps an old keyword to its new name (``{"x": "pred", "y": "target"}``); ``positional`` names,
+    in their old order, the arguments that used to be accepted positionally after the function's current
+    positional parameters and are now keyword-only (``("reduction",)``). Passing both spellings of one
+    argument is a ``TypeError``, as a duplicate argument always is. The signature seen by ``inspect`` and
+    documentation tools is the new one.
+    """
+    renamed = dict(renamed or {})
+
+    def wrap(fn: _F) -> _F:
+        params = inspect.signature(fn).parameters.values()
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        n_positional = sum(p.kind in kinds for p in params)
+        where = fn.__qualname__
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if len(args) > n_positional:
+                extra = args[n_positional:]
+                if len(extra) > len(positional):
+                    raise TypeError(f"{where}() takes {n_positional} positional arguments "
+                                    f"but {len(args)} were given")
+                names = positional[: len(extra)]
+                for name, value in zip(names, extra, strict=True):
+                    if name in kwargs:
+                        raise TypeError(f"{where}() got multiple values for argument {name!r}")
+                    kwargs[name] = value
+                args = args[:n_positional]
+                warnings.warn(f"{where}(): pass {', '.join(names)} by keyword (positional use is deprecated "
+                              "since featstat 0.2, removed in 0.3)", DeprecationWarning, stacklevel=2)
+            for old in [k for k in kwargs if k in renamed]:
+                new = renamed[old]
+                if new in kwargs:
+                    raise TypeError(f"{where}() got both {old!r} (its old name) and {new!r}")
+                kwargs[new] = kwargs.pop(old)
+                warnings.warn(f"{where}(): the argument {old!r} is now {new!r} (the old name is deprecated "
+                              "since featstat 0.2, removed in 0.3)", DeprecationWarning, stacklevel=2)
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap

@@ -40,6 +40,7 @@ from .._checks import (
     check_same_device,
     check_tensor,
     compute_dtype,
+    legacy_arguments,
     make_generator,
     reduce,
 )
@@ -66,6 +67,9 @@ def _check_bandwidth(bandwidth: object) -> float:
 
 def _check_chunk_size(chunk_size: object) -> int:
     return check_int("chunk_size", chunk_size, low=1)
+
+
+_XY = {"x": "pred", "y": "target"}
 
 
 @dataclass
@@ -101,23 +105,24 @@ def _augment(feat: Tensor, const: Tensor, pos: Tensor | None, pos_scale: float, 
     return torch.cat(cols, dim=-1)
 
 
-def _check_pair(x: Tensor, y: Tensor) -> None:
-    check_tensor("x", x, ndim=4)
-    check_tensor("y", y, ndim=4)
-    check_same_batch(x, y, names=("x", "y"))
+def _check_pair(pred: Tensor, target: Tensor) -> None:
+    check_tensor("pred", pred, ndim=4)
+    check_tensor("target", target, ndim=4)
+    check_same_batch(pred, target, names=("pred", "target"))
 
 
+@legacy_arguments(renamed={"y": "target"})
 def prepare_contextual_target(
-    y: Tensor, distance: str = "cosine", spatial_weight: float = 0.0
+    target: Tensor, distance: str = "cosine", spatial_weight: float = 0.0
 ) -> ContextualTarget:
     """Centre (cosine: and normalise) the target's features once; reusable for many predictions."""
-    check_tensor("y", y, ndim=4)
+    check_tensor("target", target, ndim=4)
     check_choice("distance", distance, DISTANCES)
     check_positive("spatial_weight", spatial_weight, allow_zero=True)
-    pts = _points(y)
+    pts = _points(target)
     mean = pts.mean(dim=1, keepdim=True)
     centred = pts - mean
-    pos = _positions(y.shape[2], y.shape[3], pts) if spatial_weight else None
+    pos = _positions(target.shape[2], target.shape[3], pts) if spatial_weight else None
     if distance == "cosine":
         feat, const = F.normalize(centred, dim=-1, eps=1e-12), torch.zeros_like(pts[..., 0])
     else:
@@ -125,7 +130,7 @@ def prepare_contextual_target(
     if pos is not None:
         const = const + 0.5 * spatial_weight * pos.square().sum(-1)
     rows = _augment(feat, const, pos, 1.0, "target")
-    return ContextualTarget(mean, rows, distance, float(spatial_weight), (y.shape[2], y.shape[3]))
+    return ContextualTarget(mean, rows, distance, float(spatial_weight), (target.shape[2], target.shape[3]))
 
 
 def _prediction_rows(x: Tensor, target: ContextualTarget) -> Tensor:
@@ -153,117 +158,127 @@ def _select_rows(rows: Tensor, index: Tensor | None) -> Tensor:
     return rows if index is None else rows[:, index]
 
 
+@legacy_arguments(renamed={**_XY, "x_index": "pred_index", "y_index": "target_index"})
 def contextual_similarity(
-    x: Tensor,
-    y: Tensor | ContextualTarget,
+    pred: Tensor,
+    target: Tensor | ContextualTarget,
     bandwidth: float = 0.1,
     distance: str = "cosine",
     *,
     spatial_weight: float = 0.0,
     chunk_size: int = DEFAULT_CHUNK,
-    x_index: Tensor | None = None,
-    y_index: Tensor | None = None,
+    pred_index: Tensor | None = None,
+    target_index: Tensor | None = None,
 ) -> Tensor:
-    """CX(x, y) ∈ (0, 1] per sample (shape N); 1 means every target feature has a distinct close match.
+    """CX(pred, target) ∈ (0, 1] per sample (shape N); 1: every target feature has a distinct close match.
 
-    x: N×C×H×W prediction features; y: N×C×H'×W' (or 1×C×H'×W') target features, or a
-    :class:`ContextualTarget` from :func:`prepare_contextual_target`. ``x_index``/``y_index`` optionally
-    select flat spatial positions (the papers' random sampling). Computed in float32 for half inputs.
+    pred: N×C×H×W prediction features; target: N×C×H'×W' (or 1×C×H'×W') target features, or a
+    :class:`ContextualTarget` from :func:`prepare_contextual_target`. ``pred_index``/``target_index``
+    optionally select flat spatial positions (the papers' random sampling). Computed in float32 for half
+    inputs. (0.1 names: ``x``, ``y``, ``x_index``, ``y_index``; still accepted, with a DeprecationWarning.)
     """
     _check_bandwidth(bandwidth)
     _check_chunk_size(chunk_size)
-    if isinstance(y, ContextualTarget):
-        check_tensor("x", x, ndim=4)
-        target = y
-        if target.rows.shape[0] not in (1, x.shape[0]):
+    if isinstance(target, ContextualTarget):
+        check_tensor("pred", pred, ndim=4)
+        prepared = target
+        if prepared.rows.shape[0] not in (1, pred.shape[0]):
             raise ValueError(
-                f"the prepared target has batch size {target.rows.shape[0]} but x has shape "
-                f"{tuple(x.shape)}; the target batch must be 1 or N"
+                f"the prepared target has batch size {prepared.rows.shape[0]} but pred has shape "
+                f"{tuple(pred.shape)}; the target batch must be 1 or N"
             )
-        check_same_device(x, target.rows, names=("x", "the prepared target"))
-        if target.rows.shape[-1] - 2 - (2 if target.spatial_weight else 0) != x.shape[1]:
-            raise ValueError(f"x has {x.shape[1]} channels but the prepared target was built for others")
+        check_same_device(pred, prepared.rows, names=("pred", "the prepared target"))
+        if prepared.rows.shape[-1] - 2 - (2 if prepared.spatial_weight else 0) != pred.shape[1]:
+            raise ValueError(
+                f"pred has {pred.shape[1]} channels but the prepared target was built for others"
+            )
     else:
-        _check_pair(x, y)
-        target = prepare_contextual_target(y, distance, spatial_weight)
-    xr = _select_rows(_prediction_rows(x, target), x_index)
-    yr = _select_rows(target.rows, y_index)
+        _check_pair(pred, target)
+        prepared = prepare_contextual_target(target, distance, spatial_weight)
+    xr = _select_rows(_prediction_rows(pred, prepared), pred_index)
+    yr = _select_rows(prepared.rows, target_index)
     with _full_precision(xr):
         return contextual_column_max(xr, yr.to(xr.dtype), float(bandwidth), chunk_size).mean(dim=1)
 
 
+@legacy_arguments(renamed=_XY, positional=("reduction",))
 def contextual_loss(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
     bandwidth: float = 0.1,
     distance: str = "cosine",
-    reduction: str = "mean",
     *,
+    reduction: str = "mean",
     spatial_weight: float = 0.0,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Tensor:
-    """Contextual loss −log CX(x, y) on feature maps (Mechrez et al. 2018, eq. 8).
+    """Contextual loss −log CX(pred, target) on feature maps (Mechrez et al. 2018, eq. 8).
 
     Args:
-        x: prediction features N×C×H×W (any float dtype; half types are computed in float32).
-        y: target features N×C×H'×W' or 1×C×H'×W'; H'×W' may differ from H×W.
+        pred: prediction features N×C×H×W (any float dtype; half types are computed in float32).
+        target: target features N×C×H'×W' or 1×C×H'×W'; H'×W' may differ from H×W.
         bandwidth: h > 0; 0.1 in the SR/non-aligned papers, 0.5 is common for style.
         distance: "cosine" (features centred on the target's mean) or "l2" (squared Euclidean).
-        reduction: "mean", "sum" or "none" (one value per sample, ≥ 0, 0 when x equals y).
+        reduction: "mean", "sum" or "none" (one value per sample, ≥ 0, 0 when pred equals target).
         spatial_weight: w_s > 0 gives the bilateral loss (CoBi), typically 0.1.
         chunk_size: elements of the N×M matrices processed at once (memory/speed trade-off).
+
+    0.1 names ``x``, ``y`` and a positional ``reduction`` still work, with a DeprecationWarning.
     """
     check_reduction(reduction)
     cx = contextual_similarity(
-        x, y, bandwidth, distance, spatial_weight=spatial_weight, chunk_size=chunk_size
+        pred, target, bandwidth, distance, spatial_weight=spatial_weight, chunk_size=chunk_size
     )
     return reduce(-torch.log(cx), reduction)
 
 
+@legacy_arguments(renamed=_XY, positional=("reduction",))
 def bilateral_contextual_loss(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
     bandwidth: float = 0.1,
     spatial_weight: float = 0.1,
     distance: str = "cosine",
-    reduction: str = "mean",
     *,
+    reduction: str = "mean",
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Tensor:
     """Bilateral contextual loss (CoBi): :func:`contextual_loss` with distance d_ij + w_s·‖p_i − q_j‖²/2."""
     check_positive("spatial_weight", spatial_weight)
     return contextual_loss(
-        x, y, bandwidth, distance, reduction, spatial_weight=spatial_weight, chunk_size=chunk_size
+        pred, target, bandwidth, distance, reduction=reduction, spatial_weight=spatial_weight,
+        chunk_size=chunk_size,
     )
 
 
+@legacy_arguments(renamed=_XY, positional=("reduction",))
 def chamfer_distance(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
     distance: str = "cosine",
-    reduction: str = "mean",
     *,
+    reduction: str = "mean",
     symmetric: bool = False,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Tensor:
-    """Chamfer distance CD(x, y) = (1/N) Σ_i min_j d_ij (contextual-loss paper, eq. 10).
+    """Chamfer distance CD(pred, target) = (1/N) Σ_i min_j d_ij (contextual-loss paper, eq. 10).
 
-    Same distances and shapes as :func:`contextual_loss`; ``symmetric`` adds CD(y, x) computed with the
-    same (target-centred) features. The nearest neighbours are found chunk by chunk without gradient,
+    Same distances and shapes as :func:`contextual_loss`; ``symmetric`` adds CD(target, pred) computed with
+    the same (target-centred) features. The nearest neighbours are found chunk by chunk without gradient,
     then the chosen distances are recomputed with autograd, so the gradient is exact and memory bounded.
     """
     check_reduction(reduction)
-    _check_pair(x, y)
+    _check_pair(pred, target)
     _check_chunk_size(chunk_size)
-    target = prepare_contextual_target(y, distance)
-    xr, yr = _prediction_rows(x, target), target.rows
+    prepared = prepare_contextual_target(target, distance)
+    xr, yr = _prediction_rows(pred, prepared), prepared.rows
     yr = yr.to(xr.dtype).expand(xr.shape[0], -1, -1)
     with _full_precision(xr):
         nn_of_x = nearest_rows(xr, yr, chunk_size)
     d = (xr * torch.gather(yr, 1, nn_of_x[..., None].expand(-1, -1, yr.shape[-1]))).sum(-1)
     values = d.clamp_min(0).mean(dim=1)
     if symmetric:
-        # Swap roles: rows of y as queries. d_ij = X_i·Y_j is symmetric in which side we scan from.
+        # Swap roles: rows of target as queries. d_ij = X_i·Y_j is symmetric in which side we scan from.
         with _full_precision(xr):
             nn_of_y = nearest_rows(yr, xr, chunk_size)
         d_y = (yr * torch.gather(xr, 1, nn_of_y[..., None].expand(-1, -1, xr.shape[-1]))).sum(-1)
@@ -299,11 +314,11 @@ class ContextualLoss(FeatureLoss):
         *,
         spatial_weight: float = 0.0,
         sample_size: int | None = None,
-        seed: int = 0,
+        seed: int | torch.Generator = 0,
         chunk_size: int = DEFAULT_CHUNK,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.bandwidth = _check_bandwidth(bandwidth)
         self.distance = check_choice("distance", distance, DISTANCES)
         self.spatial_weight = check_positive("spatial_weight", spatial_weight, allow_zero=True)
@@ -337,7 +352,7 @@ class ContextualLoss(FeatureLoss):
                 )
             )
         cx = contextual_similarity(
-            pred, prepared, self.bandwidth, chunk_size=self.chunk_size, x_index=xi, y_index=yi
+            pred, prepared, self.bandwidth, chunk_size=self.chunk_size, pred_index=xi, target_index=yi
         )
         return -torch.log(cx)
 
@@ -355,9 +370,9 @@ class ChamferLoss(FeatureLoss):
     distribution_statistic = True
 
     def __init__(self, distance: str = "cosine", *, symmetric: bool = False, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.distance = check_choice("distance", distance, DISTANCES)
         self.symmetric = symmetric
 
     def compare(self, pred: Tensor, prepared: Tensor) -> Tensor:
-        return chamfer_distance(pred, prepared, self.distance, "none", symmetric=self.symmetric)
+        return chamfer_distance(pred, prepared, self.distance, reduction="none", symmetric=self.symmetric)
