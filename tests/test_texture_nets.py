@@ -247,10 +247,41 @@ def test_texture_training_resumes_bit_for_bit(tmp_path):
     ):
         assert torch.equal(a, b)
     assert straight.history["total"] == resumed.history["total"]
-    with pytest.raises(ValueError, match="settings differ"):
+    with pytest.raises(ValueError, match="cannot be resumed"):
         train_texture(
             TextureNetV1(scales=3), example, steps=6, checkpoint=path, resume=True, **{**kw, "batch_size": 4}
         )
+
+
+def test_generator_trainer_is_a_run_of_the_one_loop(tmp_path):
+    """The trainer's checkpoints carry the loop's header; the loop writes the run folder; the resume check
+    refuses a synthesis checkpoint; steps=0 only calibrates."""
+    from featstat.engine.loop import CHECKPOINT_FORMAT, Outputs
+
+    example = blobs(16, 2)
+    trainer = GeneratorTrainer(
+        TextureNetV1(scales=3), texture_objective(small_features()), example, size=16, batch_size=2
+    )
+    seen = []
+    result = trainer.run(
+        3,
+        checkpoint=tmp_path / "ck.pt",
+        outputs=Outputs(tmp_path / "run"),
+        callback=lambda s, v: seen.append(s),
+    )
+    header = load_checkpoint(tmp_path / "ck.pt")
+    assert header["format"] == CHECKPOINT_FORMAT and header["kind"] == "texture-generator"
+    assert header["status"] == "complete" and header["state"]["eval_buffers"] and seen == [1, 2, 3]
+    assert set(result.history) == {"total", "gram", "lr", "seconds"} and len(result.history["gram"]) == 3
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["step"] == 3
+    assert (tmp_path / "run" / "history.csv").is_file() and (tmp_path / "run" / "curves.png").is_file()
+    from featstat.texture.synthesis import synthesize
+
+    with pytest.raises(ValueError, match="texture-generator"):
+        synthesize(texture_objective(small_features()), {"style": example}, 16, steps=2,
+                   checkpoint=tmp_path / "ck.pt", resume=True)  # fmt: skip
+    fresh = GeneratorTrainer(TextureNetV1(scales=3), texture_objective(small_features()), example, size=16)
+    assert fresh.run(0).steps == 0 and fresh.eval_buffers
 
 
 def test_interrupted_style_training_resumes_bit_for_bit(tmp_path):

@@ -21,9 +21,11 @@ every 200 iterations (as the reference code: after iteration t ≥ 1000 with t %
 iterations; all are arguments (:func:`learning_rate`). The reference code's ``-normalize_gradients`` (thesis
 §3.5.1.2: "normalize gradient of the texture loss as it passes back through VGG-19") is
 ``normalize_gradients=True``: the gradient reaching each feature layer from the loss terms is divided by its
-L1 norm (over the batch). Checkpoints hold the generator, Adam, the step, every random-number state and the
-history, so :meth:`GeneratorTrainer.run` with ``resume=True`` continues bit for bit (same device). The first
-Ctrl-C stops after the current step with a checkpoint. For sampling, BatchNorm uses running statistics
+L1 norm (over the batch). The trainer is a Run of the one loop (:func:`featstat.engine.loop.run_loop`, which
+owns progress, history, callbacks, Ctrl-C / SIGTERM, checkpoints and the resume check): checkpoints hold the
+generator, Adam, the step, every random-number state and the history, so :meth:`GeneratorTrainer.run` with
+``resume=True`` continues bit for bit (same device). The first Ctrl-C stops after the current step with a
+checkpoint. For sampling, BatchNorm uses running statistics
 recomputed from fresh batches once training ends (the running averages kept while training lag behind the
 weights: with them the samples' loss was ~5× the training loss in our runs); they are saved in the final
 checkpoint as ``eval_buffers``, and :func:`load_generator` applies them.
@@ -37,25 +39,15 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_image, check_positive, make_generator
-from ..engine.runs import (
-    DivergenceWatch,
-    Progress,
-    TrainingDiverged,
-    graceful_interrupt,
-    interruptible,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from .._checks import FileLoadError, check_image, check_positive, make_generator
+from ..engine.loop import CHECKPOINT_FORMAT, Outputs, run_loop
+from ..engine.runs import DivergenceWatch, TrainingDiverged, load_checkpoint
 from ..losses import DiversityLoss
 from ..nets.texture import ARCHITECTURES, build_generator
 from ..objective.core import Objective, Term
@@ -81,7 +73,8 @@ __all__ = [
     "train_texture",
 ]
 
-_CHECKPOINT_KIND = "featstat.generator"
+#: the ``kind`` of a generator-training run (its checkpoints' header)
+_CHECKPOINT_KIND = "texture-generator"
 PathLike = str | os.PathLike[str]
 
 
@@ -162,6 +155,9 @@ def _crop_pool(images: Sequence[Tensor], size: int) -> list[Tensor]:
 class GeneratorTrainer:
     """Adam on a generator against an objective; one batch of fresh noise (and content crops) per step.
 
+    A :class:`~featstat.engine.loop.Run` (``kind`` "texture-generator"): :meth:`run` drives it with
+    :func:`~featstat.engine.loop.run_loop`.
+
     Args:
         generator: a net from :mod:`featstat.nets.texture` (``noise()``, ``forward(noise[, content])``).
         objective: texture or style objective (terms against "style" and, for stylisation, "content").
@@ -175,6 +171,8 @@ class GeneratorTrainer:
         watch: stop with :class:`TrainingDiverged` when the run goes dead (:class:`DivergenceWatch`; True: the
             default thresholds, False: never).
     """
+
+    kind = _CHECKPOINT_KIND
 
     def __init__(
         self,
@@ -245,8 +243,10 @@ class GeneratorTrainer:
         self.data_generator = make_generator(seed + 1)
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=self.lr)
         self.step_count = 0
-        self._updating = False
         self.history: dict[str, list[float]] = {"total": [], "lr": [], "seconds": []}
+        self._last: dict[str, float] = {}
+        self._ready: nn.Module | None = None
+        self._seconds_before, self._t0 = 0.0, time.perf_counter()
         self.settings = {
             "arch": generator.arch,
             "generator": generator.config(),
@@ -289,8 +289,9 @@ class GeneratorTrainer:
             crops.append(img[..., top : top + s, left : left + s])
         return torch.cat(crops)
 
-    def step(self) -> dict[str, float]:
-        """One Adam step on a fresh batch; returns "total" and the unweighted terms."""
+    def step(self, step: int | None = None) -> dict[str, float]:
+        """One Adam step on a fresh batch; returns "total", the unweighted terms and "lr" (``step``, the
+        loop's count of steps done, is the trainer's own :attr:`step_count`)."""
         net = self.generator
         net.train()
         lr = self.learning_rate()
@@ -313,13 +314,12 @@ class GeneratorTrainer:
         self._last_images = images.detach()
         self.optimizer.zero_grad(set_to_none=True)
         out.total.backward()
-        self._updating = True
         self.optimizer.step()
         self.step_count += 1
-        self._updating = False
         values = {"total": float(out.total.detach())}
         values.update({k: float(v.detach()) for k, v in out.terms.items()})
-        return {**values, "lr": lr}
+        self._last = {**values, "lr": lr}
+        return self._last
 
     @torch.no_grad()
     def calibrated_generator(self) -> nn.Module:
@@ -352,22 +352,26 @@ class GeneratorTrainer:
                 m.momentum = momentum
         return net.eval()
 
-    # -- checkpoints ----------------------------------------------------------------------------------------
+    # -- the Run protocol (checkpoints) -------------------------------------------------------------------
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        """The resume-relevant settings: all of :attr:`settings` but the step count."""
+        return {k: v for k, v in self.settings.items() if k != "steps"}
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (``torch.load(weights_only=True)``-readable)."""
+        """Everything a resumed run needs besides what the loop saves (step, global random states,
+        history); ``torch.load(weights_only=True)``-readable. :func:`load_generator` reads the generator
+        from it."""
         return {
-            "kind": _CHECKPOINT_KIND,
-            "version": 1,
             "arch": self.generator.arch,
             "config": self.generator.config(),
             "generator": self.generator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step_count,
-            "rng": rng_state(),
             "noise_generator": self.noise_generator.get_state(),
             "data_generator": self.data_generator.get_state(),
-            "history": self.history,
+            "seconds": self._seconds_before + time.perf_counter() - self._t0,
+            "watch_best": self.watch.best if self.watch is not None else math.inf,
             "settings": self.settings,
             "takes_content": self.generator.takes_content,
             "size": self.size,
@@ -375,25 +379,37 @@ class GeneratorTrainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (the settings must match those of this trainer, steps aside)."""
-        if state.get("kind") != _CHECKPOINT_KIND:
-            raise ValueError("state is not a featstat generator checkpoint")
-        mine = {k: v for k, v in self.settings.items() if k not in ("steps",)}
-        theirs = {k: v for k, v in dict(state["settings"]).items() if k not in ("steps",)}
-        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-        if differ:
-            raise ValueError(
-                f"cannot resume: the checkpoint's settings differ in {differ}; resume with the settings of "
-                f"the "
-                f"run that wrote it, or start afresh"
-            )
+        """Restore a :meth:`state_dict` (the loop has checked that the settings match)."""
         self.generator.load_state_dict(state["generator"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step_count = int(state["step"])
-        set_rng_state(state["rng"])
         self.noise_generator.set_state(state["noise_generator"])
         self.data_generator.set_state(state["data_generator"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
+        self._seconds_before, self._t0 = float(state["seconds"]), time.perf_counter()
+        if self.watch is not None and math.isfinite(float(state["watch_best"])):
+            self.watch.best = float(state["watch_best"])
+
+    def log(self, step: int, means: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+        """The history row of ``step``: "total", each term, "lr", "seconds" (since the run began)."""
+        elapsed = self._seconds_before + time.perf_counter() - self._t0
+        return {"step": step, "loss": self._last["total"], **self._last, "seconds": elapsed}
+
+    def check(self, step: int, row: Mapping[str, Any]) -> None:
+        """Stop a run that went dead (non-finite loss, flat output, lasting spike) before it is saved."""
+        total, lr = float(row["total"]), float(row["lr"])
+        if not math.isfinite(total):
+            raise FloatingPointError(
+                f"the loss became {total} at step {step}; lower lr (now {lr:g}) or the diversity weight"
+            )
+        if self.watch is not None and self._last_images is not None:
+            self.watch.update(step, total, self._last_images, lr)
+
+    def finish(self, step: int) -> dict[str, Any]:
+        """After the last step: the sampling copy with recalibrated BatchNorm statistics (saved in the
+        final checkpoint as ``eval_buffers``)."""
+        self._ready = self.calibrated_generator()
+        self.eval_buffers = {n: b.detach().clone() for n, b in self._ready.named_buffers()}
+        return {}
 
     # -- the loop -----------------------------------------------------------------------------------------
 
@@ -406,80 +422,53 @@ class GeneratorTrainer:
         resume: bool = False,
         progress: bool = False,
         callback: Callable[[int, Mapping[str, float]], None] | None = None,
+        outputs: Outputs | None = None,
     ) -> TrainResult:
         """Train until ``steps`` steps are done in all (a resumed run continues from its step).
 
         ``checkpoint``: file written atomically every ``checkpoint_every`` steps (0: only at the end), at the
-        end and on Ctrl-C. ``resume``: load it first if it exists.
+        end and on Ctrl-C. ``resume``: load it first if it exists. ``callback(step, values)`` after every
+        step (values: "total", the terms, "lr", "seconds"). ``outputs``: run-folder files the loop writes
+        (:class:`featstat.engine.loop.Outputs`). With ``steps=0`` no step runs and nothing is saved.
         """
         t0 = time.perf_counter()
-        if not isinstance(steps, int) or steps < 0:
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"steps must be an int >= 0, got {steps!r}")
         if resume and checkpoint is None:
             raise ValueError("resume needs checkpoint=PATH")
         if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be an int >= 0, got {checkpoint_every!r}")
-        if resume and checkpoint is not None and Path(checkpoint).is_file():
-            self.load_state_dict(load_checkpoint(checkpoint, map_location=self.device))
-            finite = [v for v in self.history.get("total", []) if math.isfinite(v)]
-            if self.watch is not None and finite:
-                self.watch.best = min(finite)
         self.settings["steps"] = steps
-        offset = self.history["seconds"][-1] if self.history["seconds"] else 0.0
-        pending: dict[str, Any] = {}
+        self._t0 = time.perf_counter()
 
-        def on_interrupt() -> None:
-            if checkpoint is None or getattr(self, "_updating", False):
-                return  # interrupted inside Adam's update: the last periodic checkpoint stays
-            if "buffers" in pending:  # undo BatchNorm statistics updated by the interrupted forward pass
-                with torch.no_grad():
-                    for name, buf in self.generator.named_buffers():
-                        buf.copy_(pending["buffers"][name])
-                set_rng_state(pending["rng"])
-                self.noise_generator.set_state(pending["noise"])
-                self.data_generator.set_state(pending["data"])
-            save_checkpoint(checkpoint, self.state_dict())
+        def on_step(step: int, values: Mapping[str, float]) -> None:
+            if callback is not None:
+                callback(step, {k: v for k, v in values.items() if k not in ("step", "loss")})
 
-        with (
-            Progress(steps, "train", start=min(self.step_count, steps), enabled=progress) as bar,
-            interruptible(on_interrupt),
-            graceful_interrupt() as stop,
-        ):
-            while self.step_count < steps:
-                pending.update(
-                    buffers={n: b.detach().clone() for n, b in self.generator.named_buffers()},
-                    rng=rng_state(),
-                    noise=self.noise_generator.get_state(),
-                    data=self.data_generator.get_state(),
-                )
-                values = self.step()
-                pending.clear()
-                for k, v in values.items():
-                    self.history.setdefault(k, []).append(v)
-                self.history["seconds"].append(offset + time.perf_counter() - t0)
-                bar.update(self.step_count, loss=values["total"], lr=values["lr"])
-                if callback is not None:
-                    callback(self.step_count, values)
-                if not math.isfinite(values["total"]):
-                    raise FloatingPointError(
-                        f"the loss became {values['total']} at step {self.step_count}; lower lr (now "
-                        f"{values['lr']:g}) or the diversity weight"
-                    )
-                if self.watch is not None and self._last_images is not None:
-                    self.watch.update(self.step_count, values["total"], self._last_images, values["lr"])
-                if checkpoint is not None and checkpoint_every and self.step_count % checkpoint_every == 0:
-                    save_checkpoint(checkpoint, self.state_dict())
-                if stop.requested:
-                    if checkpoint is not None:
-                        save_checkpoint(checkpoint, self.state_dict())
-                    raise stop.interrupt()
-        ready = self.calibrated_generator()
-        self.eval_buffers = {n: b.detach().clone() for n, b in ready.named_buffers()}
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, self.state_dict())
+        if steps > 0:
+            result = run_loop(
+                self,
+                steps,
+                checkpoint=checkpoint,
+                checkpoint_every=checkpoint_every,
+                resume=resume,
+                callback=on_step,
+                outputs=outputs,
+                progress=progress,
+                description="train",
+                device=self.device,
+            )
+            self.history = {"total": [], "lr": [], "seconds": []}
+            for row in result.history:
+                for k, v in row.items():
+                    if k not in ("step", "loss"):
+                        self.history.setdefault(k, []).append(v)
+        else:
+            self.finish(0)
+        assert self._ready is not None
         last = {k: v[-10:] for k, v in self.history.items() if k not in ("lr", "seconds") and v}
         return TrainResult(
-            generator=ready,
+            generator=self._ready,
             history=self.history,
             steps=self.step_count,
             seconds=time.perf_counter() - t0,
@@ -710,13 +699,13 @@ def load_generator(checkpoint: PathLike, device: torch.device | str | None = Non
 
     Raises ``ValueError`` for a missing file or a checkpoint of another kind.
     """
-    state = load_checkpoint(checkpoint, map_location=device or "cpu")
-    if state.get("kind") != _CHECKPOINT_KIND:
-        raise ValueError(
-            f"checkpoint {str(checkpoint)!r} is not a generator checkpoint (written by "
-            f"`featstat train texture` "
-            f"or `featstat train style`); got kind {state.get('kind')!r}"
+    header = load_checkpoint(checkpoint, map_location=device or "cpu")
+    if header.get("format") != CHECKPOINT_FORMAT or header.get("kind") != _CHECKPOINT_KIND:
+        raise FileLoadError(
+            f"checkpoint {str(checkpoint)!r} is not a generator checkpoint (written by `featstat train "
+            f"texture` or `featstat train style` with featstat >= 0.2); got kind {header.get('kind')!r}"
         )
+    state = header["state"]
     net = build_generator(state["arch"], **state["config"])
     net.load_state_dict(state["generator"])
     if state.get("eval_buffers"):  # BatchNorm statistics recomputed at the end of training
