@@ -150,6 +150,8 @@ def test_baselines_shapes_and_parameter_counts():
     sep = SeparateMultiScaleDiscriminator(scales=3, width=8)
     out = sep(y)
     assert out[0].shape == (2,) and [t.shape[-1] for t in out[1:]] == [8, 4]
+    with pytest.raises(ValueError, match="at least 64"):
+        sep(torch.rand(2, 3, 32, 32))
     ms = ms_image_discriminator(levels=3, width=8, patch_heads=[0, 1])
     out = ms(y)
     assert [t.shape[-1] for t in out[1:]] == [64, 32]

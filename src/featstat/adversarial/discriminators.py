@@ -323,7 +323,7 @@ class SeparateMultiScaleDiscriminator(nn.Module):
                  seed: int | torch.Generator = 0) -> None:  # fmt: skip
         super().__init__()
         self.scales = _positive_int("scales", scales)
-        _positive_int("depth", depth)
+        self.depth = _positive_int("depth", depth)
         self.nets = nn.ModuleList()
         for _ in range(self.scales):
             layers: list[nn.Module] = []
@@ -337,11 +337,16 @@ class SeparateMultiScaleDiscriminator(nn.Module):
                 ch = out
             layers.append(nn.Conv2d(ch, 1, 3, padding=1))
             self.nets.append(nn.Sequential(*layers))
-        self.min_size = 2 ** (depth + self.scales - 1)
+        self.min_size = 2 ** (depth + self.scales)  # the coarsest scale's map is then at least 2×2
         _init_(self, seed)
 
     def forward(self, images: Tensor) -> list[Tensor]:
         x = check_tensor("images", images, ndim=4, channels=3) * 2 - 1
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"images must be at least {self.min_size}×{self.min_size} for {self.scales} scales of depth "
+                f"{self.depth}, got {tuple(x.shape)}; use fewer scales or larger crops"
+            )
         maps = []
         for s, net in enumerate(self.nets):
             if s:

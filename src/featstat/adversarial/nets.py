@@ -1,0 +1,84 @@
+"""Generators of the adversarial product: the image-to-image transformer of the thesis' translation
+experiments (5.3.3.2, after Johnson et al. 2016).
+
+:class:`ResnetTranslator` — a 7×7 convolution, ``downsamplings`` (M) stride-2 3×3 convolutions,
+``blocks`` (N) residual blocks, M ×2 upsamplings (nearest + 3×3 convolution: no checkerboard) and a 7×7
+convolution to RGB; instance normalisation and ReLU after every convolution but the last, reflection padding,
+sigmoid output so images stay in [0, 1]. Input and output N×3×H×W in [0, 1]; H and W multiples of 2^M
+(:func:`featstat.nets.restoration.tiled_forward` and :func:`translate` pad any size).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._checks import check_tensor, make_generator
+
+__all__ = ["ResnetTranslator"]
+
+
+def _int(name: str, value: object, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an int ≥ {low}, got {value!r}")
+    return value
+
+
+def _block(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, padding_mode="reflect"),
+            nn.InstanceNorm2d(cout, affine=True), nn.ReLU()]  # fmt: skip
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        body = _block(channels, channels, 3)
+        body += _block(channels, channels, 3)[:-1]  # no ReLU after the sum's second branch
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ResnetTranslator(nn.Module):
+    """Johnson-style transformer: M stride-2 convolutions, N residual blocks, M upsamplings.
+
+    Args:
+        downsamplings: M (default 2, Johnson et al.).
+        blocks: N residual blocks (default 6, CycleGAN's 128² setting).
+        width: channels of the first convolution; doubled at every downsampling.
+        seed: int or ``torch.Generator`` for the (N(0, 0.02)) initialisation.
+
+    ``spec`` records the constructor arguments (checkpoints rebuild the network from it).
+    """
+
+    def __init__(self, downsamplings: int = 2, blocks: int = 6, width: int = 32, *,
+                 seed: int | torch.Generator = 0) -> None:  # fmt: skip
+        super().__init__()
+        m, n, c = _int("downsamplings", downsamplings, 0), _int("blocks", blocks, 0), _int("width", width, 1)
+        layers: list[nn.Module] = _block(3, c, 7)
+        for i in range(m):
+            layers += _block(c * 2**i, c * 2 ** (i + 1), 3, stride=2)
+        layers += [_Residual(c * 2**m) for _ in range(n)]
+        for i in range(m, 0, -1):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_block(c * 2**i, c * 2 ** (i - 1), 3)]
+        layers.append(nn.Conv2d(c, 3, 7, padding=3, padding_mode="reflect"))
+        self.body = nn.Sequential(*layers)
+        self.size_multiple = 2**m
+        self.spec = {"downsamplings": m, "blocks": n, "width": c}
+        g = make_generator(seed)
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):
+                with torch.no_grad():
+                    mod.weight.copy_(torch.randn(mod.weight.shape, generator=g) * 0.02)
+                    mod.bias.zero_()
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = check_tensor("images", images, ndim=4, channels=3)
+        h, w = x.shape[-2:]
+        k = self.size_multiple
+        ph, pw = (-h) % k, (-w) % k
+        if ph or pw:  # reflect-pad to the multiple, crop back
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        return torch.sigmoid(self.body(x * 2 - 1))[..., :h, :w]
