@@ -1,121 +1,39 @@
-"""Deep Image Prior degradation operators: resampling against Pillow and the reference Lanczos-2 downsampler,
-noise, JPEG, masks, and bad inputs."""
+"""Deep Image Prior's operator spellings (featstat.prior.operators): the featstat.ops operators re-exported
+(tested against Pillow and the reference Lanczos-2 downsampler in tests/test_ops.py) and thin wrappers — noise
+with σ on [0, 1], JPEG with qualities 1–95, masks with DIP's seeds — plus bad inputs."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
-from featstat.prior import (
-    Downsampler,
-    add_gaussian_noise,
-    jpeg_compress,
-    random_mask,
-    resample_matrix,
-    resize,
-)
-
-PIL_FILTERS = {
-    "lanczos3": Image.Resampling.LANCZOS,
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "box": Image.Resampling.BOX,
-}
+from featstat import ops
+from featstat import prior as P
+from featstat.prior import Downsampler, add_gaussian_noise, jpeg_compress, random_mask, resize
 
 
-@pytest.mark.parametrize("kernel", list(PIL_FILTERS))
-@pytest.mark.parametrize(
-    ("size", "out"),
-    [
-        ((64, 48), (16, 12)),
-        ((37, 50), (9, 25)),
-        ((30, 30), (11, 7)),
-        ((16, 12), (64, 48)),
-        ((13, 9), (20, 31)),
-    ],
-)
-def test_resize_matches_pillow(kernel, size, out):
-    """Antialiased reduction and enlargement, integer and fractional factors, odd sizes: Pillow's
-    ``Image.resize`` on float ("F") images is the reference (edges renormalised, as Pillow does)."""
-    rng = np.random.default_rng(0)
-    a = rng.random(size).astype(np.float32)
-    expected = np.asarray(Image.fromarray(a, mode="F").resize(out[::-1], PIL_FILTERS[kernel]))
-    got = resize(torch.from_numpy(a)[None, None], out, kernel)[0, 0].numpy()
-    np.testing.assert_allclose(got, expected, atol=2e-6)
-
-
-def _reference_dip_kernel(factor: int) -> np.ndarray:
-    """The public Deep Image Prior code's 'lanczos2' kernel with phase 1/2, transcribed from its formula:
-    (4f)×(4f) taps at d = |i + 1/2 − c| / f, value 2·sin(πd)·sin(πd/2) / (π²d²) per axis, normalised."""
-    width = 4 * factor + 1
-    n = width - 1
-    centre = (width + 1) / 2
-    k = np.zeros((n, n))
-    for i in range(1, n + 1):
-        for j in range(1, n + 1):
-            v = 1.0
-            for d in (abs(i + 0.5 - centre) / factor, abs(j + 0.5 - centre) / factor):
-                if d != 0:
-                    v *= 2 * np.sin(np.pi * d) * np.sin(np.pi * d / 2) / (np.pi**2 * d * d)
-            k[i - 1, j - 1] = v
-    return k / k.sum()
-
-
-@pytest.mark.parametrize("factor", [2, 4, 8])
-def test_downsampler_is_the_reference_lanczos2(factor):
-    """Replicate padding by (4f − f)/2, a strided depthwise convolution: the reference ``Downsampler``."""
-    g = torch.Generator().manual_seed(factor)
-    x = torch.rand(1, 3, 6 * factor, 5 * factor, generator=g, dtype=torch.float64)
-    k = torch.from_numpy(_reference_dip_kernel(factor))
-    pad = (k.shape[0] - factor) // 2
-    weight = k[None, None].expand(3, 1, -1, -1).contiguous()
-    expected = F.conv2d(F.pad(x, (pad,) * 4, mode="replicate"), weight, stride=factor, groups=3)
-    got = Downsampler(factor)(x)
-    assert got.shape == (1, 3, 6, 5)
-    torch.testing.assert_close(got, expected, atol=1e-12, rtol=0)
-
-
-def test_downsampler_interior_equals_the_pillow_style_lanczos2():
-    """Edges aside, replicate and renormalise are the same operator (same kernel, same pixel centres)."""
-    x = torch.rand(1, 1, 64, 64, dtype=torch.float64)
-    a = Downsampler(4)(x)
-    b = resize(x, (16, 16), "lanczos2", edge="renormalise")
-    torch.testing.assert_close(a[..., 2:-2, 2:-2], b[..., 2:-2, 2:-2], atol=1e-12, rtol=0)
-    assert not torch.allclose(a, b)
-
-
-def test_resize_properties():
-    for kernel in ("lanczos2", "lanczos3", "bicubic", "bilinear", "box"):
-        for edge in ("renormalise", "replicate", "reflect"):
-            m = resample_matrix(23, 7, kernel, edge=edge)
-            torch.testing.assert_close(m.sum(1), torch.ones(7, dtype=torch.float64))  # constants preserved
-    x = torch.rand(2, 3, 12, 10, dtype=torch.float64)
-    assert torch.equal(resize(x, (12, 10), "lanczos3"), x)  # same size: identity
-    assert resize(x.float(), (6, 5)).dtype == torch.float32
-    assert resize(x.to(torch.bfloat16), (6, 5)).dtype == torch.bfloat16
-    # first output of a ×2 bilinear reduction: taps −1, 0, 1, 2 with weights 1, 3, 3, 1 (/8); tap −1 is
-    # pixel 1 when reflecting (no repeated border), pixel 0 when replicating, dropped when renormalising
-    first = {"reflect": [3, 4, 1], "replicate": [4, 3, 1], "renormalise": [3 / 7 * 8, 3 / 7 * 8, 1 / 7 * 8]}
-    for edge, row in first.items():
-        m = resample_matrix(8, 4, "bilinear", edge=edge)
-        torch.testing.assert_close(m[0, :3], torch.tensor(row, dtype=torch.float64) / 8)
-
-
-def test_resize_gradients():
-    x = torch.rand(1, 2, 9, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: resize(t, (4, 3), "lanczos3"), (x,))
-    assert torch.autograd.gradcheck(lambda t: Downsampler(2)(t[..., :8, :8]), (x,))
-
-
-def test_resize_under_autocast_stays_float32():
-    x = torch.rand(1, 3, 16, 16)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        y = Downsampler(4)(x)
-    assert y.dtype == torch.float32
-    torch.testing.assert_close(y, Downsampler(4)(x))
+def test_operators_are_the_ops_ones_with_dip_spellings():
+    for name in ("Downsampler", "resample_matrix", "resize", "EDGES", "KERNELS"):
+        assert getattr(P, name) is getattr(ops, name)  # re-exported, one copy
+    x = torch.rand(2, 3, 16, 16)
+    # σ on the [0, 1] scale, computed in float32, a generator on the image's device, clipped by default
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(
+        add_gaussian_noise(x, 0.1, seed=3), ops.gaussian_noise(x, 0.1, units="unit", seed=g, clip=True)
+    )
+    half = add_gaussian_noise(x.half(), 0.1, seed=3, clip=False)
+    assert half.dtype == torch.float16
+    assert torch.equal(half, ops.gaussian_noise(x.half().float(), 0.1, units="unit", seed=3).half())
+    torch.manual_seed(11)  # seed=None: torch's global generator, as an unseeded torch.randn
+    unseeded = add_gaussian_noise(x, 0.1, seed=None, clip=False)
+    torch.manual_seed(11)
+    assert torch.equal(unseeded, x + 0.1 * torch.randn(x.shape))
+    assert torch.equal(jpeg_compress(x, 30), ops.jpeg(x, 30, subsampling="4:2:0"))
+    assert torch.equal(random_mask((9, 8), 0.3, seed=2), ops.random_mask((9, 8), 0.3, seed=2))
+    torch.manual_seed(5)
+    unseeded_mask = random_mask((9, 8), 0.3, seed=None)
+    torch.manual_seed(5)
+    assert torch.equal(unseeded_mask, (torch.rand(1, 1, 9, 8) >= 0.3).float())
 
 
 @pytest.mark.parametrize(
