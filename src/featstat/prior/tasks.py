@@ -38,10 +38,10 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_finite, check_image, check_tensor
 from ..features import FeatureExtractor
-from ..features.sources import choose_features
-from ..losses import PerceptualLoss, get_loss
+from ..losses import PerceptualLoss
 from ..losses.functional import l2_loss
 from ..nets.hourglass import build_network, input_code
+from ..objective.config import build_objective
 from ..objective.core import Objective, Term
 from ..ops import EDGES, KERNELS, Downsampler, resize
 from .engine import FitOptions, PriorResult, Problem, solve
@@ -654,21 +654,22 @@ def statistics_objective(
     """
     if not isinstance(terms, Mapping) or not terms:
         raise ValueError(f"terms must map loss names to weights, e.g. {{'contextual': 0.1}}, got {terms!r}")
-    sources = {}
-    layers = list(layers)
-    if weights == "auto":
-        source = choose_features(arch, layers)
-        arch, weights, layers = source.arch, source.weights, list(dict.fromkeys(source.layers.values()))
-        sources["extra"] = source.info()
-    extractor = FeatureExtractor(arch, layers, weights, seed=seed)
-    built = []
-    for name, weight in terms.items():
-        cls = get_loss(name)
-        kwargs = dict((options or {}).get(name, {}))
-        built.append(Term(str(name), cls(**kwargs), float(weight), extractor, layers))
-    objective = Objective(built)
-    objective.feature_sources = sources
-    return objective
+    # a spec for the one builder (featstat.objective.config): any registered loss works here
+    backbone = {"arch": arch, "weights": "random" if weights is None else str(weights), "seed": seed}
+    spec = {
+        "backbones": {"extra": backbone},
+        "terms": {
+            str(name): {
+                "loss": name,
+                "weight": weight,
+                "backbone": "extra",
+                "layers": list(layers),
+                **dict((options or {}).get(name, {})),
+            }
+            for name, weight in terms.items()
+        },
+    }
+    return build_objective(spec)
 
 
 def _name(net: str | NetPreset) -> str:

@@ -63,6 +63,8 @@ from torch import nn
 from ..nets.discriminator import SRGANDiscriminator
 from ..nets.restoration import build_network
 from ..objective.core import Objective
+from ..registry import RECIPES as _RECIPES
+from ..registry import Registry
 from .data import RestorationDataset, ValidationSet, list_sources, pair_normals, split_validation
 from .degrade import TASKS, Degradation, make_degradation
 from .trainer import AdversarialOptions, Trainer, TrainOptions
@@ -129,8 +131,7 @@ def _pdl(
     }
 
 
-#: Recipe name → recipe (plain data; :func:`get_recipe` returns merged copies).
-RECIPES: dict[str, dict[str, Any]] = {
+_BUILT_IN: dict[str, dict[str, Any]] = {
     "pixel": {
         "name": "pixel",
         "description": "L1 pixel loss baseline",
@@ -290,17 +291,26 @@ RECIPES: dict[str, dict[str, Any]] = {
         "data": {"crop_size": 256},
     },
 }
-RECIPES["normals-no-l1"] = copy.deepcopy(RECIPES["normals"])
-RECIPES["normals-no-l1"].update(
+_BUILT_IN["normals-no-l1"] = copy.deepcopy(_BUILT_IN["normals"])
+_BUILT_IN["normals-no-l1"].update(
     name="normals-no-l1",
     description="the normals recipe without L1 (λ_L1 = 0: more natural-looking, worse angular scores)",
 )
-del RECIPES["normals-no-l1"]["objective"]["terms"]["l1"]
+del _BUILT_IN["normals-no-l1"]["objective"]["terms"]["l1"]
+
+#: Recipe name → recipe (plain data; :func:`get_recipe` returns merged copies): the recipe registry
+#: (:data:`featstat.registry.RECIPES`), a read-only mapping; ``RECIPES.register_value(name, recipe)`` adds
+#: one.
+RECIPES: Registry[dict[str, Any]] = _RECIPES
+for _name, _recipe in _BUILT_IN.items():
+    if _name not in RECIPES.registered_names():
+        RECIPES.register_value(_name, _recipe)
+del _name, _recipe
 
 
 def recipe_names() -> list[str]:
-    """The preset names, in a stable order."""
-    return list(RECIPES)
+    """The recipe names, in a stable order (registration order)."""
+    return RECIPES.names()
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -363,13 +373,7 @@ def get_recipe(
     if overrides is not None:
         over = dict(overrides) if isinstance(overrides, Mapping) else load_overrides(overrides)
     base = over.pop("base", None) or name
-    if base not in RECIPES:
-        import difflib
-
-        close = difflib.get_close_matches(str(base), RECIPES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown recipe {base!r}{hint} Known recipes: {', '.join(RECIPES)}")
-    return validate_recipe(merge(RECIPES[base], over))
+    return validate_recipe(merge(RECIPES.get(base), over))
 
 
 def validate_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
