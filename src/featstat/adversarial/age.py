@@ -22,19 +22,29 @@ so that λ and μ keep the thesis' values at any image or latent size.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_same_shape, check_tensor, compute_dtype, make_generator
+from ..engine.loop import LoopResult, Outputs, run_loop
+from ..engine.runs import load_checkpoint
+from ..io import list_images, read_image
 from ..losses.diversity import nearest_neighbour_distance
 
 __all__ = [
     "DIVERGENCES",
     "AGEEncoder",
     "AGEGenerator",
+    "AGEOptions",
+    "AGERun",
     "age_encoder_loss",
     "age_generator_loss",
     "data_reconstruction_loss",
@@ -42,7 +52,10 @@ __all__ = [
     "kl_divergence_knn",
     "latent_divergence",
     "latent_reconstruction_loss",
+    "load_age",
+    "load_images",
     "sample_sphere",
+    "train_age",
 ]
 
 DIVERGENCES = ("gaussian", "knn")
@@ -209,3 +222,181 @@ class AGEGenerator(nn.Module):
         for up in self.ups:
             h = up(h)
         return (torch.tanh(h) + 1) / 2
+
+
+# --------------------------------------------------------------------------------------------- training
+
+
+@dataclass
+class AGEOptions:
+    """Settings of :func:`train_age` (defaults: the thesis' unconditional setting, 4.3.1)."""
+
+    steps: int = 5000  # encoder updates; each is followed by ``generator_updates`` generator updates
+    batch: int = 64
+    size: int = 32
+    channels: int = 3
+    latent: int = 64  # M (thesis: 64 for CelebA/SVHN, 128 for CIFAR-10 / Tiny ImageNet)
+    width: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    latent_weight: float = 1000.0  # λ, eq. 4.5 (thesis: 500, 1000 or 2000)
+    data_weight: float = 10.0  # μ, eq. 4.6
+    generator_updates: int = 2
+    divergence: str = "gaussian"  # eq. 4.7, or "knn" (Kozachenko–Leonenko)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("divergence", self.divergence, DIVERGENCES)
+        for name in ("steps", "batch", "latent", "width", "generator_updates"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.batch < 2:
+            raise ValueError("batch must be at least 2 (the divergence fits a distribution to the batch)")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+
+
+class AGERun:
+    """The AGE game (eqs. 4.5–4.6) as a :class:`~featstat.engine.loop.Run`: one encoder update, then
+    ``generator_updates`` generator updates per step. ``data``: N×C×size×size images in [0, 1]."""
+
+    kind = "age"
+
+    def __init__(self, opts: AGEOptions, data: Tensor, *, device: torch.device | str = "cpu") -> None:
+        data = check_tensor("data", data, ndim=4, channels=opts.channels)
+        if data.shape[-2:] != (opts.size, opts.size):
+            raise ValueError(
+                f"data must be N×{opts.channels}×{opts.size}×{opts.size}, got {tuple(data.shape)}"
+            )
+        self.opts, self.data, self.device = opts, data, torch.device(device)
+        shape = dict(size=opts.size, channels=opts.channels, width=opts.width)
+        with torch.random.fork_rng(devices=[]):  # default initialisation, seeded; global RNG untouched
+            torch.manual_seed(opts.seed)
+            self.encoder = AGEEncoder(opts.latent, **shape).to(device)
+            self.generator = AGEGenerator(opts.latent, **shape).to(device)
+        self.opt_e = torch.optim.Adam(self.encoder.parameters(), lr=opts.lr, betas=opts.betas)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=opts.lr, betas=opts.betas)
+        self.sampler = torch.Generator().manual_seed(opts.seed + 1)
+
+    def fingerprint(self) -> dict[str, Any]:
+        rec = dataclasses.asdict(self.opts)
+        rec.pop("steps")
+        rec["betas"] = list(self.opts.betas)
+        rec["images"] = int(self.data.shape[0])
+        return rec
+
+    def _z(self, n: int) -> Tensor:
+        return sample_sphere(n, self.opts.latent, seed=self.sampler).to(self.device)
+
+    def step(self, step: int) -> dict[str, Tensor]:
+        o = self.opts
+        self.encoder.train(), self.generator.train()
+        idx = torch.randint(self.data.shape[0], (o.batch,), generator=self.sampler)
+        x = self.data[idx].to(self.device)
+        # encoder: max_ψ Δ(e(g(z))) − Δ(e(x)) − μ L_X  (eq. 4.6), as a loss to minimise
+        e_x = self.encoder(x)
+        with torch.no_grad():
+            fake = self.generator(self._z(o.batch))
+        e_gz = self.encoder(fake)
+        x_rec = self.generator(e_x)
+        loss_e = age_encoder_loss(e_x, e_gz, x, x_rec, weight=o.data_weight, divergence=o.divergence)
+        self.opt_e.zero_grad(set_to_none=True)
+        loss_e.backward()
+        self.opt_e.step()
+        values = {"encoder": loss_e.detach(), "data_rec": data_reconstruction_loss(x, x_rec).detach()}
+        # generator: min_θ Δ(e(g(z))) + λ L_Z  (eq. 4.5), ``generator_updates`` times
+        for _ in range(o.generator_updates):
+            z = self._z(o.batch)
+            e_gz = self.encoder(self.generator(z))
+            loss_g = age_generator_loss(e_gz, z, weight=o.latent_weight, divergence=o.divergence)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+        values["generator"] = loss_g.detach()
+        values["latent_rec"] = latent_reconstruction_loss(z, e_gz.detach()).detach()
+        values["loss"] = loss_g.detach()
+        return values
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.state_dict(), "generator": self.generator.state_dict(),
+            "opt_e": self.opt_e.state_dict(), "opt_g": self.opt_g.state_dict(),
+            "sampler": self.sampler.get_state(),
+            "spec": {"latent": self.opts.latent, "size": self.opts.size, "channels": self.opts.channels,
+                     "width": self.opts.width},
+        }  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.generator.load_state_dict(state["generator"])
+        self.opt_e.load_state_dict(state["opt_e"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.sampler.set_state(state["sampler"])
+
+    def finish(self, step: int) -> dict[str, Any]:
+        return {"spec": self.state_dict()["spec"]}
+
+    def curves(self, history: list[dict[str, Any]]) -> dict[str, list[float]]:
+        keys = ("data_rec", "latent_rec")
+        return {k: [float(r[k]) for r in history if k in r] for k in keys}
+
+
+def load_images(folder: str | Path, size: int, channels: int = 3) -> Tensor:
+    """Every image of ``folder`` resized (area / bicubic) to size×size, N×channels×size×size in [0, 1]."""
+    files = list_images(folder)
+    if not files:
+        raise ValueError(f"data: no images in {str(folder)!r}; give a folder of PNG/JPEG images")
+    out = []
+    for path in files:
+        img = read_image(path, channels=channels, alpha="drop")
+        mode = "area" if min(img.shape[-2:]) >= size else "bicubic"
+        out.append(F.interpolate(img, size=(size, size), mode=mode).clamp(0, 1))
+    return torch.cat(out)
+
+
+def train_age(
+    data: Tensor | str | Path,
+    folder: str | Path | None = None,
+    options: AGEOptions | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    checkpoint_every: int = 500,
+    log_every: int = 50,
+    progress: bool = False,
+    callback: Any = None,
+    **kwargs: Any,
+) -> tuple[AGERun, LoopResult]:
+    """Train an AGE (encoder + generator) on images (a tensor N×C×H×W in [0, 1] or a folder) on the run loop;
+    ``folder`` gets the checkpoint (``resume=True`` continues it), history, curves and ``run.json``."""
+    opts = dataclasses.replace(options or AGEOptions(), **kwargs)
+    if not isinstance(data, Tensor):
+        data = load_images(data, opts.size, opts.channels)
+    run = AGERun(opts, data, device=device)
+    out = Path(folder) if folder is not None else None
+    result = run_loop(
+        run, opts.steps, log_every=log_every,
+        checkpoint=out / "checkpoint.pt" if out else None, checkpoint_every=checkpoint_every if out else 0,
+        resume=resume, callback=callback, outputs=Outputs(out) if out else None, progress=progress,
+        description="age", device=device,
+    )  # fmt: skip
+    return run, result
+
+
+def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AGEEncoder, AGEGenerator]:
+    """The (encoder, generator) pair saved by :func:`train_age` (a checkpoint file or run folder), in eval
+    mode."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    ck = load_checkpoint(path)
+    if ck.get("kind") != AGERun.kind:
+        raise ValueError(f"checkpoint {str(path)!r} is a {ck.get('kind')!r} run, not an AGE run")
+    spec = ck["state"]["spec"]
+    enc = AGEEncoder(spec["latent"], size=spec["size"], channels=spec["channels"], width=spec["width"])
+    gen = AGEGenerator(spec["latent"], size=spec["size"], channels=spec["channels"], width=spec["width"])
+    enc.load_state_dict(ck["state"]["encoder"])
+    gen.load_state_dict(ck["state"]["generator"])
+    return enc.to(device).eval(), gen.to(device).eval()
