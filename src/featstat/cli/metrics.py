@@ -20,11 +20,24 @@ import torch
 from .. import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
 from .._atomic import atomic_write_bytes, atomic_write_text
 from ..io import list_images, read_image
+from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-_POINTWISE = {"psnr", "ssim", "ms_ssim", "lpips", "spectrum"}
-_DISTORTION = {"psnr", "ssim", "ms_ssim"}
-_DEEP = {"lpips", "gram", "cx", "pdl"}
+
+
+def _facts(name: str) -> Any:
+    """The Metric class of a registered metric: its facts (same_size, backbone, auto_weights, luma_options)
+    decide which command options apply, so a newly registered metric gets them with no change here."""
+    from ..metrics import get_metric, metric_class
+
+    return metric_class(get_metric(name).module)
+
+
+def _metrics_help() -> str:
+    return (
+        f"Comma-separated metric names: {names_help('metric')}; groups: angular, patch. Every distribution "
+        "statistic of featstat.losses is also a deep metric."
+    )
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -108,11 +121,12 @@ def _build_metrics(
     modules: dict[str, Any] = {}
     for name in names:
         options: dict[str, Any] = {"reduction": "none"}
-        if name in _DISTORTION:
+        facts = _facts(name)
+        if facts.luma_options:
             options.update(y_channel=y_channel, crop_border=crop_border)
-        if name in _DEEP and random_weights:
+        if facts.backbone and random_weights:
             options["weights"] = None
-        elif name in _DEEP and name != "lpips":
+        elif facts.backbone and facts.auto_weights:
             # the best trained features here (paper file, else HED's VGG-16, else the shallow Caffe layers);
             # LPIPS keeps torchvision's trunks, the ones its heads were calibrated on
             options["weights"] = "auto"
@@ -259,8 +273,8 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
     "metrics_text",
     default="psnr,ssim",
     show_default=True,
-    help="Comma-separated metric names (psnr, ssim, ms_ssim, lpips, gram, cx, pdl, spectrum, "
-    "patch_kl, patch_chi2, patch_emd, angular_mean, ...; groups: angular, patch).",
+    cls=RegistryHelpOption,
+    help_fn=_metrics_help,
 )
 @click.option("--y-channel", is_flag=True, help="PSNR/SSIM/MS-SSIM on the BT.601 luma only (SR papers).")
 @click.option(
@@ -289,7 +303,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
 @click.option(
     "--random-weights",
     is_flag=True,
-    help="Seeded random backbones for lpips/gram/cx/pdl (no weight files; for testing only).",
+    help="Seeded random backbones for the deep metrics (no weight files; for testing only).",
 )
 @click.option(
     "--alpha",
@@ -378,7 +392,7 @@ def eval_command(
                     ref = read_image(rp, alpha=alpha, device=dev)
                 except ValueError as exc:
                     raise click.ClickException(str(exc)) from exc
-                if pred.shape != ref.shape and any(n in _POINTWISE or n.startswith("angular") for n in names):
+                if pred.shape != ref.shape and any(_facts(n).same_size for n in names):
                     raise click.ClickException(
                         f"{pp.name} is {pred.shape[3]}×{pred.shape[2]} but {rp.name} is {ref.shape[3]}×"
                         f"{ref.shape[2]} (W×H); pointwise metrics ({', '.join(names)}) need equal sizes: "

@@ -19,6 +19,7 @@ import click
 import torch
 
 from ._common import auto_threads, check_output_folder, is_grayscale_file
+from ._registry import RegistryHelpOption, names_help
 
 SAMPLE_SIZE = 128
 
@@ -72,8 +73,9 @@ def _fit_options(func: Callable) -> Callable:
         click.option("--max-size", type=click.IntRange(min=8), default=None,
                      help="Downscale the input photo(s) so the longer side is at most this many pixels "
                           "(large photos take minutes per step; not for sr without --from-hr)."),
-        click.option("--extra", "extra", multiple=True, metavar="LOSS=WEIGHT",
-                     help="Experimental feature-statistics term, e.g. cx=0.05 or pdl=0.01 (repeatable)."),
+        click.option("--extra", "extra", multiple=True, metavar="LOSS=WEIGHT", cls=RegistryHelpOption,
+                     help_fn=lambda: "Experimental feature-statistics term, e.g. cx=0.05 or pdl=0.01 "
+                     f"(repeatable); LOSS is any registered loss: {names_help('loss')}."),
         click.option("--extra-layers", default="relu2_1,relu3_1", show_default=True,
                      help="VGG-19 layers the extra terms compare."),
         click.option("--extra-weights", default="auto", show_default=True,

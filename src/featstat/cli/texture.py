@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from ._common import check_output_folder, checkpoint_file, is_grayscale_file, output_file
+from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -235,8 +236,11 @@ _common = [
         "statistics",
         multiple=True,
         metavar="NAME[:WEIGHT]",
-        help="gram (default), contextual (cx), sliced_wasserstein (swd), projected_distribution (pdl), "
-        "chamfer; repeat for a weighted mix, e.g. --statistic gram --statistic swd:10.",
+        cls=RegistryHelpOption,
+        help_fn=lambda: (
+            f"Default gram; any distribution statistic: {names_help('loss', distribution_statistic=True)}; "
+            "repeat for a weighted mix, e.g. --statistic gram --statistic swd:10."
+        ),
     ),
     click.option(
         "--option",
