@@ -11,20 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import (
     MAX_KERNEL_SIZE,
     check_choice,
     check_int,
-    check_number,
     check_reduction,
     check_same_shape,
     check_tensor,
     compute_dtype,
 )
 from .._checks import reduce as _reduce
+from ..ops import gaussian_kernel1d, separable_blur
 from ..registry import LOSSES
 from .base import FeatureLoss
 
@@ -94,38 +93,10 @@ def l2_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
 # --------------------------------------------------------------------------------------- low frequency
 
 
-def gaussian_kernel1d(
-    kernel_size: int = 21,
-    sigma: float = 3.0,
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> Tensor:
-    """A normalised 1-D Gaussian of ``kernel_size`` taps (odd) and standard deviation ``sigma`` (pixels).
-
-    ``k[i] ∝ exp(−(i − r)² / (2σ²))`` for i = 0..2r, r = kernel_size // 2, summing to 1: the kernel
-    ``scipy.ndimage.gaussian_filter`` uses with ``truncate = r / σ``.
-    """
-    check_int("kernel_size", kernel_size, low=1, high=MAX_KERNEL_SIZE, odd=True)  # before any allocation
-    sigma = check_number("sigma", sigma, low=1e-3, high=1e6, hint="the papers' low-frequency L2 uses σ = 3")
-    r = kernel_size // 2
-    x = torch.arange(-r, r + 1, dtype=torch.float64)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)  # (x/σ)², not x²/σ²: no 0/0 or inf/inf for extreme σ
-    return (k / k.sum()).to(dtype=dtype, device=device)
-
-
 def _blur(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
-    """Separable blur of N×C×H×W ``x`` (already in the compute dtype) with the 1-D ``kernel``."""
-    n, c, h, w = x.shape
-    r = kernel.numel() // 2
-    y = x.reshape(n * c, 1, h, w)
-    if r > 0:
-        mode = "constant" if padding == "zeros" else padding
-        y = F.pad(y, (r, r, r, r), mode=mode)
-    k = kernel.to(dtype=x.dtype, device=x.device)
-    y = F.conv2d(y, k.view(1, 1, -1, 1))
-    y = F.conv2d(y, k.view(1, 1, 1, -1))
-    return y.reshape(n, c, h, w)
+    """Separable blur of N×C×H×W ``x`` (already in the compute dtype) with the 1-D ``kernel``: the one
+    implementation, :func:`featstat.ops.separable_blur` (:func:`gaussian_kernel1d` is ``featstat.ops``'s)."""
+    return separable_blur(x, kernel, padding)
 
 
 def _check_blur_args(x: Tensor, kernel_size: int, padding: str, name: str) -> None:
