@@ -108,7 +108,7 @@ def test_bad_inputs():
         diversity_loss(_batch(n=1))
     with pytest.raises(ValueError, match="floating"):
         diversity_loss(torch.ones(3, 4, dtype=torch.int64))
-    with pytest.raises(ValueError, match="x must have"):
+    with pytest.raises(ValueError, match="pred must have"):
         diversity_loss(torch.rand(5))
     with pytest.raises(ValueError, match="reduction"):
         diversity_loss(_batch(), reduction="median")

@@ -93,7 +93,9 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(lambda a: gram_loss(a, y, reduction="none"), (x,))
     mx = torch.rand(2, 2, 3, 2, dtype=torch.float64)
     my = torch.rand(1, 2, 2, 4, dtype=torch.float64)
-    assert torch.autograd.gradcheck(lambda a: gram_loss(a, y, mask_x=mx, mask_y=my, reduction="none"), (x,))
+    assert torch.autograd.gradcheck(
+        lambda a: gram_loss(a, y, mask_pred=mx, mask_target=my, reduction="none"), (x,)
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -136,7 +138,7 @@ def test_all_ones_mask_equals_unmasked_at_any_resolution():
         (torch.ones(2, 1, 20, 24), torch.ones(1, 1, 3, 3)),  # larger / smaller: resized
         (torch.ones(1, 1, 5, 6, dtype=torch.bool), torch.ones(1, 1, 8, 7, dtype=torch.bool)),
     ]:
-        masked = gram_loss(x, y, reduction="none", mask_x=mx, mask_y=my)
+        masked = gram_loss(x, y, reduction="none", mask_pred=mx, mask_target=my)
         assert torch.allclose(masked, plain, rtol=1e-6)
     assert torch.allclose(gram_matrix(x, torch.ones(1, 1, 9, 9))[:, 0], gram_matrix(x), rtol=1e-6)
 
@@ -147,7 +149,7 @@ def test_disjoint_masks_separate_regions():
     left = torch.zeros(1, 1, 4, 6, dtype=torch.float64)
     left[..., :2] = 1
     masks = torch.cat([left, 1 - left], dim=1)
-    got = gram_loss(x, y, reduction="none", mask_x=masks, mask_y=masks)
+    got = gram_loss(x, y, reduction="none", mask_pred=masks, mask_target=masks)
     want = gram_loss(x[..., :2], y[..., :2], reduction="none") + gram_loss(
         x[..., 2:], y[..., 2:], reduction="none"
     )
@@ -165,7 +167,7 @@ def test_disjoint_masks_separate_regions():
     big = tile.repeat(1, 1, 2, 4)
     m_small = torch.zeros(1, 1, 4, 8, dtype=torch.float64)
     m_small[..., :2, :2] = 1
-    loss = gram_loss(small, big, mask_x=m_small, mask_y=torch.ones(1, 1, 4, 8, dtype=torch.float64))
+    loss = gram_loss(small, big, mask_pred=m_small, mask_target=torch.ones(1, 1, 4, 8, dtype=torch.float64))
     assert loss.item() < 1e-24
 
 
@@ -174,22 +176,22 @@ def test_empty_region_is_finite():
     empty = torch.zeros(1, 1, 5, 6, dtype=torch.float64)
     g = gram_matrix(x, empty)
     assert torch.isfinite(g).all() and g.abs().max() == 0
-    assert gram_loss(x, y, mask_x=empty, mask_y=empty).item() == 0.0
+    assert gram_loss(x, y, mask_pred=empty, mask_target=empty).item() == 0.0
 
 
 def test_mask_errors():
     x, y = _feats(seed=1), _feats(seed=2)
     m = torch.ones(1, 2, 5, 6)
-    with pytest.raises(ValueError, match="mask_y"):
-        gram_loss(x, y, mask_x=m)
-    with pytest.raises(ValueError, match="mask_x"):
-        gram_loss(x, y, mask_y=m)
+    with pytest.raises(ValueError, match="mask_target"):
+        gram_loss(x, y, mask_pred=m)
+    with pytest.raises(ValueError, match="mask_pred"):
+        gram_loss(x, y, mask_target=m)
     with pytest.raises(ValueError, match="regions"):
-        gram_loss(x, y, mask_x=m, mask_y=torch.ones(1, 3, 5, 6))
-    with pytest.raises(ValueError, match="mask_x"):
-        gram_loss(x, y, mask_x=torch.ones(3, 2, 5, 6), mask_y=m)
-    with pytest.raises(ValueError, match="mask_x"):
-        gram_loss(x, y, mask_x=torch.ones(2, 5, 6), mask_y=m)
+        gram_loss(x, y, mask_pred=m, mask_target=torch.ones(1, 3, 5, 6))
+    with pytest.raises(ValueError, match="mask_pred"):
+        gram_loss(x, y, mask_pred=torch.ones(3, 2, 5, 6), mask_target=m)
+    with pytest.raises(ValueError, match="mask_pred"):
+        gram_loss(x, y, mask_pred=torch.ones(2, 5, 6), mask_target=m)
 
 
 # ----------------------------------------------------------------------------------------------- module
@@ -203,7 +205,7 @@ def test_module_prepare_compare_and_masks():
     assert torch.allclose(loss.compare(x, prepared), gram_loss(x, y, reduction="none"))
     assert torch.allclose(loss(x, y), gram_loss(x, y, reduction="none"))
     mx, my = torch.rand(3, 2, 5, 6, dtype=torch.float64), torch.rand(1, 2, 7, 7, dtype=torch.float64)
-    want = gram_loss(x, y, reduction="none", mask_x=mx, mask_y=my)
+    want = gram_loss(x, y, reduction="none", mask_pred=mx, mask_target=my)
     assert torch.allclose(loss(x, y, mask_pred=mx, mask_target=my), want)
     pm = loss.prepare_target(y, my)
     assert torch.allclose(loss.compare(x, pm, mx), want)
@@ -239,7 +241,7 @@ def test_texture_loss_weights_layers():
 
 def test_bad_inputs():
     x, y = _feats(seed=1), _feats(seed=2)
-    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+    with pytest.raises(ValueError, match="pred must have 4 dimensions"):
         gram_loss(x[0], y)
     with pytest.raises(ValueError, match="channels"):
         gram_loss(x, y[:, :3])

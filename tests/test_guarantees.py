@@ -242,8 +242,8 @@ BAD_OPTIONS = [
         rand(1, 4, 4, 4), rand(1, 4, 4, 4), projections=torch.full((3, 4), NAN))),
     ("pdl-count-1e9", lambda: losses.ProjectedDistributionLoss("sphere", 10**9)),
     ("gram-nan-mask", lambda: featstat.gram_loss(
-        rand(1, 2, 4, 4), rand(1, 2, 4, 4), mask_x=torch.full((1, 1, 4, 4), NAN),
-        mask_y=torch.ones(1, 1, 4, 4))),
+        rand(1, 2, 4, 4), rand(1, 2, 4, 4), mask_pred=torch.full((1, 1, 4, 4), NAN),
+        mask_target=torch.ones(1, 1, 4, 4))),
     ("term-weight-nan", lambda: featstat.Term("a", featstat.L1Loss(), NAN)),
     ("term-weight-inf", lambda: featstat.Term("a", featstat.L1Loss(), float("inf"))),
     ("term-weight-str", lambda: featstat.Term("a", featstat.L1Loss(), "1")),

@@ -270,7 +270,7 @@ def test_bad_inputs_raise(fn):
 
 
 def test_total_variation_bad_inputs():
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(ValueError, match="pred must"):
         total_variation(torch.rand(3, 4, 4))
     with pytest.raises(ValueError, match="floating"):
         total_variation(torch.ones(1, 3, 4, 4, dtype=torch.int64))

@@ -114,7 +114,7 @@ def test_make_projections_kinds():
         ({"kind": "rpp", "count": 7}, "multiple"),
         ({"kind": "sphere", "count": 0}, "count"),
         ({"kind": "rpp", "perturbation": -1.0}, "perturbation"),
-        ({"kind": "sphere", "generator": "seed"}, "seed"),
+        ({"kind": "sphere", "seed": "nope"}, "seed"),
     ],
 )
 def test_make_projections_errors(kwargs, match):
@@ -303,7 +303,7 @@ def test_inference_mode_then_training():
 
 def test_bad_inputs():
     x, y = _feats(seed=1), _feats(seed=2)
-    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+    with pytest.raises(ValueError, match="pred must have 4 dimensions"):
         projected_distribution_loss(x[0], y)
     with pytest.raises(ValueError, match="channels"):
         projected_distribution_loss(x, y[:, :3])

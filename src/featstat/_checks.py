@@ -128,7 +128,7 @@ def check_tensor(
         hint = ", ".join(layout.get(r, f"{r}-D") for r in ranks)
         raise ValueError(
             f"{name} must have {want} dimensions ({hint}), got shape {tuple(x.shape)}; "
-            f"add a batch dimension with x.unsqueeze(0) if you passed a single image"
+            f"add a batch dimension with {name}.unsqueeze(0) if you passed a single image"
         )
     if floating and x.dtype not in FLOAT_DTYPES:
         raise ValueError(

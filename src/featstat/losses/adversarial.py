@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_choice, check_reduction, check_tensor, compute_dtype
+from .._checks import check_choice, check_reduction, check_tensor, compute_dtype, legacy_arguments
 from .._checks import reduce as _reduce
 from .base import FeatureLoss
 
@@ -45,27 +45,31 @@ def _per_sample(values: Tensor) -> Tensor:
     return values if values.dim() == 1 else values.flatten(1).mean(dim=1)
 
 
+@legacy_arguments(renamed={"fake_logits": "pred"}, positional=("reduction",))
 def generator_adversarial_loss(
-    fake_logits: Tensor, kind: str = "nonsaturating", reduction: str = "mean"
+    pred: Tensor, kind: str = "nonsaturating", *, reduction: str = "mean"
 ) -> Tensor:
     """The generator's adversarial loss on the discriminator's logits for generated images (see the table).
 
     Args:
-        fake_logits: D(G(s)), shape N or N×….
+        pred: D(G(s)), the logits of the prediction, shape N or N×… (0.1 name: ``fake_logits``).
         kind: "nonsaturating" (−log σ(D), SRGAN) or "lsgan" (½(D − 1)²).
         reduction: "mean", "sum" or "none" (shape N).
     """
     check_reduction(reduction)
     check_choice("kind", kind, GAN_KINDS)
-    f = _logits("fake_logits", fake_logits)
+    f = _logits("pred", pred)
     values = F.softplus(-f) if kind == "nonsaturating" else 0.5 * (f - 1).square()
     return _reduce(_per_sample(values), reduction)
 
 
+@legacy_arguments(positional=("reduction",))
 def discriminator_loss(
-    real_logits: Tensor, fake_logits: Tensor, kind: str = "nonsaturating", reduction: str = "mean"
+    real_logits: Tensor, fake_logits: Tensor, kind: str = "nonsaturating", *, reduction: str = "mean"
 ) -> Tensor:
     """The discriminator's loss for logits of real images D(y) and generated images D(G(s)) (same shape).
+
+    The one public loss whose arguments are not ``(pred, target)``: both are predictions of D, of two kinds.
 
     Minimising it trains D to output large logits (σ → 1; LSGAN: 1) on real images and small ones (σ → 0;
     LSGAN: 0) on generated ones.
@@ -86,20 +90,23 @@ def discriminator_loss(
 
 
 class GeneratorAdversarialLoss(FeatureLoss):
-    """Module form of :func:`generator_adversarial_loss`: ``forward(fake_logits)`` (no target)."""
+    """Module form of :func:`generator_adversarial_loss`: ``forward(pred)`` (no target)."""
 
-    def __init__(self, kind: str = "nonsaturating", reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, kind: str = "nonsaturating", *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         self.kind = check_choice("kind", kind, GAN_KINDS)
 
     def prepare_target(self, target: object) -> None:
         return None
 
     def compare(self, pred: Tensor, prepared: object = None) -> Tensor:
-        return generator_adversarial_loss(pred, self.kind, "none")
+        return generator_adversarial_loss(pred, self.kind, reduction="none")
 
-    def forward(self, fake_logits: Tensor, target: object = None) -> Tensor:  # type: ignore[override]
-        return _reduce(self.compare(fake_logits), self.reduction)
+    @legacy_arguments(renamed={"fake_logits": "pred"})
+    def forward(self, pred: Tensor, target: object = None) -> Tensor:  # type: ignore[override]
+        """``pred``: the discriminator's logits for generated images (0.1 name: ``fake_logits``)."""
+        return _reduce(self.compare(pred), self.reduction)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, reduction={self.reduction!r}"
@@ -108,13 +115,14 @@ class GeneratorAdversarialLoss(FeatureLoss):
 class DiscriminatorLoss(FeatureLoss):
     """Module form of :func:`discriminator_loss`: ``forward(real_logits, fake_logits)``."""
 
-    def __init__(self, kind: str = "nonsaturating", reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, kind: str = "nonsaturating", *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         self.kind = check_choice("kind", kind, GAN_KINDS)
 
     def compare(self, pred: Tensor, prepared: Tensor) -> Tensor:
         # pred = real logits, prepared = fake logits (the FeatureLoss (pred, target) slot order)
-        return discriminator_loss(pred, prepared, self.kind, "none")
+        return discriminator_loss(pred, prepared, self.kind, reduction="none")
 
     def forward(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:  # type: ignore[override]
         return _reduce(self.compare(real_logits, fake_logits), self.reduction)

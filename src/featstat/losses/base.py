@@ -19,12 +19,20 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .._checks import check_reduction, check_same_batch, check_same_shape, check_tensor, reduce
+from .._checks import (
+    check_reduction,
+    check_same_batch,
+    check_same_shape,
+    check_tensor,
+    legacy_arguments,
+    reduce,
+)
 
 
 class FeatureLoss(nn.Module):
     """Base class: subclasses implement ``compare`` and, when a target statistic is worth caching,
-    ``prepare_target``. ``reduction`` is one of "mean", "sum", "none" (one value per sample)."""
+    ``prepare_target``. ``reduction`` (keyword-only) is one of "mean", "sum", "none" (one value per
+    sample)."""
 
     #: True when pred and target must have the same spatial size (pointwise losses).
     pointwise: bool = False
@@ -34,7 +42,8 @@ class FeatureLoss(nn.Module):
     #: False for terms on the prediction alone (total variation, diversity): objectives give them no target.
     needs_target: bool = True
 
-    def __init__(self, reduction: str = "mean") -> None:
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
 

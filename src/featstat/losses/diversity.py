@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import check_positive, check_reduction, check_tensor, compute_dtype
+from .._checks import check_positive, check_reduction, check_tensor, compute_dtype, legacy_arguments
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
 from .base import FeatureLoss
@@ -29,25 +29,26 @@ from .base import FeatureLoss
 __all__ = ["DiversityLoss", "diversity_loss", "nearest_neighbour_distance"]
 
 
-def nearest_neighbour_distance(x: Tensor) -> tuple[Tensor, Tensor]:
+@legacy_arguments(renamed={"x": "pred"})
+def nearest_neighbour_distance(pred: Tensor) -> tuple[Tensor, Tensor]:
     """Distance from each sample of the batch to its nearest other sample, and that neighbour's index.
 
     Args:
-        x: N×... (N ≥ 2), each sample flattened to a vector of D = numel/N components.
+        pred: N×... (N ≥ 2), each sample flattened to a vector of D = numel/N components.
 
     Returns:
         (ρ, j*): ρ of shape N (Euclidean, differentiable, computed directly from x_i − x_j* so there is no
         cancellation when samples are close), j* of shape N (int64). The search itself runs without gradient;
         as in eq. 3.11 the gradient flows only through each sample's nearest pair.
     """
-    x = check_tensor("x", x, ndim=(2, 3, 4, 5))
-    n = x.shape[0]
+    pred = check_tensor("pred", pred, ndim=(2, 3, 4, 5))
+    n = pred.shape[0]
     if n < 2:
         raise ValueError(
-            f"x must hold a batch of at least 2 samples to measure diversity (nearest neighbours within the "
-            f"batch), got shape {tuple(x.shape)}; increase the batch size"
+            f"pred must hold a batch of at least 2 samples to measure diversity (nearest neighbours within "
+            f"the batch), got shape {tuple(pred.shape)}; increase the batch size"
         )
-    flat = x.to(compute_dtype(x)).reshape(n, -1)
+    flat = pred.to(compute_dtype(pred)).reshape(n, -1)
     with torch.no_grad():
         dist = torch.cdist(flat[None], flat[None], compute_mode="donot_use_mm_for_euclid_dist")[0]
         dist.fill_diagonal_(float("inf"))
@@ -56,7 +57,8 @@ def nearest_neighbour_distance(x: Tensor) -> tuple[Tensor, Tensor]:
     return rho, nearest
 
 
-def diversity_loss(x: Tensor, eps: float = 1e-8, reduction: str = "mean") -> Tensor:
+@legacy_arguments(renamed={"x": "pred"}, positional=("reduction",))
+def diversity_loss(pred: Tensor, eps: float = 1e-8, *, reduction: str = "mean") -> Tensor:
     """Negative Kozachenko–Leonenko entropy term: per sample ``−ln(min_{j≠i} ‖x_i − x_j‖ + eps)``.
 
     Improved Texture Networks, thesis eq. 3.10 (second term, without λ): with reduction "mean" this is
@@ -64,15 +66,15 @@ def diversity_loss(x: Tensor, eps: float = 1e-8, reduction: str = "mean") -> Ten
     gradient (the direction to push them apart is undefined).
 
     Args:
-        x: a batch of N ≥ 2 generated images or features, N×C×H×W (or N×D, N×...), flattened per sample.
+        pred: a batch of N ≥ 2 generated images or features, N×C×H×W (or N×D, N×...), flattened per sample.
         eps: added to the distance before the log (keeps the loss finite for coinciding samples).
         reduction: "mean", "sum" or "none" (shape N).
 
-    Returns float32 for half inputs, else x's dtype.
+    Returns float32 for half inputs, else pred's dtype.
     """
     check_reduction(reduction)
     eps = check_positive("eps", eps)
-    rho, _ = nearest_neighbour_distance(x)
+    rho, _ = nearest_neighbour_distance(pred)
     return _reduce(-torch.log(rho + eps), reduction)
 
 
@@ -86,8 +88,9 @@ class DiversityLoss(FeatureLoss):
 
     needs_target = False
 
-    def __init__(self, eps: float = 1e-8, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, eps: float = 1e-8, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         self.eps = check_positive("eps", eps)
 
     def prepare_target(self, target: Any) -> None:

@@ -20,7 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_finite, check_reduction, check_same_batch, check_tensor, compute_dtype
+from .._checks import (
+    check_finite,
+    check_reduction,
+    check_same_batch,
+    check_tensor,
+    compute_dtype,
+    legacy_arguments,
+)
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
 from .base import FeatureLoss
@@ -123,87 +130,101 @@ def _gram_distance(gx: Tensor, gy: Tensor) -> Tensor:
     return sq.flatten(2).mean(dim=2).sum(dim=1)  # sum over regions of the per-region mean
 
 
+@legacy_arguments(
+    renamed={"x": "pred", "y": "target", "mask_x": "mask_pred", "mask_y": "mask_target"},
+    positional=("reduction", "mask_pred", "mask_target"),
+)
 def gram_loss(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
+    *,
     reduction: str = "mean",
-    mask_x: Tensor | None = None,
-    mask_y: Tensor | None = None,
+    mask_pred: Tensor | None = None,
+    mask_target: Tensor | None = None,
 ) -> Tensor:
-    """Gram (texture) loss between the features ``x`` (prediction) and ``y`` (target) of one layer.
+    """Gram (texture) loss between the features ``pred`` (prediction) and ``target`` of one layer.
 
-    Per sample ``mean_{i,j} (G(x)_ij − G(y)_ij)²`` with ``G = F Fᵀ/(C·H·W)`` (see :func:`gram_matrix`). This
-    is 4·E_l/C² in terms of Gatys' E_l = Σ(Ĝ − Â)²/(4C²M²) with unnormalised Ĝ = F Fᵀ and M = H·W (TSRN eq.
-    1): multiply by C²/4 to get E_l.
+    Per sample ``mean_{i,j} (G(pred)_ij − G(target)_ij)²`` with ``G = F Fᵀ/(C·H·W)`` (see
+    :func:`gram_matrix`). This is 4·E_l/C² in terms of Gatys' E_l = Σ(Ĝ − Â)²/(4C²M²) with unnormalised
+    Ĝ = F Fᵀ and M = H·W (TSRN eq. 1): multiply by C²/4 to get E_l.
 
-    With guidance masks (both ``mask_x`` for x and ``mask_y`` for y, N×R×h×w or 1×R×h×w, same R): the sum over
-    the R regions of the per-region loss, ``Σ_r mean_{i,j} (G_r(x) − G_r(y))²``, the semantically guided
-    texture loss of TSRN eq. 4. TSRN multiplies the *images* by the masks before the network (pixel-space
-    guidance) and normalises every region by the whole map (1/(4C²M²)), so there a region weighs with its area
-    squared; we guide in feature space (Gatys' guided Gram matrices, the approach TSRN simplifies) and
-    normalise each region by its own area, so small regions count as much as large ones and an all-ones mask
-    (R = 1) equals the unmasked loss.
+    With guidance masks (both ``mask_pred`` for pred and ``mask_target`` for target, N×R×h×w or 1×R×h×w,
+    same R): the sum over the R regions of the per-region loss, ``Σ_r mean_{i,j} (G_r(pred) − G_r(target))²``,
+    the semantically guided texture loss of TSRN eq. 4. TSRN multiplies the *images* by the masks before the
+    network (pixel-space guidance) and normalises every region by the whole map (1/(4C²M²)), so there a region
+    weighs with its area squared; we guide in feature space (Gatys' guided Gram matrices, the approach TSRN
+    simplifies) and normalise each region by its own area, so small regions count as much as large ones and
+    an all-ones mask (R = 1) equals the unmasked loss.
 
     Args:
-        x: N×C×H×W. y: N'×C×H'×W' with N' ∈ {1, N} (broadcast) and any H', W'.
+        pred: N×C×H×W. target: N'×C×H'×W' with N' ∈ {1, N} (broadcast) and any H', W'.
         reduction: "mean", "sum" or "none" (shape N).
-        mask_x, mask_y: optional guidance masks for x and y (give both or neither).
+        mask_pred, mask_target: optional guidance masks for pred and target (give both or neither).
+
+    0.1 spellings (``x``, ``y``, ``mask_x``, ``mask_y``, positional ``reduction`` and masks) still work, with
+    a DeprecationWarning.
     """
     check_reduction(reduction)
-    x = check_tensor("x", x)
-    y = check_tensor("y", y)
-    check_same_batch(x, y, names=("x", "y"))
-    if x.device != y.device:
-        raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
-    if (mask_x is None) != (mask_y is None):
-        missing = "mask_y" if mask_y is None else "mask_x"
+    pred = check_tensor("pred", pred)
+    target = check_tensor("target", target)
+    check_same_batch(pred, target, names=("pred", "target"))
+    if pred.device != target.device:
         raise ValueError(
-            f"{missing} is missing: give guidance masks for both x and y (mask_x, mask_y) or for neither; "
+            f"pred and target must be on the same device, got {pred.device} and {target.device}"
+        )
+    if (mask_pred is None) != (mask_target is None):
+        missing = "mask_target" if mask_target is None else "mask_pred"
+        raise ValueError(
+            f"{missing} is missing: give guidance masks for both pred and target (mask_pred, mask_target) "
+            "or for neither; "
             f"use a mask of ones to compare a region with the whole of the other map"
         )
-    if mask_x is not None:
-        mask_x = _check_mask("mask_x", mask_x, x, "x")
-        mask_y = _check_mask("mask_y", mask_y, y, "y")
-        if mask_x.shape[1] != mask_y.shape[1]:
+    if mask_pred is not None:
+        mask_pred = _check_mask("mask_pred", mask_pred, pred, "pred")
+        mask_target = _check_mask("mask_target", mask_target, target, "target")
+        if mask_pred.shape[1] != mask_target.shape[1]:
             raise ValueError(
-                f"mask_x and mask_y must have the same number of regions (dimension 1), got "
-                f"{tuple(mask_x.shape)} and {tuple(mask_y.shape)}"
+                f"mask_pred and mask_target must have the same number of regions (dimension 1), got "
+                f"{tuple(mask_pred.shape)} and {tuple(mask_target.shape)}"
             )
-    return _reduce(_gram_distance(gram_matrix(x, mask_x), gram_matrix(y, mask_y)), reduction)
+    distance = _gram_distance(gram_matrix(pred, mask_pred), gram_matrix(target, mask_target))
+    return _reduce(distance, reduction)
 
 
+@legacy_arguments(renamed={"pred_feats": "pred", "target_feats": "target"}, positional=("reduction",))
 def texture_loss(
-    pred_feats: Mapping[str, Tensor],
-    target_feats: Mapping[str, Tensor],
+    pred: Mapping[str, Tensor],
+    target: Mapping[str, Tensor],
     layer_weights: Mapping[str, float] | None = None,
+    *,
     reduction: str = "mean",
 ) -> Tensor:
-    """Multi-layer texture loss ``Σ_l w_l · gram_loss(pred_feats[l], target_feats[l])``.
+    """Multi-layer texture loss ``Σ_l w_l · gram_loss(pred[l], target[l])``.
 
     Args:
-        pred_feats, target_feats: layer name → N×C_l×H_l×W_l features (as a feature extractor returns them).
+        pred, target: layer name → N×C_l×H_l×W_l features (as a feature extractor returns them).
         layer_weights: layer name → weight w_l; the layers used are its keys. None: every layer of
-            ``pred_feats`` with weight 1 (Gatys: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1; TSRN: conv2_2,
+            ``pred`` with weight 1 (Gatys: relu1_1, relu2_1, relu3_1, relu4_1, relu5_1; TSRN: conv2_2,
             conv3_4, conv4_4, conv5_2).
         reduction: "mean", "sum" or "none" (shape N).
 
     A convenience: :class:`featstat.Objective` does the same with a shared, cached feature pass.
     """
     check_reduction(reduction)
-    if not isinstance(pred_feats, Mapping) or not isinstance(target_feats, Mapping):
+    if not isinstance(pred, Mapping) or not isinstance(target, Mapping):
         raise ValueError(
-            "pred_feats and target_feats must be dicts mapping layer names to feature tensors, got "
-            f"{type(pred_feats).__name__} and {type(target_feats).__name__}"
+            "pred and target must be dicts mapping layer names to feature tensors, got "
+            f"{type(pred).__name__} and {type(target).__name__}"
         )
-    weights = dict(layer_weights) if layer_weights is not None else dict.fromkeys(pred_feats, 1.0)
+    weights = dict(layer_weights) if layer_weights is not None else dict.fromkeys(pred, 1.0)
     if not weights:
-        raise ValueError("layer_weights is empty (or pred_feats has no layers); name at least one layer")
+        raise ValueError("layer_weights is empty (or pred has no layers); name at least one layer")
     total: Tensor | None = None
     for layer, weight in weights.items():
-        for name, feats in (("pred_feats", pred_feats), ("target_feats", target_feats)):
+        for name, feats in (("pred", pred), ("target", target)):
             if layer not in feats:
                 raise ValueError(f"{name} has no layer {layer!r}; it has {sorted(feats)}")
-        term = float(weight) * gram_loss(pred_feats[layer], target_feats[layer], reduction="none")
+        term = float(weight) * gram_loss(pred[layer], target[layer], reduction="none")
         total = term if total is None else total + term
     assert total is not None
     return _reduce(total, reduction)
@@ -275,8 +296,9 @@ class GuidedGramLoss(GramLoss):
     with ``.to()``).
     """
 
-    def __init__(self, mask_pred: Tensor, mask_target: Tensor, reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, mask_pred: Tensor, mask_target: Tensor, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         mask_pred = check_tensor("mask_pred", mask_pred, ndim=4, floating=False)
         mask_target = check_tensor("mask_target", mask_target, ndim=4, floating=False)
         if mask_pred.shape[1] != mask_target.shape[1]:

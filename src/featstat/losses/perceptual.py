@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._checks import check_choice, check_reduction, check_same_shape, check_tensor, compute_dtype
+from .._checks import (
+    check_choice,
+    check_reduction,
+    check_same_shape,
+    check_tensor,
+    compute_dtype,
+    legacy_arguments,
+)
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
 from .base import FeatureLoss
@@ -18,34 +25,34 @@ __all__ = ["PerceptualLoss", "perceptual_loss"]
 NORMS = ("l1", "l2")
 
 
-def perceptual_loss(
-    pred_feats: Tensor, target_feats: Tensor, norm: str = "l1", reduction: str = "mean"
-) -> Tensor:
+@legacy_arguments(renamed={"pred_feats": "pred", "target_feats": "target"}, positional=("reduction",))
+def perceptual_loss(pred: Tensor, target: Tensor, norm: str = "l1", *, reduction: str = "mean") -> Tensor:
     """Feature reconstruction loss: per sample ``mean_{c,h,w} |Δ|`` ("l1") or ``mean_{c,h,w} Δ²`` ("l2").
 
-    ``Δ = pred_feats − target_feats`` (PDL paper eq. 6 with the L1 norm, Johnson et al. with the squared L2
+    ``Δ = pred − target`` (PDL paper eq. 6 with the L1 norm, Johnson et al. with the squared L2
     norm, both normalised by C·H·W).
 
     Args:
-        pred_feats: N×C×H×W features of the prediction (any real values).
-        target_feats: N×C×H×W or 1×C×H×W (broadcast over the batch) features of the target, same C, H, W.
+        pred: N×C×H×W features of the prediction (any real values).
+        target: N×C×H×W or 1×C×H×W (broadcast over the batch) features of the target, same C, H, W.
         norm: "l1" or "l2".
         reduction: "mean", "sum" or "none" (shape N).
 
     Half-precision features are compared in float32; the result is float32 for them, else their dtype.
+    0.1 names ``pred_feats``, ``target_feats`` and a positional ``reduction`` still work (deprecated).
     """
     check_reduction(reduction)
     check_choice("norm", norm, NORMS)
-    pred_feats = check_tensor("pred_feats", pred_feats)
-    target_feats = check_tensor("target_feats", target_feats)
-    check_same_shape(pred_feats, target_feats, names=("pred_feats", "target_feats"))
-    if pred_feats.device != target_feats.device:
+    pred = check_tensor("pred", pred)
+    target = check_tensor("target", target)
+    check_same_shape(pred, target, names=("pred", "target"))
+    if pred.device != target.device:
         raise ValueError(
-            f"pred_feats and target_feats must be on the same device, got {pred_feats.device} and "
-            f"{target_feats.device}"
+            f"pred and target must be on the same device, got {pred.device} and "
+            f"{target.device}"
         )
-    dtype = compute_dtype(pred_feats)
-    diff = pred_feats.to(dtype) - target_feats.to(dtype)
+    dtype = compute_dtype(pred)
+    diff = pred.to(dtype) - target.to(dtype)
     values = diff.abs() if norm == "l1" else diff.square()
     return _reduce(values.flatten(1).mean(dim=1), reduction)
 
@@ -56,8 +63,9 @@ class PerceptualLoss(FeatureLoss):
 
     pointwise = True
 
-    def __init__(self, norm: str = "l1", reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, norm: str = "l1", *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         self.norm = check_choice("norm", norm, NORMS)
 
     def compare(self, pred: Tensor, prepared: Tensor) -> Tensor:

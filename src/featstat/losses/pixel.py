@@ -21,6 +21,7 @@ from .._checks import (
     check_same_shape,
     check_tensor,
     compute_dtype,
+    legacy_arguments,
 )
 from .._checks import reduce as _reduce
 from ..ops import gaussian_kernel1d, separable_blur
@@ -68,7 +69,8 @@ def _per_sample_mean(values: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------ L1 and L2
 
 
-def l1_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+@legacy_arguments(positional=("reduction",))
+def l1_loss(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Mean absolute error: per sample ``mean_{c,h,w} |pred − target|`` (shape N before reduction).
 
     Args:
@@ -80,7 +82,8 @@ def l1_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     return _reduce(_per_sample_mean(_difference(pred, target).abs()), reduction)
 
 
-def l2_loss(pred: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+@legacy_arguments(positional=("reduction",))
+def l2_loss(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Mean squared error: per sample ``mean_{c,h,w} (pred − target)²`` (shape N before reduction).
 
     Args as :func:`l1_loss`.
@@ -123,11 +126,13 @@ def gaussian_blur(x: Tensor, kernel_size: int = 21, sigma: float = 3.0, padding:
     return _blur(x.to(compute_dtype(x)), kernel, padding)
 
 
+@legacy_arguments(positional=("reduction", "padding"))
 def low_frequency_l2_loss(
     pred: Tensor,
     target: Tensor,
     kernel_size: int = 21,
     sigma: float = 3.0,
+    *,
     reduction: str = "mean",
     padding: str = "reflect",
 ) -> Tensor:
@@ -156,11 +161,12 @@ def low_frequency_l2_loss(
 # -------------------------------------------------------------------------------------- total variation
 
 
-def total_variation(x: Tensor, kind: str = "anisotropic", reduction: str = "mean") -> Tensor:
-    """Total variation of N×C×H×W ``x``, per sample, normalised by C·H·W.
+@legacy_arguments(renamed={"x": "pred"}, positional=("reduction",))
+def total_variation(pred: Tensor, kind: str = "anisotropic", *, reduction: str = "mean") -> Tensor:
+    """Total variation of N×C×H×W ``pred``, per sample, normalised by C·H·W (0.1 name of ``pred``: ``x``).
 
     With forward differences (each channel separately)
-    ``Δh = x[:, :, 1:, :] − x[:, :, :-1, :]`` and ``Δw = x[:, :, :, 1:] − x[:, :, :, :-1]``:
+    ``Δh = pred[:, :, 1:, :] − pred[:, :, :-1, :]`` and ``Δw = pred[:, :, :, 1:] − pred[:, :, :, :-1]``:
 
     - "anisotropic" (default, L1 TV): ``(Σ|Δh| + Σ|Δw|) / (C·H·W)``;
     - "isotropic": ``Σ_{h<H−1, w<W−1} sqrt(Δh² + Δw²) / (C·H·W)``, the Euclidean norm of the gradient on the
@@ -171,12 +177,12 @@ def total_variation(x: Tensor, kind: str = "anisotropic", reduction: str = "mean
     Multiply by C·H·W for the un-normalised sums. ``reduction``: "mean", "sum" or "none" (shape N).
     """
     check_reduction(reduction)
-    x = check_tensor("x", x)
+    pred = check_tensor("pred", pred)
     check_choice("kind", kind, TV_KINDS)
-    x = x.to(compute_dtype(x))
-    _, c, h, w = x.shape
-    dh = x[:, :, 1:, :] - x[:, :, :-1, :]
-    dw = x[:, :, :, 1:] - x[:, :, :, :-1]
+    pred = pred.to(compute_dtype(pred))
+    _, c, h, w = pred.shape
+    dh = pred[:, :, 1:, :] - pred[:, :, :-1, :]
+    dw = pred[:, :, :, 1:] - pred[:, :, :, :-1]
     if kind == "anisotropic":
         tv = dh.abs().flatten(1).sum(1) + dw.abs().flatten(1).sum(1)
     elif kind == "squared":
@@ -221,10 +227,11 @@ class LowFrequencyL2Loss(FeatureLoss):
 
     pointwise = True
 
+    @legacy_arguments(positional=("reduction", "padding"))
     def __init__(
-        self, kernel_size: int = 21, sigma: float = 3.0, reduction: str = "mean", padding: str = "reflect"
+        self, kernel_size: int = 21, sigma: float = 3.0, *, reduction: str = "mean", padding: str = "reflect"
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.kernel_size = check_int("kernel_size", kernel_size, low=1, high=MAX_KERNEL_SIZE, odd=True)
         self.sigma = float(sigma)
         self.padding = check_choice("padding", padding, PADDING_MODES)
@@ -260,8 +267,9 @@ class TotalVariationLoss(FeatureLoss):
 
     needs_target = False
 
-    def __init__(self, kind: str = "anisotropic", reduction: str = "mean") -> None:
-        super().__init__(reduction)
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, kind: str = "anisotropic", *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
         self.kind = check_choice("kind", kind, TV_KINDS)
 
     def prepare_target(self, target: Any) -> None:

@@ -35,6 +35,7 @@ from .._checks import (
     check_same_batch,
     check_tensor,
     compute_dtype,
+    legacy_arguments,
     make_generator,
 )
 from .._checks import reduce as _reduce
@@ -128,11 +129,12 @@ def wasserstein_1d(u: Tensor, v: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------ projections
 
 
+@legacy_arguments(renamed={"generator": "seed"})
 def make_projections(
     channels: int,
     kind: str = "sphere",
     count: int | None = None,
-    generator: int | torch.Generator | None = None,
+    seed: int | torch.Generator | None = None,
     *,
     perturbation: float = 0.1,
     device: torch.device | str | None = None,
@@ -147,9 +149,9 @@ def make_projections(
             2π); needs C ≥ 2) or "rpp" (identity + ``perturbation``·Gaussian, rows normalised; K a multiple of
             C).
         count: K; None means C.
-        generator: a seed (int), a ``torch.Generator`` or None (seed 0). Same seed, same matrix: directions
-            are drawn in float64 on the generator's device (CPU for seeds) and then moved to
-            ``device``/``dtype``.
+        seed: an int, a ``torch.Generator`` or None (seed 0). Same seed, same matrix: directions are drawn
+            in float64 on the generator's device (CPU for seeds) and then moved to ``device``/``dtype``.
+            (0.1 name: ``generator=``, still accepted with a DeprecationWarning.)
         perturbation: scale of the "rpp" perturbation (>= 0).
     """
     if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
@@ -159,7 +161,7 @@ def make_projections(
         count = channels
     count = check_int("count (num_projections)", count, low=1, high=MAX_PROJECTIONS)
     perturbation = check_positive("perturbation", perturbation, allow_zero=True)
-    g = make_generator(generator)
+    g = make_generator(seed)
     gdev = g.device
     c = channels
     if kind == "identity":
@@ -264,15 +266,16 @@ def _w1_to_sorted(values: Tensor, vs: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------- losses
 
 
+@legacy_arguments(renamed={"x": "pred", "y": "target"}, positional=("reduction", "projections"))
 def projected_distribution_loss(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
     projection: str = "identity",
     num_projections: int | None = None,
     seed: int | torch.Generator | None = 0,
+    *,
     reduction: str = "mean",
     projections: Tensor | None = None,
-    *,
     perturbation: float = 0.1,
 ) -> Tensor:
     """Projected distribution loss: per sample, the mean over K directions θ_k of W1(θ_kᵀ X, θ_kᵀ Y).
@@ -283,7 +286,7 @@ def projected_distribution_loss(
     with "sphere" a sliced Wasserstein-1 distance.
 
     Args:
-        x: N×C×H×W prediction features. y: N'×C×H'×W' target features, N' ∈ {1, N} (broadcast).
+        pred: N×C×H×W prediction features. target: N'×C×H'×W' target features, N' ∈ {1, N} (broadcast).
         projection: "identity", "sphere", "r2p" or "rpp" (see :func:`make_projections`).
         num_projections: K; None means C.
         seed: seed or generator for the random directions (the same seed gives the same directions).
@@ -292,16 +295,16 @@ def projected_distribution_loss(
             ``seed``.
         perturbation: scale of the "rpp" perturbation.
 
-    Returns float32 for half inputs, else x's dtype. For repeated use with a fixed target, the module
+    Returns float32 for half inputs, else pred's dtype. For repeated use with a fixed target, the module
     :class:`ProjectedDistributionLoss` draws the directions once and sorts the target once.
     """
     check_reduction(reduction)
-    x = check_tensor("x", x)
-    y = check_tensor("y", y)
-    check_same_batch(x, y, names=("x", "y"))
-    if x.device != y.device:
-        raise ValueError(f"x and y must be on the same device, got {x.device} and {y.device}")
-    c = x.shape[1]
+    pred = check_tensor("pred", pred)
+    target = check_tensor("target", target)
+    check_same_batch(pred, target, names=("pred", "target"))
+    if pred.device != target.device:
+        raise ValueError(f"pred and target must be on the same device, got {pred.device} and {target.device}")
+    c = pred.shape[1]
     if projections is not None:
         w: Tensor | None = _check_projection_matrix(projections, c)
     else:
@@ -315,23 +318,25 @@ def projected_distribution_loss(
                 num_projections,
                 seed,
                 perturbation=perturbation,
-                device=x.device,
-                dtype=compute_dtype(x),
+                device=pred.device,
+                dtype=compute_dtype(pred),
             )
-    return _reduce(_w1_to_sorted(_project(x, w), _project_sorted(y, w)).mean(dim=-1), reduction)
+    return _reduce(_w1_to_sorted(_project(pred, w), _project_sorted(target, w)).mean(dim=-1), reduction)
 
 
+@legacy_arguments(renamed={"x": "pred", "y": "target"}, positional=("reduction",))
 def sliced_wasserstein_loss(
-    x: Tensor,
-    y: Tensor,
+    pred: Tensor,
+    target: Tensor,
     num_projections: int | None = None,
     seed: int | torch.Generator | None = 0,
+    *,
     reduction: str = "mean",
 ) -> Tensor:
     """Sliced Wasserstein-1 distance between feature sets: :func:`projected_distribution_loss` with random
     directions uniform on the sphere (``projection="sphere"``, the PDL paper's RSP; eq. 4 by Monte Carlo)."""
     return projected_distribution_loss(
-        x, y, projection="sphere", num_projections=num_projections, seed=seed, reduction=reduction
+        pred, target, projection="sphere", num_projections=num_projections, seed=seed, reduction=reduction
     )
 
 
@@ -354,24 +359,27 @@ class ProjectedDistributionLoss(FeatureLoss):
 
     projections: Tensor | None
 
+    @legacy_arguments(positional=("reduction",))
     def __init__(
         self,
         projection: str = "identity",
         num_projections: int | None = None,
-        seed: int = 0,
-        reduction: str = "mean",
+        seed: int | torch.Generator = 0,
         *,
+        reduction: str = "mean",
         channels: int | None = None,
         perturbation: float = 0.1,
         projections: Tensor | None = None,
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.projection = check_choice("projection", projection, PROJECTIONS)
         if num_projections is not None:
             check_int("num_projections", num_projections, low=1, high=MAX_PROJECTIONS)
         self.num_projections = num_projections
-        if seed is not None and not isinstance(seed, int):
-            raise ValueError(f"seed must be an int (the module stores it), got {type(seed).__name__}")
+        if isinstance(seed, torch.Generator):  # the module stores an int: draw it from the generator
+            seed = int(torch.randint(0, 2**62, (1,), generator=seed, device=seed.device).item())
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise ValueError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
         self.seed = seed
         self.perturbation = check_positive("perturbation", perturbation, allow_zero=True)
         matrix: Tensor | None = None
@@ -446,12 +454,13 @@ class ProjectedDistributionLoss(FeatureLoss):
 class SlicedWassersteinLoss(ProjectedDistributionLoss):
     """Sliced Wasserstein-1 loss: :class:`ProjectedDistributionLoss` with ``projection="sphere"``."""
 
+    @legacy_arguments(positional=("reduction",))
     def __init__(
         self,
         num_projections: int | None = None,
-        seed: int = 0,
-        reduction: str = "mean",
+        seed: int | torch.Generator = 0,
         *,
+        reduction: str = "mean",
         channels: int | None = None,
     ) -> None:
-        super().__init__("sphere", num_projections, seed, reduction, channels=channels)
+        super().__init__("sphere", num_projections, seed, reduction=reduction, channels=channels)
