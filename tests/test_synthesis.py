@@ -429,3 +429,53 @@ def test_cli_help_and_errors(tmp_path):
         texture_command, [str(tmp_path / "ex.png"), "-o", str(tmp_path / "o.png"), "--size", "ax3"]
     )
     assert res.exit_code != 0 and "size" in res.output
+
+
+# -- presets as specs ----------------------------------------------------------------------------------------
+
+
+def test_presets_are_specs_built_by_the_one_builder():
+    """A preset writes a plain-data objective spec; build_objective turns it into the objective the texture
+    and style functions use; the presets are in the one preset registry."""
+    from featstat.objective.config import build_objective
+    from featstat.registry import PRESETS as REGISTRY
+    from featstat.texture.presets import texture_spec
+
+    assert REGISTRY.get("gatys") is PRESETS["gatys"] and "random-filters" in REGISTRY.names(product="texture")
+    spec = PRESETS["gatys"].style_spec("gram", tv_weight=0.5)
+    assert json.loads(json.dumps(spec)) == spec  # data, no objects
+    assert spec["backbones"]["features"] == {"arch": "vgg19", "weights": "vgg19-caffe", "pooling": "avg"}
+    assert spec["terms"]["gram"]["weight"] == PRESETS["gatys"].style_weight
+    content = {
+        "loss": "perceptual",
+        "norm": "l2",
+        "weight": 1.0,
+        "backbone": "features",
+        "layers": ["relu4_2"],
+    }
+    assert spec["terms"]["content"] == {**content, "target": "content"}
+    assert spec["terms"]["tv"]["target"] == "none"
+
+    layers = ["k3", "k5"]
+    preset = PRESETS["random-filters"]
+    from_spec = build_objective(preset.texture_spec({"gram": 1.0, "swd": 2.0}, layers))
+    direct = texture_objective(build_extractor_for(layers), layers, {"gram": 1.0, "swd": 2.0})
+    assert [(t.name, t.weight, list(t.layers), t.target) for t in from_spec.terms] == [
+        (t.name, t.weight, list(t.layers), t.target) for t in direct.terms
+    ]
+    x, example = blobs(24, 1), blobs(32, 2)
+    torch.manual_seed(0)
+    a = from_spec(x, {"style": example})
+    torch.manual_seed(0)
+    b = direct(x, {"style": example})
+    torch.testing.assert_close(a.total, b.total)
+    guided = texture_spec({"arch": "random_filters", "sizes": [3], "filters": 4}, ["k3"], guides=("o", "e"))
+    assert guided["terms"]["gram"]["pred_guide"] == "o" and guided["terms"]["gram"]["target_guide"] == "e"
+    with pytest.raises(ValueError, match="not used"):
+        preset.texture_spec("gram", layers, options={"cx": {"bandwidth": 0.5}})
+
+
+def build_extractor_for(layers):
+    from featstat.texture.synthesis import build_extractor
+
+    return build_extractor("random-filters", layers)

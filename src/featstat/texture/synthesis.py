@@ -69,7 +69,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -82,14 +81,20 @@ from torch import Tensor, nn
 
 from .._checks import check_choice, check_finite, check_image, check_positive, check_tensor, make_generator
 from ..engine.loop import Outputs, read_checkpoint, run_loop
-from ..features import FeatureExtractor
-from ..features.random_filters import PAPER_SIZES, RandomFilterExtractor
-from ..features.weights import find_local, get_entry
-from ..losses import PerceptualLoss, TotalVariationLoss, get_loss
-from ..objective.config import build_terms
-from ..objective.core import Objective, Term
-from ..registry import LOSSES
+from ..objective.config import build_objective
+from ..objective.core import Objective
 from .pixel_runs import LevelRun, PyramidRun, loss_generators
+from .presets import (
+    PRESETS,
+    STATISTICS,
+    Preset,
+    available_presets,
+    build_extractor,
+    parse_statistic,
+    resolve_preset,
+    style_spec,
+    texture_spec,
+)
 
 __all__ = [
     "OPTIMIZERS",
@@ -108,10 +113,6 @@ __all__ = [
     "transfer_style",
 ]
 
-#: Statistics (loss names of :data:`featstat.losses.LOSSES`) that compare feature *distributions*, so the
-#: synthesised image may differ in size from the example: every registered loss whose class says
-#: ``distribution_statistic = True`` (a live view; a loss registered later appears). Aliases are accepted.
-STATISTICS = LOSSES.view(distribution_statistic=True)
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content")
 LINE_SEARCHES = (None, "strong_wolfe")
@@ -122,193 +123,7 @@ _NOT_VALUES = ("step", "loss", "seconds", "scale", "evaluations")
 PathLike = str | os.PathLike[str]
 
 
-# -- presets -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Preset:
-    """A backbone with the layers and default weights a synthesis uses.
-
-    Attributes:
-        name: preset name.
-        backbone: "vgg19", "vgg16" or "random_filters".
-        weights: registry name of the weights file (None: no file).
-        texture_layers: layers whose statistics are matched (texture / style).
-        content_layers: layers whose features are matched in style transfer.
-        pooling: "avg" (Gatys) or "max".
-        style_weight, content_weight: default weights of the style and content terms (they depend on the
-            feature scale of the weights, so they live with the preset).
-        description: one line for humans.
-    """
-
-    name: str
-    backbone: str
-    weights: str | None
-    texture_layers: tuple[str, ...]
-    content_layers: tuple[str, ...]
-    pooling: str = "avg"
-    style_weight: float = 1.0
-    content_weight: float = 1.0
-    description: str = ""
-
-    def available(self) -> bool:
-        """True when no file is needed or the weights file is found locally (no download is attempted)."""
-        return self.weights is None or find_local(get_entry(self.weights)) is not None
-
-
-_GATYS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-
-#: Known presets, in the order ``preset="auto"`` tries them. Default style weights (content weight 1):
-#: gatys 20 — neural-style's defaults (style 100, content 5) for the same un-normalised Caffe VGG-19 and the
-#: same Gram/content normalisation; gatys-torchvision 1e6 — the PyTorch style-transfer tutorial's; both
-#: untested here (those weights are not on our machines). caffe-relu3_1 1e5 and random-filters 1e6 were
-#: chosen here by eye on amber.jpg × wave.jpg at 128 px (docs/synthesis.md); gatys-vgg16-hed 200 likewise
-#: (20 left the photo nearly untouched; docs/benchmarks-deep.md).
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset(
-            "gatys",
-            "vgg19",
-            "vgg19-caffe",
-            _GATYS_LAYERS,
-            ("relu4_2",),
-            "avg",
-            20.0,
-            1.0,
-            "Gatys et al. / Texture Networks: Caffe VGG-19, average pooling, relu1_1…relu5_1, content "
-            "relu4_2",
-        ),
-        Preset(
-            "gatys-torchvision",
-            "vgg19",
-            "vgg19",
-            _GATYS_LAYERS,
-            ("relu4_2",),
-            "avg",
-            1e6,
-            1.0,
-            "the paper layers on torchvision's VGG-19 file",
-        ),
-        Preset(
-            "gatys-vgg16-hed",
-            "vgg16",
-            "vgg16-hed",
-            _GATYS_LAYERS,
-            ("relu4_2",),
-            "avg",
-            200.0,
-            1.0,
-            "the paper layers (same names in VGG-16) on HED's VGG-16 — ImageNet VGG-16 fine-tuned on "
-            "BSDS500 edges, not the paper's network (`featstat weights fetch vgg16-hed`)",
-        ),
-        Preset(
-            "caffe-relu3_1",
-            "vgg19",
-            "vgg19-caffe-normalised-to-relu3_1",
-            ("relu1_1", "relu2_1", "relu3_1"),
-            ("relu3_1",),
-            "avg",
-            1e5,
-            1.0,
-            "Gatys' normalised Caffe VGG-19 truncated at relu3_1 (vgg19-caffe-normalised-to-relu3_1.pth): "
-            "relu1_1, relu2_1, relu3_1, content relu3_1",
-        ),
-        Preset(
-            "random-filters",
-            "random_filters",
-            None,
-            ("k3", "k5", "k7", "k11", "k15", "k23", "k37", "k55"),
-            ("k7",),
-            "avg",
-            1e6,
-            1.0,
-            "no download: one layer of random filters of sizes 3…55, 64 each, ReLU (Ustyuzhaninov et al. "
-            "2017), one Gram matrix per size",
-        ),
-    )
-}
-
-
-#: Random filters per size of the "random-filters" preset. The paper used 128 (1024 maps); 64 halves the cost
-#: per step (at 128², 30 L-BFGS steps, 1 thread: 99.8 s → 47.1 s on red-peppers, 145.5 s → 48.0 s on
-#: reptil_skin) for a VGG relu1_1–relu3_1 Gram distance to the example 11 % and 43 % higher after the same
-#: steps (32 filters: 60 % higher). For the paper's 128: ``extractor=RandomFilterExtractor(filters=128)``.
-RANDOM_FILTERS_PER_SIZE = 64
-
-
-def available_presets() -> list[str]:
-    """Names of the presets usable on this machine (weights found locally), in :data:`PRESETS` order."""
-    return [name for name, p in PRESETS.items() if p.available()]
-
-
-def resolve_preset(preset: str | Preset = "auto") -> Preset:
-    """A :class:`Preset` by name; ``"auto"``: the first available one (see the module docstring)."""
-    if isinstance(preset, Preset):
-        return preset
-    if preset == "auto":
-        return PRESETS[available_presets()[0]]  # random-filters is always available
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be 'auto' or one of {list(PRESETS)}, got {preset!r}")
-    return PRESETS[preset]
-
-
-def build_extractor(
-    preset: str | Preset = "auto",
-    layers: Sequence[str] | None = None,
-    *,
-    device: torch.device | str | None = None,
-    seed: int = 0,
-) -> nn.Module:
-    """The feature extractor of ``preset`` computing ``layers`` (default: its texture and content layers).
-
-    Registry weights are resolved without downloading unless ``FEATSTAT_OFFLINE`` is unset and the file has a
-    URL (see :func:`featstat.features.resolve_weights`); ``seed`` seeds the random filters.
-    """
-    p = resolve_preset(preset)
-    names = list(layers) if layers is not None else list(dict.fromkeys(p.texture_layers + p.content_layers))
-    if p.backbone == "random_filters":
-        bad = [n for n in names if n != "all" and not (n[:1] == "k" and n[1:].isdigit())]
-        if bad:
-            raise ValueError(
-                f"layers {bad} are not random-filter layers; preset {p.name!r} has layers 'k<size>' "
-                f"(e.g. {', '.join(p.texture_layers)}) and 'all'"
-            )
-        sizes = {int(n[1:]) for n in names if n != "all"}
-        if "all" in names or not sizes:
-            sizes |= set(PAPER_SIZES)
-        return RandomFilterExtractor(
-            names, sizes=sorted(sizes), filters=RANDOM_FILTERS_PER_SIZE, seed=seed, device=device
-        )
-    return FeatureExtractor(p.backbone, names, weights=p.weights, pooling=p.pooling, device=device)
-
-
 # -- objectives ----------------------------------------------------------------------------------------------
-
-
-def parse_statistic(statistic: str | Mapping[str, float]) -> dict[str, float]:
-    """``"gram"`` → {"gram": 1.0}; a mapping of statistic names (or aliases) to weights is checked and
-    returned
-    with canonical names. Raises ``ValueError`` for unknown or pointwise losses."""
-    items = {statistic: 1.0} if isinstance(statistic, str) else dict(statistic)
-    if not items:
-        raise ValueError(f"statistic must name at least one of {STATISTICS}, got an empty mapping")
-    out: dict[str, float] = {}
-    for name, weight in items.items():
-        canonical = _canonical(name)
-        if not get_loss(canonical).distribution_statistic:
-            raise ValueError(
-                f"statistic {name!r} is not a distribution statistic; choose from {STATISTICS} (the content "
-                f"term of style transfer is separate: content_weight, content_layers)"
-            )
-        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-            raise ValueError(f"statistic weight for {name!r} must be a finite number >= 0, got {weight!r}")
-        out[canonical] = float(weight)
-    return out
-
-
-def _canonical(name: str) -> str:
-    return LOSSES.canonical(name)  # a ValueError with suggestions for unknown names
 
 
 def _layer_channels(extractor: nn.Module, layers: Sequence[str]) -> dict[str, int]:
@@ -338,45 +153,6 @@ def _layer_weights(
     if unknown:
         raise ValueError(f"layer_weights names layers {unknown} that are not among the layers {list(layers)}")
     return weights
-
-
-def _statistic_terms(
-    extractor: nn.Module,
-    layers: Sequence[str],
-    statistic: str | Mapping[str, float],
-    weight: float,
-    layer_weights: str | Mapping[str, float] | None,
-    options: Mapping[str, Mapping[str, Any]] | None,
-    target: str,
-    guides: tuple[str, str] | None = None,
-) -> list[Term]:
-    stats = parse_statistic(statistic)
-    options = {_canonical(k): dict(v) for k, v in (options or {}).items()}
-    unused = sorted(set(options) - set(stats))
-    if unused:
-        raise ValueError(
-            f"options given for statistics {unused} that are not used; statistics: {list(stats)}"
-        )
-    lw = _layer_weights(extractor, layers, layer_weights)
-    pred_guide, target_guide = guides if guides is not None else (None, None)
-    terms = []
-    for name, w in stats.items():
-        # one spec per statistic, built by the one builder (featstat.objective.config)
-        spec = {
-            "loss": name, "weight": weight * w, "backbone": "features", "layers": list(layers),
-            "layer_weights": lw, "target": target, "pred_guide": pred_guide, "target_guide": target_guide,
-            **options.get(name, {}),
-        }  # fmt: skip
-        try:
-            terms += build_terms({name: spec}, {"features": extractor})
-        except ValueError as err:
-            if guides is None or "guide" not in str(err):
-                raise
-            raise ValueError(
-                f"statistic {name!r} has no guided form (masks guide the Gram statistic: the guided Gram "
-                f"loss); use statistic 'gram' with masks ({err})"
-            ) from None
-    return terms
 
 
 def _check_layers(extractor: nn.Module, layers: Sequence[str] | None, what: str) -> list[str]:
@@ -417,9 +193,11 @@ def texture_objective(
             the example, TSRN eq. 4 / Gatys et al. 2017). Gram only.
     """
     names = _check_layers(extractor, layers, "layers")
-    return Objective(
-        _statistic_terms(extractor, names, statistic, 1.0, layer_weights, options, target, guides)
+    lw = _layer_weights(extractor, names, layer_weights)
+    spec = texture_spec(
+        extractor, names, statistic, layer_weights=lw, options=options, target=target, guides=guides
     )
+    return _build(spec, guides)
 
 
 def style_objective(
@@ -448,15 +226,33 @@ def style_objective(
     check_positive("style_weight", style_weight, allow_zero=True)
     check_positive("content_weight", content_weight, allow_zero=True)
     check_positive("tv_weight", tv_weight, allow_zero=True)
-    terms = _statistic_terms(
-        extractor, style, statistic, style_weight, layer_weights, options, "style", guides
+    spec = style_spec(
+        extractor,
+        style,
+        content,
+        statistic,
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv_weight=tv_weight,
+        layer_weights=_layer_weights(extractor, style, layer_weights),
+        options=options,
+        guides=guides,
     )
-    if any(t.name == "content" for t in terms):
-        raise ValueError("a statistic may not be called 'content'")
-    terms.append(Term("content", PerceptualLoss("l2"), content_weight, extractor, content, target="content"))
-    if tv_weight > 0:
-        terms.append(Term("tv", TotalVariationLoss(), tv_weight, target=None))
-    return Objective(terms)
+    return _build(spec, guides)
+
+
+def _build(spec: Mapping[str, Any], guides: tuple[str, str] | None) -> Objective:
+    """The objective of a texture/style spec, by the one builder; a statistic that takes no guide names
+    itself when guides are asked for."""
+    try:
+        return build_objective(spec)
+    except ValueError as err:
+        if guides is None or "takes no guide" not in str(err):
+            raise
+        raise ValueError(
+            f"{err}; masks guide the Gram statistic (the guided Gram loss): the other statistics have no "
+            f"guided form, use statistic 'gram' with masks"
+        ) from None
 
 
 # -- the optimisation ----------------------------------------------------------------------------------------
