@@ -200,7 +200,7 @@ def _per_image(ctx: Context, key: str, compute: Callable[[], dict[str, Any]]) ->
 
 def run_denoise(exp: Experiment, s: dict[str, Any], ctx: Context) -> dict[str, Any]:
     clean = _centre_crop(read_image(IMAGES / "dip/denoising/F16_GT.png"), s["crop"])
-    noisy = degrade.gaussian_noise(clean, s["sigma"], units="255", clip=True, generator=s["noise_seed"])
+    noisy = degrade.gaussian_noise(clean, s["sigma"], units="255", clip=True, seed=s["noise_seed"])
     net = s["net"]
 
     def compute() -> dict[str, Any]:

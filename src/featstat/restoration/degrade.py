@@ -6,8 +6,9 @@ per-image ranges of σ and JPEG quality, and the task presets (:data:`TASKS`, :c
 
 Every function takes images N×C×H×W (float, values in [0, 1]) and returns a tensor on the same device with
 the same dtype. Randomness (noise, blur kernels, JPEG qualities drawn from a range) comes from a
-``torch.Generator`` or an int seed (``generator=``; None means seed 0); the same seed gives the same result
-on every device, because random numbers are drawn on the generator's device (CPU by default) and then moved.
+``torch.Generator`` or an int seed (``seed=``; None means seed 0; the 0.1 spelling ``generator=`` still works
+with a DeprecationWarning); the same seed gives the same result on every device, because random numbers are
+drawn on the generator's device (CPU by default) and then moved.
 
 - :func:`gaussian_noise`: additive white Gaussian noise. ``sigma`` is given in 8-bit levels by default
   (``units=255``: σ = 25 means 25/255 on [0, 1] images, the convention of denoising papers); pass
@@ -39,7 +40,7 @@ import torch
 from torch import Tensor
 
 from .. import ops
-from .._checks import check_choice, check_tensor, make_generator
+from .._checks import check_choice, check_tensor, legacy_arguments, make_generator
 from ..ops import (
     BAYER_PATTERNS,
     RESIZE_METHODS,
@@ -73,19 +74,21 @@ __all__ = [
 ]
 
 Generatorish = int | torch.Generator | None
+_SEED_RENAMED = {"generator": "seed"}  # the 0.1 spelling
 Sigma = float | tuple[float, float] | Sequence[float]
 
 
 # -------------------------------------------------------------------------------------------------- noise
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def gaussian_noise(
     images: Tensor,
     sigma: Sigma,
     *,
     units: float | str = 255.0,
     clip: bool = False,
-    generator: Generatorish = None,
+    seed: Generatorish = None,
 ) -> Tensor:
     """Add white Gaussian noise: ``y = x + (σ / units) · n``, n ~ N(0, 1) i.i.d. per pixel and channel.
 
@@ -97,36 +100,39 @@ def gaussian_noise(
             names of :func:`featstat.ops.gaussian_noise` ("255", "unit").
         clip: clamp the result to [0, 1] (what saving the noisy image to a file would do; the Deep Image
             Prior reference code clips). Without clipping the noise is exactly Gaussian.
-        generator: seed or ``torch.Generator`` (default seed 0).
+        seed: int or ``torch.Generator`` (default seed 0; 0.1 name ``generator``).
 
     Returns N×C×H×W with the dtype and device of ``images``: :func:`featstat.ops.gaussian_noise`.
     """
     x = check_tensor("images", images, ndim=4)
-    return ops.gaussian_noise(x, sigma, units=units, clip=clip, seed=make_generator(generator))
+    return ops.gaussian_noise(x, sigma, units=units, clip=clip, seed=make_generator(seed))
 
 
 # ------------------------------------------------------------------------------------------------ motion blur
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def camera_shake_kernel(
     size: int = 31,
     *,
     length: float | None = None,
     samples: int = 1000,
-    generator: Generatorish = None,
+    seed: Generatorish = None,
 ) -> Tensor:
     """One random camera-shake blur kernel (size×size, float64, sums to one): see
-    :func:`featstat.ops.camera_shake_kernel`. ``generator``: seed or ``torch.Generator`` (default seed 0)."""
-    return ops.camera_shake_kernel(size, length=length, samples=samples, seed=make_generator(generator))
+    :func:`featstat.ops.camera_shake_kernel`. ``seed``: int or ``torch.Generator`` (default seed 0)."""
+    return ops.camera_shake_kernel(size, length=length, samples=samples, seed=make_generator(seed))
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def random_motion_kernels(
-    n: int, size: int = 31, *, generator: Generatorish = None, samples: int = 1000
+    n: int, size: int = 31, *, seed: Generatorish = None, samples: int = 1000
 ) -> Tensor:
     """``n`` independent :func:`camera_shake_kernel` s, stacked n×size×size (float64)."""
-    return ops.random_motion_kernels(n, size, seed=make_generator(generator), samples=samples)
+    return ops.random_motion_kernels(n, size, seed=make_generator(seed), samples=samples)
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def motion_blur(
     images: Tensor,
     *,
@@ -134,7 +140,7 @@ def motion_blur(
     noise_sigma: Sigma = (0.0, 2.55),
     units: float | str = 255.0,
     clip: bool = True,
-    generator: Generatorish = None,
+    seed: Generatorish = None,
     return_kernels: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Camera-shake blur plus noise: ``y = k_i ∗ x_i + σ_i · n`` with a random kernel per image.
@@ -145,7 +151,7 @@ def motion_blur(
         noise_sigma: noise level in ``units`` (default 8-bit levels), a number or a (lo, hi) range drawn per
             image (default 0 to 2.55, i.e. up to 1 % of the range).
         clip: clamp the result to [0, 1].
-        generator: seed or ``torch.Generator``: the kernels are drawn first, then the noise.
+        seed: int or ``torch.Generator`` (default seed 0): the kernels are drawn first, then the noise.
         return_kernels: also return the N×k×k kernels (float64, CPU).
 
     The PDL paper follows Delbracio & Sapiro's burst-deblurring simulation: camera-shake kernels of varying
@@ -161,7 +167,7 @@ def motion_blur(
         or kernel_size % 2 == 0
     ):
         raise ValueError(f"kernel_size must be an odd integer >= 3 (pixels), got {kernel_size!r}")
-    g = make_generator(generator)
+    g = make_generator(seed)
     kernels = ops.random_motion_kernels(x.shape[0], kernel_size, seed=g)
     y = ops.gaussian_noise(blur(x, kernels), noise_sigma, units=units, clip=clip, seed=g)
     return (y, kernels) if return_kernels else y
@@ -186,12 +192,13 @@ def _check_quality(quality: object) -> tuple[int, int]:
     )
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def jpeg(
     images: Tensor,
     quality: int | tuple[int, int] = 20,
     *,
     subsampling: str = "4:2:0",
-    generator: Generatorish = None,
+    seed: Generatorish = None,
 ) -> Tensor:
     """JPEG compression artefacts: encode each image with Pillow (libjpeg) at ``quality`` and decode it.
 
@@ -199,7 +206,7 @@ def jpeg(
         images: N×C×H×W in [0, 1], C = 1 (grayscale JPEG) or 3 (RGB → YCbCr JPEG).
         quality: libjpeg quality 1–100, or a (lo, hi) pair to draw an integer quality per image.
         subsampling: chroma subsampling "4:4:4", "4:2:2" or "4:2:0" (libjpeg's and Pillow's default).
-        generator: seed or ``torch.Generator`` (only used with a quality range).
+        seed: int or ``torch.Generator`` (default seed 0; only used with a quality range).
 
     The round trip is :func:`featstat.ops.jpeg` (8-bit quantisation first, as writing a .jpg with Pillow
     and reading it back). Not differentiable.
@@ -209,7 +216,7 @@ def jpeg(
         raise ValueError(f"images must have 1 or 3 channels for JPEG, got shape {tuple(x.shape)}")
     lo, hi = _check_quality(quality)
     check_choice("subsampling", subsampling, ops.SUBSAMPLINGS)
-    g = make_generator(generator)
+    g = make_generator(seed)
     if lo == hi:
         return ops.jpeg(x, lo, subsampling=subsampling)
     qualities = torch.randint(lo, hi + 1, (x.shape[0],), generator=g, device=g.device).tolist()
@@ -219,6 +226,7 @@ def jpeg(
 # ---------------------------------------------------------------------------------------------- Bayer CFA
 
 
+@legacy_arguments(renamed=_SEED_RENAMED)
 def bayer_mosaic(
     images: Tensor,
     pattern: str = "RGGB",
@@ -226,7 +234,7 @@ def bayer_mosaic(
     noise_sigma: Sigma = 0.0,
     units: float | str = 255.0,
     clip: bool = True,
-    generator: Generatorish = None,
+    seed: Generatorish = None,
 ) -> Tensor:
     """Raw sensor values of a Bayer camera: N×3×H×W RGB → N×1×H×W mosaic, plus optional Gaussian noise.
 
@@ -237,7 +245,7 @@ def bayer_mosaic(
     _, hi = sigma_range("noise_sigma", noise_sigma)
     if hi == 0:
         return raw
-    return ops.gaussian_noise(raw, noise_sigma, units=units, clip=clip, seed=make_generator(generator))
+    return ops.gaussian_noise(raw, noise_sigma, units=units, clip=clip, seed=make_generator(seed))
 
 
 # -------------------------------------------------------------------------------------------- task presets
@@ -257,7 +265,7 @@ TASKS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Degradation:
-    """The forward model of a task: ``degradation(clean, generator) → network input``.
+    """The forward model of a task: ``degradation(clean, seed) → network input``.
 
     ``task`` is a key of :data:`TASKS`; ``options`` override its defaults (e.g. ``{"sigma": 50}`` for
     denoise, ``{"quality": [10, 40]}`` for JPEG). Attributes: ``scale`` (the SR factor, 1 otherwise) and
@@ -303,12 +311,13 @@ class Degradation:
     def multiple(self) -> int:
         return self.scale if self.task.startswith("sr") else (2 if self.task == "demosaic" else 1)
 
-    def __call__(self, clean: Tensor, generator: Generatorish = None) -> Tensor:
+    @legacy_arguments(renamed=_SEED_RENAMED)
+    def __call__(self, clean: Tensor, seed: Generatorish = None) -> Tensor:
         o = self.options
         if self.task.startswith("sr"):
             return bicubic_downsample(clean, o["scale"], method=o["method"])
         if self.task == "denoise":
-            return gaussian_noise(clean, _pair(o["sigma"]), units="255", clip=o["clip"], generator=generator)
+            return gaussian_noise(clean, _pair(o["sigma"]), units="255", clip=o["clip"], seed=seed)
         if self.task == "deblur":
             return motion_blur(
                 clean,
@@ -316,10 +325,10 @@ class Degradation:
                 noise_sigma=_pair(o["noise_sigma"]),
                 units="255",
                 clip=o["clip"],
-                generator=generator,
+                seed=seed,
             )
         if self.task == "jpeg":
-            return jpeg(clean, _pair(o["quality"]), subsampling=o["subsampling"], generator=generator)
+            return jpeg(clean, _pair(o["quality"]), subsampling=o["subsampling"], seed=seed)
         if self.task == "demosaic":
             raw = bayer_mosaic(
                 clean,
@@ -327,7 +336,7 @@ class Degradation:
                 noise_sigma=_pair(o["noise_sigma"]),
                 units="255",
                 clip=o["clip"],
-                generator=generator,
+                seed=seed,
             )
             return demosaic_bilinear(raw, o["pattern"])
         return clean
