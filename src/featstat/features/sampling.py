@@ -9,19 +9,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import check_tensor, make_generator
+from .._checks import check_tensor, legacy_arguments, make_generator
 
 
-def sample_positions(h: int, w: int, count: int, generator: int | torch.Generator | None = None) -> Tensor:
+@legacy_arguments(renamed={"generator": "seed"})
+def sample_positions(h: int, w: int, count: int, seed: int | torch.Generator | None = None) -> Tensor:
     """``count`` flat positions (int64, shape ``count``) in an h×w map.
 
     Without replacement when ``count ≤ h·w`` (distinct positions), with replacement otherwise.
-    ``generator``: a ``torch.Generator`` (advanced by the call) or an int seed (None: seed 0).
+    ``seed``: an int (None: 0) or a ``torch.Generator`` (advanced by the call); 0.1 name ``generator=``.
     """
     for arg, value in (("h", h), ("w", w), ("count", count)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be a positive int, got {value!r}")
-    g = make_generator(generator)
+    g = make_generator(seed)
     total = h * w
     if count <= total:
         return torch.randperm(total, generator=g)[:count]

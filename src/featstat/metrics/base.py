@@ -11,7 +11,15 @@ from typing import Any, ClassVar, NamedTuple
 
 from torch import Tensor, nn
 
-from .._checks import check_image, check_reduction, check_same_batch, check_same_shape, check_tensor, reduce
+from .._checks import (
+    check_image,
+    check_reduction,
+    check_same_batch,
+    check_same_shape,
+    check_tensor,
+    legacy_arguments,
+    reduce,
+)
 
 __all__ = ["Metric", "MetricInfo", "check_image_pair"]
 
@@ -73,7 +81,8 @@ class Metric(nn.Module):
     #: True for metrics with the SR papers' options ``y_channel`` and ``crop_border``.
     luma_options: ClassVar[bool] = False
 
-    def __init__(self, reduction: str = "mean") -> None:
+    @legacy_arguments(positional=("reduction",))
+    def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = check_reduction(reduction)
 

@@ -287,7 +287,7 @@ class DeepMetric(Metric):
         layer_reduction: str | None = None,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.arch = resolve_arch(net if net is not None else self.default_net)
         layers = self.default_layers(self.arch) if layers is None else layers
         if isinstance(layers, str):
@@ -496,7 +496,7 @@ class CXDistance(DeepMetric):
                         xi = sample_positions(hx, wx, count, g).to(x.device)
                     if hy * wy > count:
                         yi = sample_positions(hy, wy, count, g).to(y.device)
-            cx = contextual_similarity(x, y, self.bandwidth, self.distance, x_index=xi, y_index=yi)
+            cx = contextual_similarity(x, y, self.bandwidth, self.distance, pred_index=xi, target_index=yi)
             per_layer.append(-torch.log(cx))
         return _combine(per_layer, self.layer_reduction)
 

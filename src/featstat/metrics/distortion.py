@@ -253,7 +253,7 @@ class PSNR(Metric):
         crop_border: int = 0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.data_range = check_positive("data_range", data_range)
         self.y_channel, self.crop_border = bool(y_channel), crop_border
 
@@ -283,7 +283,7 @@ class SSIM(Metric):
         crop_border: int = 0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         _check_window(win_size, win_sigma, k1, k2)
         self.options = dict(data_range=check_positive("data_range", data_range), win_size=win_size,
                             win_sigma=win_sigma, k1=k1, k2=k2, y_channel=bool(y_channel),
@@ -315,7 +315,7 @@ class MSSSIM(Metric):
         crop_border: int = 0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         w = _check_window(win_size, win_sigma, k1, k2, weights)
         self.options = dict(data_range=check_positive("data_range", data_range), win_size=win_size,
                             win_sigma=win_sigma, weights=tuple(w or ()), k1=k1, k2=k2,

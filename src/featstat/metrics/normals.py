@@ -165,7 +165,7 @@ class AngularError(Metric):
     def __init__(
         self, statistic: str = "mean", *, encoded: bool = False, pooled: bool = False, reduction: str = "mean"
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.statistic = check_choice("statistic", statistic, tuple(ANGULAR_STATISTICS))
         self.higher_is_better = ANGULAR_STATISTICS[self.statistic]  # type: ignore[misc]
         self.encoded, self.pooled = bool(encoded), bool(pooled)

@@ -247,7 +247,7 @@ class PatchDivergence(Metric):
         seed: int = 0,
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.divergence = check_choice("divergence", divergence, DIVERGENCES)
         self.options = dict(patch_size=patch_size, stride=stride, num_projections=num_projections,
                             grid_size=grid_size, emd_bins=emd_bins, seed=seed)  # fmt: skip

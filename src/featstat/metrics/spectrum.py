@@ -210,7 +210,7 @@ class SpectrumDistance(Metric):
         channel: str | int = "luma",
         reduction: str = "mean",
     ) -> None:
-        super().__init__(reduction)
+        super().__init__(reduction=reduction)
         self.n_bins, self.window, self.channel = n_bins, window, channel
 
     def values(self, pred: Tensor, target: Tensor) -> Tensor:

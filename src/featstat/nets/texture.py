@@ -18,7 +18,7 @@
 
 All generators share one calling convention::
 
-    noise = net.noise(batch, height, width, generator=g)   # the input noise, seeded, any size
+    noise = net.noise(batch, height, width, seed=g)        # the input noise, seeded, any size
     images = net(noise)                                    # texture nets: N×3×H×W
     images = net(noise, content)                           # stylisation nets (content N×3×H×W in [0, 1])
 
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_tensor
+from .._checks import check_choice, check_tensor, legacy_arguments, make_generator
 
 __all__ = [
     "ARCHITECTURES",
@@ -232,25 +232,28 @@ class TextureNetV1(_Generator):
         self.to_rgb = _conv(c * self.scales, 3, 1, padding)
         _xavier_(self, seed)
 
+    @legacy_arguments(renamed={"generator": "seed"})
     def noise(
         self,
         batch: int,
         height: int,
         width: int,
         *,
-        generator: torch.Generator | None = None,
+        seed: int | torch.Generator | None = None,
         scale: float = 1.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> list[Tensor]:
         """K noise tensors (coarsest first) for a batch of ``batch`` images of height×width, times ``scale``.
 
-        Drawn on ``generator``'s device (CPU by default) and moved to the net's device (or ``device``).
+        Drawn from ``seed`` (an int, a ``torch.Generator`` — on its device — or None: torch's global random
+        stream) on the CPU by default and moved to the net's device (or ``device``). 0.1 name: ``generator=``.
         """
         _check_int("batch", batch)
         _check_size("noise", height, width, self.size_multiple)
         pdev, pdtype = self._device_dtype()
         device, dtype = device or pdev, dtype or pdtype
+        generator = _noise_generator(seed)
         gdev = generator.device if generator is not None else torch.device("cpu")
         out = []
         for i in range(self.scales):
@@ -373,13 +376,14 @@ class TextureNetV2(_Generator):
         self.to_rgb = _conv(channels[-1], 3, 3, "circular")
         _xavier_(self, seed)
 
+    @legacy_arguments(renamed={"generator": "seed"})
     def noise(
         self,
         batch: int,
         height: int,
         width: int,
         *,
-        generator: torch.Generator | None = None,
+        seed: int | torch.Generator | None = None,
         scale: float = 1.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -388,6 +392,7 @@ class TextureNetV2(_Generator):
         _check_int("batch", batch)
         _check_size("noise", height, width, self.tile)
         pdev, pdtype = self._device_dtype()
+        generator = _noise_generator(seed)
         gdev = generator.device if generator is not None else torch.device("cpu")
         z = torch.randn(
             batch, self.noise_dim, height // self.tile, width // self.tile, generator=generator, device=gdev
@@ -499,13 +504,14 @@ class StyleNet(_Generator):
         self.body = nn.Sequential(*layers)
         _xavier_(self, seed)
 
+    @legacy_arguments(renamed={"generator": "seed"})
     def noise(
         self,
         batch: int,
         height: int,
         width: int,
         *,
-        generator: torch.Generator | None = None,
+        seed: int | torch.Generator | None = None,
         scale: float = 1.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -514,6 +520,7 @@ class StyleNet(_Generator):
         _check_int("batch", batch)
         _check_size("noise", height, width, self.size_multiple)
         pdev, pdtype = self._device_dtype()
+        generator = _noise_generator(seed)
         gdev = generator.device if generator is not None else torch.device("cpu")
         draw = torch.rand if self.noise_kind == "uniform" else torch.randn
         z = draw(batch, self.noise_channels, height, width, generator=generator, device=gdev)
@@ -548,26 +555,34 @@ def build_generator(arch: str, **config: Any) -> nn.Module:
         raise ValueError(f"bad arguments for generator {arch!r}: {err}") from err
 
 
+def _noise_generator(seed: int | torch.Generator | None) -> torch.Generator | None:
+    """None keeps torch's global random stream (the 0.1 default); an int seeds a fresh CPU generator."""
+    return None if seed is None else make_generator(seed)
+
+
 def _round_up(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
 @torch.no_grad()
+@legacy_arguments(renamed={"generator": "seed"})
 def generate(
     net: nn.Module,
     count: int,
     size: int | Sequence[int],
     *,
-    generator: torch.Generator | None = None,
+    seed: int | torch.Generator | None = None,
     noise_scale: float = 1.0,
     batch_size: int = 4,
 ) -> Tensor:
     """``count`` textures of any ``size`` (int or (height, width)) from a texture generator, in eval mode.
 
     Sizes that are not multiples of ``net.size_multiple`` are generated at the next multiple and cropped (the
-    crop is no longer exactly periodic). Returns count×3×H×W (on the net's device).
+    crop is no longer exactly periodic). Returns count×3×H×W (on the net's device). ``seed``: an int, a
+    ``torch.Generator`` or None (torch's global random stream); 0.1 name ``generator=``.
     """
     h, w = (size, size) if isinstance(size, int) else tuple(size)
+    generator = _noise_generator(seed)
     if getattr(net, "takes_content", False):
         raise ValueError("generate() is for texture generators; use stylize() for stylisation nets")
     _check_int("count", count)
@@ -580,24 +595,26 @@ def generate(
         out = []
         for start in range(0, count, batch_size):
             n = min(batch_size, count - start)
-            out.append(net(net.noise(n, H, W, generator=generator, scale=noise_scale))[..., :h, :w])
+            out.append(net(net.noise(n, H, W, seed=generator, scale=noise_scale))[..., :h, :w])
     finally:
         net.train(was)
     return torch.cat(out)
 
 
 @torch.no_grad()
+@legacy_arguments(renamed={"generator": "seed"})
 def stylize(
     net: nn.Module,
     images: Tensor,
     *,
-    generator: torch.Generator | None = None,
+    seed: int | torch.Generator | None = None,
     noise_scale: float = 1.0,
 ) -> Tensor:
     """Stylise ``images`` (N×3×H×W in [0, 1], any H×W) with a stylisation generator, in eval mode.
 
     Images are reflect-padded to a multiple of ``net.size_multiple`` and the result cropped back.
     ``noise_scale`` scales the input noise (0: no noise; larger: stronger texture, thesis Fig. 2.5).
+    ``seed``: an int, a ``torch.Generator`` or None (torch's global random stream); 0.1 name ``generator=``.
     """
     if not getattr(net, "takes_content", False):
         raise ValueError("stylize() needs a stylisation generator (StyleNet or TextureNetV1(content=True))")
@@ -611,7 +628,7 @@ def stylize(
     was = net.training
     net.eval()
     try:
-        noise = net.noise(x.shape[0], x.shape[-2], x.shape[-1], generator=generator, scale=noise_scale)
+        noise = net.noise(x.shape[0], x.shape[-2], x.shape[-1], seed=seed, scale=noise_scale)
         out = net(noise, x.to(next(net.parameters()).device))
     finally:
         net.train(was)
