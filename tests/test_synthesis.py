@@ -266,6 +266,11 @@ def test_stop_below_ends_a_level_and_zero_step_levels_pass_the_image_on(tmp_path
     assert seen[0] == (0, 1, ["gram", "total"]) and seen[-1][:2] == (1, 2)
     image, step = featstat.texture.synthesis.checkpoint_image(path)
     assert step == 5 and image.shape[-2:] == (24, 24)
+    # a run that stopped below the threshold on its last level, resumed: the last level continues
+    one = tmp_path / "one.pt"
+    kw = {"steps": 4, "seed": 0, "checkpoint": one, "stop_below": 1e9}
+    assert synthesize(objective, {"style": example}, 24, **kw).steps == 1
+    assert synthesize(objective, {"style": example}, 24, resume=True, **kw).steps == 2
 
 
 def test_tileable_texture_has_no_seam():

@@ -212,6 +212,11 @@ class PyramidRun:
 
     def step(self, step: int) -> dict[str, Any]:
         while self._level_done():
+            if self.level == len(self.level_sizes) - 1:
+                # a resumed run asked for more steps than the last level has left (e.g. it had stopped
+                # below stop_below): the last level continues
+                self.stopped = False
+                break
             self._next_level()
         values = self.current.step(self.level_step)
         self.level_step += 1
