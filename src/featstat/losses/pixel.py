@@ -25,6 +25,7 @@ from .._checks import (
 )
 from .._checks import reduce as _reduce
 from ..ops import gaussian_kernel1d, separable_blur
+from ..ops.blur import check_padding
 from ..registry import LOSSES
 from .base import FeatureLoss
 
@@ -102,15 +103,7 @@ def _blur(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
     return separable_blur(x, kernel, padding)
 
 
-def _check_blur_args(x: Tensor, kernel_size: int, padding: str, name: str) -> None:
-    check_choice("padding", padding, PADDING_MODES)
-    r = kernel_size // 2
-    if padding == "reflect" and (x.shape[2] <= r or x.shape[3] <= r):
-        raise ValueError(
-            f"{name} of shape {tuple(x.shape)} is too small for reflect padding of a "
-            f"{kernel_size}×{kernel_size} kernel (height and width must exceed {r}); use "
-            f"padding='replicate' or a smaller kernel_size"
-        )
+_check_blur_args = check_padding  # padding name and reflect-size check, shared with featstat.ops
 
 
 def gaussian_blur(x: Tensor, kernel_size: int = 21, sigma: float = 3.0, padding: str = "reflect") -> Tensor:

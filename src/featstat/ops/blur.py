@@ -30,6 +30,7 @@ __all__ = [
     "blur",
     "box_blur",
     "camera_shake_kernel",
+    "check_padding",
     "gaussian_blur",
     "gaussian_kernel1d",
     "random_motion_kernels",
@@ -59,7 +60,9 @@ def gaussian_kernel1d(
     return (k / k.sum()).to(dtype=dtype, device=device)
 
 
-def _check_padding(x: Tensor, kernel_size: int, padding: str, name: str) -> None:
+def check_padding(x: Tensor, kernel_size: int, padding: str, name: str) -> None:
+    """Raise unless ``padding`` is one of :data:`PADDINGS` and, for "reflect", N×C×H×W ``x`` (``name`` in the
+    message) is larger than the kernel's radius in H and W."""
     check_choice("padding", padding, PADDINGS)
     r = kernel_size // 2
     if padding == "reflect" and (x.shape[2] <= r or x.shape[3] <= r):
@@ -80,7 +83,7 @@ def separable_blur(images: Tensor, kernel: Tensor, padding: str = "reflect") -> 
     k1 = check_tensor("kernel", kernel, ndim=1)
     if k1.numel() % 2 == 0:
         raise ValueError(f"kernel must have an odd number of taps, got {k1.numel()}")
-    _check_padding(x, k1.numel(), padding, "images")
+    check_padding(x, k1.numel(), padding, "images")
     x = x.to(compute_dtype(x))
     n, c, h, w = x.shape
     r = k1.numel() // 2
