@@ -1,7 +1,9 @@
 """The ``featstat`` command line: ``featstat <verb> ...``.
 
-Each verb group lives in its own module (``cli_weights.py``, ``cli_metrics.py``, ...) and is registered here
-with ``main.add_command``, so adding a verb touches one new module and one line below.
+Each product's verbs live in one module of this package (``texture.py``, ``prior.py``, ``restoration.py``,
+``metrics.py``, ``weights.py``) and are listed in :data:`VERBS` below, so adding a verb touches its module and
+one line here. What the verbs share (the error mapping, ``--device``, the run options, the one ``--set``
+grammar, logging) is in :mod:`featstat.cli._common`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import ClassVar
 
 import click
 
-from ._common import FeatstatGroup
+from ._common import FeatstatGroup, short_help
 
 #: verb → (module, attribute, the start of its help). Verbs are imported when used, so that
 #: ``featstat --help`` does not load torch; tests/test_cli_main.py checks the help lines against the verbs.
@@ -70,7 +72,7 @@ class _LazyMain(FeatstatGroup):
         limit = formatter.width - 6 - max(len(n) for n in VERBS)
         rows = []
         for name in self.list_commands(ctx):
-            rows.append((name, click.utils.make_default_short_help(VERBS[name][2], limit)))
+            rows.append((name, short_help(VERBS[name][2], limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

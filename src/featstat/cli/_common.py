@@ -3,37 +3,66 @@ words of the command line in messages written for Python callers.
 
 This module imports neither torch nor the products, so ``featstat --help`` stays fast.
 
-- :class:`FeatstatGroup` (the ``featstat`` group) turns what escapes a verb into one line: missing
-  pretrained weights → ``Error: …`` and exit status 2; ``ValueError`` / ``OSError`` / ``FloatingPointError``
-  → ``Error: …`` and status 1; Ctrl-C → status 130, SIGTERM → 143 (a checkpointing verb has already said
-  where its checkpoint is). For the whole verb SIGTERM behaves as Ctrl-C. ``FEATSTAT_DEBUG=1`` shows the
-  traceback instead of the one line.
+- :class:`FeatstatGroup` (the ``featstat`` group) and :class:`FeatstatCommand` (each verb) turn what
+  escapes a verb into one line: missing pretrained weights and ``ValueError`` (``FileLoadError`` included:
+  a bad argument, option or file) → ``Error: …`` and exit status 2; ``OSError`` / ``FloatingPointError`` /
+  out-of-memory → ``Error: …`` and status 1; Ctrl-C → status 130, SIGTERM → 143 (a checkpointing verb
+  registers its checkpoint with :func:`on_interrupt`, and the message says where it is and how to resume).
+  For the whole verb SIGTERM behaves as Ctrl-C. ``FEATSTAT_DEBUG=1`` shows the traceback instead of the one
+  line.
 - :func:`cli_words` rewrites advice phrased for Python callers ("pass weights=None") into the verb's flag.
 - :func:`output_file` / :func:`check_output_folder` validate ``-o`` before a run starts.
+- :func:`device_option` (``--device``, default ``auto``: CUDA when available, else CPU) and
+  :func:`resolve_device`; :func:`run_options` (``--steps/--seed/--threads/--checkpoint-every/--resume/
+  --quiet``, each verb choosing its defaults); :func:`set_option`, the one ``--set dotted.key=VALUE``
+  grammar of every verb (see :func:`parse_value`), with :func:`alias_option` for old spellings that map onto
+  it; :class:`FeatstatCommand`, the error mapping for one verb (what :class:`FeatstatGroup` does for all).
+- :func:`configure_logging`: the handler of ``logging.getLogger("featstat")`` (rich on a terminal, plain
+  text otherwise); ``--quiet`` keeps only warnings.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import json
+import logging
 import os
 import re
+import shlex
 import signal
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+import tomllib
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "FeatstatCommand",
     "FeatstatGroup",
+    "alias_option",
+    "apply_threads",
     "auto_threads",
     "check_output_folder",
     "checkpoint_file",
     "cli_words",
+    "configure_logging",
+    "device_option",
     "is_grayscale_file",
+    "on_interrupt",
     "output_file",
+    "parse_assignment",
+    "parse_value",
+    "resolve_device",
+    "resume_command",
+    "run_options",
+    "set_option",
+    "short_help",
 ]
 
 #: Image formats :func:`featstat.io.write_image` writes.
@@ -41,6 +70,11 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 
 #: Exit status for missing pretrained weights (a usage problem the user fixes by getting a file).
 MISSING_WEIGHTS_EXIT = 2
+
+#: Exit status for a bad argument, option value or input file (``ValueError``): click's usage-error status.
+USAGE_EXIT = 2
+
+log = logging.getLogger("featstat")
 
 
 # -- messages -------------------------------------------------------------------------------------------
@@ -106,37 +140,51 @@ def _missing_weights_from(err: BaseException) -> BaseException | None:
     return None
 
 
+def _invoke_mapped(ctx: click.Context, invoke: Callable[[click.Context], Any]) -> Any:
+    """``invoke(ctx)`` under the one error mapping (see the module docstring)."""
+    words = ctx.command_path.split()[1:]
+    if not words:  # the top group: its verb and sub-verb are still in the arguments
+        words = [a for a in [*getattr(ctx, "_protected_args", []), *ctx.args] if not a.startswith("-")][:2]
+    try:
+        with _sigterm_as_interrupt():
+            return invoke(ctx)
+    except click.exceptions.Exit:
+        raise
+    except click.ClickException as err:
+        missing = _missing_weights_from(err)
+        if missing is not None and not isinstance(err, click.UsageError):
+            raise _error(cli_words(str(missing), words), MISSING_WEIGHTS_EXIT) from None
+        err.message = cli_words(err.message, words)
+        raise
+    except click.Abort:
+        raise
+    except KeyboardInterrupt as err:
+        raise _stopped(ctx, err) from None
+    except (ValueError, OSError, FloatingPointError, RuntimeError) as err:
+        if os.environ.get("FEATSTAT_DEBUG") or (isinstance(err, RuntimeError) and not _torch_error(err)):
+            raise
+        missing = _missing_weights_from(err)
+        if missing is not None:
+            raise _error(cli_words(str(missing), words), MISSING_WEIGHTS_EXIT) from None
+        code = USAGE_EXIT if isinstance(err, ValueError) else 1
+        raise _error(cli_words(_one_line(err), words), code) from None
+
+
 class FeatstatGroup(click.Group):
-    """The ``featstat`` group: every verb runs under one error mapping (see the module docstring)."""
+    """The ``featstat`` group (and its verb groups): every verb runs under one error mapping (see the module
+    docstring)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        words = [a for a in [*getattr(ctx, "_protected_args", []), *ctx.args] if not a.startswith("-")][:2]
-        try:
-            with _sigterm_as_interrupt():
-                return super().invoke(ctx)
-        except click.exceptions.Exit:
-            raise
-        except click.ClickException as err:
-            missing = _missing_weights_from(err)
-            if missing is not None and not isinstance(err, click.UsageError):
-                raise _error(cli_words(str(missing), words), MISSING_WEIGHTS_EXIT) from None
-            err.message = cli_words(err.message, words)
-            raise
-        except click.Abort:
-            raise
-        except KeyboardInterrupt as err:
-            from ..engine.runs import interrupt_exit_code
+        return _invoke_mapped(ctx, super().invoke)
 
-            code = interrupt_exit_code(err)
-            click.echo("\nterminated" if code == 143 else "\ninterrupted", err=True)
-            raise SystemExit(code) from None
-        except (ValueError, OSError, FloatingPointError, RuntimeError) as err:
-            if os.environ.get("FEATSTAT_DEBUG") or (isinstance(err, RuntimeError) and not _torch_error(err)):
-                raise
-            missing = _missing_weights_from(err)
-            if missing is not None:
-                raise _error(cli_words(str(missing), words), MISSING_WEIGHTS_EXIT) from None
-            raise _error(cli_words(_one_line(err), words), 1) from None
+
+class FeatstatCommand(click.Command):
+    """One verb under the error mapping of :class:`FeatstatGroup`, also when it is invoked on its own (a
+    test, or a group of another program); configures the ``featstat`` logger (``--quiet``: warnings only)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        configure_logging(quiet=bool(ctx.params.get("quiet")))
+        return _invoke_mapped(ctx, super().invoke)
 
 
 def _torch_error(err: BaseException) -> bool:
@@ -283,3 +331,371 @@ def auto_threads() -> int | None:
         return None
     cores = os.cpu_count() or 1
     return 1 if cores > 1 and cores - load < 1.0 else None
+
+
+# -- logging --------------------------------------------------------------------------------------------
+
+
+class _EchoHandler(logging.Handler):
+    """Plain text on the current ``sys.stderr`` (looked up per message, so click's test runner sees it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def configure_logging(*, quiet: bool = False) -> None:
+    """Give ``logging.getLogger("featstat")`` one handler: rich when stderr is a terminal, else plain lines
+    (``note`` messages, no timestamps); level INFO, or WARNING with ``quiet``. Library code only logs; this is
+    the one place that decides where the messages go."""
+    handler = next((h for h in log.handlers if getattr(h, "_featstat_cli", False)), None)
+    if handler is None:
+        if sys.stderr.isatty():
+            try:
+                from rich.logging import RichHandler
+
+                handler = RichHandler(show_time=False, show_path=False)
+            except ImportError:
+                handler = _EchoHandler()
+        else:
+            handler = _EchoHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._featstat_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+# -- help -----------------------------------------------------------------------------------------------
+
+
+def short_help(text: str, limit: int = 45) -> str:
+    """The first sentence of ``text`` (a command's help), cut at a word boundary to at most ``limit``
+    characters with "..." appended when cut (what ``featstat --help`` lists per verb)."""
+    words = " ".join(text.split())
+    end = words.find(". ")
+    sentence = words if end < 0 else words[: end + 1]
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence[: max(0, limit - 3)].rsplit(" ", 1)[0].rstrip(",;:")
+    return f"{cut}..."
+
+
+# -- device and threads ---------------------------------------------------------------------------------
+
+_DEVICE_HELP = "cpu, cuda, cuda:1, mps … or auto: CUDA when available, else the CPU."
+
+
+def device_option(help: str = _DEVICE_HELP) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--device DEVICE`` with the default every computing verb shares: ``auto``. The callback receives the
+    text; :func:`resolve_device` turns it into a ``torch.device`` (torch is imported only then)."""
+    return click.option("--device", default="auto", show_default=True, metavar="DEVICE", help=help)
+
+
+def resolve_device(name: str | None) -> Any:
+    """``torch.device`` for ``--device``: ``auto`` (or None) → ``cuda`` when available, else ``cpu``. An
+    unknown name, or CUDA on a machine without it, is a ``click.BadParameter`` (status 2)."""
+    import torch
+
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise click.BadParameter(
+            f"{name!r} is not a device ({exc}); {_DEVICE_HELP}", param_hint="--device"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine; use --device cpu or auto",
+                                 param_hint="--device")  # fmt: skip
+    return device
+
+
+def apply_threads(threads: int | None, device: Any) -> None:
+    """``--threads N`` → ``torch.set_num_threads(N)``; without it, 1 thread on a CPU that other processes
+    keep busy (:func:`auto_threads`; a note says so)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    elif getattr(device, "type", device) == "cpu" and auto_threads() == 1:
+        torch.set_num_threads(1)
+        log.info("the CPU is busy with other work: running on 1 thread (--threads N to choose)")
+
+
+# -- the run-options block ------------------------------------------------------------------------------
+
+_KEEP: Any = object()
+
+
+def run_options(
+    *,
+    steps: Any = _KEEP,
+    steps_help: str = "Optimisation or training steps.",
+    seed: Any = 0,
+    seed_help: str = "Seeds initialisation, noise and data.",
+    checkpoint_every: Any = _KEEP,
+    checkpoint_help: str = "Save a checkpoint every N steps (and at the end and on Ctrl-C).",
+    resume_help: str = "Continue from the checkpoint of an interrupted run (same settings): exactly.",
+    threads: bool = True,
+    quiet: bool = True,
+    min_checkpoint_every: int = 0,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options every long-running verb shares, in one order with one meaning: ``--steps``, ``--seed``,
+    ``--threads``, ``--checkpoint-every``, ``--resume`` and ``--quiet/-q``. Each verb gives its defaults (a
+    default of None means "the task's or recipe's own"); leave ``steps`` or ``checkpoint_every`` out to
+    omit the option."""
+    options: list[Any] = []
+    if steps is not _KEEP:
+        options.append(
+            click.option(
+                "--steps",
+                type=click.IntRange(min=0),
+                default=steps,
+                show_default=steps is not None,
+                help=steps_help,
+            )
+        )
+    options.append(
+        click.option("--seed", type=int, default=seed, show_default=seed is not None, help=seed_help)
+    )
+    if threads:
+        options.append(
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="CPU threads (torch.set_num_threads) [default: 1 when other processes keep the cores "
+                "busy (several times faster then), else torch's default].",
+            )
+        )
+    if checkpoint_every is not _KEEP:
+        options.append(
+            click.option(
+                "--checkpoint-every",
+                type=click.IntRange(min=min_checkpoint_every),
+                default=checkpoint_every,
+                show_default=checkpoint_every is not None,
+                help=checkpoint_help,
+            )
+        )
+    options.append(click.option("--resume", is_flag=True, help=resume_help))
+    if quiet:
+        options.append(click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes."))
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+# -- the one --set grammar ------------------------------------------------------------------------------
+
+#: Valid keys below a dotted prefix of a verb's spec: a function of the prefix (e.g. ("statistic",) or
+#: ("objective", "terms")) returning the names allowed there, or None when anything goes (the engine checks).
+KeyFn = Callable[[tuple[str, ...]], Collection[str] | None]
+
+_SETS_META = "featstat.sets"
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: ``true``/``false`` (any case), ``none``/``null`` → None, then a TOML value
+    (``10``, ``2e-4``, ``inf``, ``"text"``, ``[1, 2]``, ``{a = 1}``), then JSON (``{"a": 1}``); else the text
+    itself, or a list of strings when it has commas (``conv3_1,conv4_1``)."""
+    text = text.strip()
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except (tomllib.TOMLDecodeError, KeyError):
+        pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:
+        return [t.strip() for t in text.split(",")]
+    return text
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """``"a.b.c=VALUE"`` → ``{"a": {"b": {"c": VALUE}}}`` (VALUE by :func:`parse_value`); a text without
+    ``=`` or with an empty key is a ``click.BadParameter`` naming ``--set``."""
+    keys, value = _split_assignment(text)
+    out: dict[str, Any] = {keys[-1]: value}
+    for k in reversed(keys[:-1]):
+        out = {k: out}
+    return out
+
+
+def _split_assignment(text: str) -> tuple[list[str], Any]:
+    key, eq, value = text.partition("=")
+    keys = [k.strip() for k in key.split(".")]
+    if not eq or not all(keys):
+        raise click.BadParameter(
+            f"expected KEY=VALUE, KEY an option or a dotted key (e.g. steps=100, contextual.bandwidth=0.5), "
+            f"got {text!r}",
+            param_hint="--set",
+        )
+    return keys, parse_value(value)
+
+
+def _merge_into(target: dict[str, Any], keys: Sequence[str], value: Any) -> None:
+    for k in keys[:-1]:
+        nxt = target.get(k)
+        if not isinstance(nxt, dict):
+            nxt = target[k] = {}
+        target = nxt
+    target[keys[-1]] = value
+
+
+def _unknown_key(key: str, valid: Collection[str], where: str) -> click.BadParameter:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return click.BadParameter(
+        f"unknown key {key!r}{where}{hint}; valid keys: {', '.join(sorted(valid))}", param_hint="--set"
+    )
+
+
+def _option_params(ctx: click.Context) -> dict[str, click.Parameter]:
+    return {
+        p.name: p
+        for p in ctx.command.params
+        if isinstance(p, click.Option) and p.name and p.expose_value and p.name != "sets" and not p.hidden
+    }
+
+
+def _apply_sets(ctx: click.Context, kwargs: dict[str, Any], keys: KeyFn | None) -> dict[str, Any]:
+    """Route each assignment of ``--set`` (after those of the old spellings) to a verb option or to the
+    verb's spec (returned as a nested dict)."""
+    texts = [*ctx.meta.pop(_SETS_META, []), *kwargs.pop("sets", ())]
+    params = _option_params(ctx)
+    overrides: dict[str, Any] = {}
+    roots = keys(()) if keys is not None else ()
+    roots = () if roots is None else roots
+    for text in texts:
+        parts, value = _split_assignment(text)
+        name = parts[0].replace("-", "_")
+        if len(parts) == 1 and name in params and parts[0] not in roots:
+            param = params[name]
+            if param.multiple and not isinstance(value, list):
+                value = [value]
+            if isinstance(value, list) and not param.multiple and param.nargs == 1:
+                value = ",".join(str(v) for v in value)
+            try:
+                kwargs[name] = param.type_cast_value(ctx, value)
+            except click.BadParameter as exc:
+                raise click.BadParameter(f"{parts[0]}: {exc.message}", param_hint="--set") from None
+            continue
+        if keys is None or (roots and parts[0] not in roots):
+            valid = [*(p.replace("_", "-") for p in params), *(f"{r}.…" if keys else r for r in roots)]
+            raise _unknown_key(parts[0], valid, "")
+        for depth in range(1, len(parts)):
+            allowed = keys(tuple(parts[:depth]))
+            if allowed is not None and parts[depth] not in allowed:
+                raise _unknown_key(parts[depth], allowed, f" in {'.'.join(parts[:depth])}")
+        _merge_into(overrides, parts, value)
+    if keys is not None:
+        kwargs["overrides"] = overrides
+    return kwargs
+
+
+def set_option(
+    keys: KeyFn | None = None,
+    *,
+    what: str = "",
+    example: str = "steps=100",
+    aliases: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--set KEY=VALUE`` (repeatable), the one override grammar of every verb.
+
+    A KEY without a dot names one of the verb's options (``--set steps=100`` is ``--steps 100``; it applies
+    after the options given as flags). A dotted KEY goes into the verb's spec — ``what`` says what that is
+    (statistic options, a recipe, metric options...) — and ``keys`` gives the valid names below each prefix;
+    the callback then receives ``overrides`` (the nested dict of those assignments). An unknown key is a
+    one-line error (status 2) listing the valid keys, with a did-you-mean. VALUE: see :func:`parse_value`.
+    ``aliases`` names old spellings that still work (deprecated), for the help text.
+    """
+    text = "Override a setting, repeatable: an option (KEY without a dot, e.g. steps=100)"
+    text += f" or {what}" if what else ""
+    text += f", e.g. --set {example}. VALUE is a TOML/JSON value, a string or a comma list."
+    if aliases:
+        text += f" Deprecated, still accepted: {aliases}."
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return f(*args, **_apply_sets(click.get_current_context(), kwargs, keys))
+
+        return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=text)(wrapper)
+
+    return decorate
+
+
+def alias_option(
+    *decls: str, to: Callable[[str], str], metavar: str = "TEXT", multiple: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A hidden, deprecated option whose every value ``v`` becomes ``--set to(v)`` (applied before the
+    ``--set`` options, so those win); a note on stderr names the new spelling."""
+
+    def callback(ctx: click.Context, param: click.Parameter, values: Any) -> None:
+        values = values if multiple else ([] if values is None else [values])
+        if not values:
+            return
+        new = [to(v) for v in values]
+        ctx.meta.setdefault(_SETS_META, []).extend(new)
+        spelled = " ".join(f"--set {shlex.quote(n)}" for n in new)
+        log.warning(f"note: {param.opts[-1]} is deprecated (removed in 0.3); use {spelled}")
+
+    return click.option(*decls, multiple=multiple, metavar=metavar, hidden=True, expose_value=False,
+                        callback=callback)  # fmt: skip
+
+
+# -- Ctrl-C and SIGTERM ---------------------------------------------------------------------------------
+
+_INTERRUPT_META = "featstat.interrupt"
+
+
+def on_interrupt(checkpoint: Path, *, save_image: Callable[[Path], str | None] | None = None) -> None:
+    """Register the current verb's checkpoint: after Ctrl-C or SIGTERM the error mapping says whether it was
+    saved, what ``save_image(checkpoint)`` reports (e.g. the image so far) and the command that resumes."""
+    click.get_current_context().meta[_INTERRUPT_META] = (Path(checkpoint), save_image)
+
+
+def resume_command() -> str:
+    """The command line that continues this run: the one typed, with --resume."""
+    args = sys.argv[1:]
+    if Path(sys.argv[0]).name not in ("featstat", "__main__.py", "featstat.exe") or not args:
+        return "the same command with --resume"
+    if "--resume" not in args:
+        args = [*args, "--resume"]
+    return "featstat " + " ".join(shlex.quote(a) for a in args)
+
+
+def _stopped(ctx: click.Context, err: KeyboardInterrupt) -> SystemExit:
+    """After Ctrl-C or SIGTERM: what was saved and how to resume; status 130 (Ctrl-C) or 143 (SIGTERM)."""
+    code = int(getattr(err, "exit_code", 130))  # featstat.engine.runs.interrupt_exit_code, without torch
+    what = "terminated (SIGTERM)" if code == 143 else "interrupted"
+    registered = ctx.meta.pop(_INTERRUPT_META, None)
+    if registered is None:
+        click.echo(f"\n{what}", err=True)
+        return SystemExit(code)
+    checkpoint, save_image = registered
+    if not checkpoint.is_file():
+        click.echo(f"\n{what} before the first checkpoint; nothing was saved", err=True)
+        return SystemExit(code)
+    lines = [f"\n{what}: checkpoint saved to {checkpoint}"]
+    if save_image is not None:
+        note = save_image(checkpoint)
+        if note:
+            lines.append(note)
+    lines.append(f"resume with: {resume_command()}")
+    click.echo("\n".join(lines), err=True)
+    return SystemExit(code)
