@@ -56,6 +56,17 @@ def _seed_and_isolate(tmp_path, monkeypatch):
     yield
 
 
+#: the devices of device tests: the CPU always, CUDA where there is one
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """A device test runs once per device of :data:`DEVICES` ("cpu"; "cuda" when available): take a
+    ``device`` argument. A test that parametrises ``device`` itself overrides this fixture."""
+    return request.param
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread for tests of tiny tensors: OpenMP's overhead and a busy shared CPU make two threads
