@@ -55,9 +55,20 @@ VARIANTS = {
 
 
 def run_speed_case(case: dict) -> dict:
+    """One speed case: ``warmup + steps`` engine steps of :func:`featstat.prior.denoise` on a seeded random
+    1×3×size² image; returns the median / best seconds per step after the warm-up and the peak extra memory.
+
+    Keys of ``case``: ``variant`` (a :data:`VARIANTS` name; ``options`` overrides its FitOptions, e.g.
+    ``{"precision": "auto"}``), ``size``, ``steps``, ``warmup``, ``threads`` (CPU threads; omitted: leave
+    torch's setting), ``device`` ("cpu" default, or "cuda": steps are synchronised before each time stamp and
+    peak memory is the CUDA allocator's).
+    """
     from featstat import prior
 
-    torch.set_num_threads(case["threads"])
+    device = case.get("device", "cpu")
+    cuda = device.startswith("cuda")
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
     size = case["size"]
     g = torch.Generator().manual_seed(0)
     noisy = torch.rand(1, 3, size, size, generator=g)
@@ -65,17 +76,29 @@ def run_speed_case(case: dict) -> dict:
     cpu: list[float] = []
 
     def tick(run: int, step: int, loss: float) -> None:
+        if cuda:
+            torch.cuda.synchronize()
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
 
-    base = _rss_mib()
+    options = {**VARIANTS[case["variant"]], **case.get("options", {})}
+    if cuda:
+        options["device"] = device
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        base = _rss_mib()
     t0 = time.perf_counter()
     steps = case["warmup"] + case["steps"]
-    prior.denoise(noisy, steps=steps, progress=False, callback=tick, **VARIANTS[case["variant"]])
+    result = prior.denoise(noisy, steps=steps, progress=False, callback=tick, **options)
     times = [b - a for a, b in zip(stamps[case["warmup"] - 1 :], stamps[case["warmup"] :], strict=False)]
     cpu_times = [b - a for a, b in zip(cpu[case["warmup"] - 1 :], cpu[case["warmup"] :], strict=False)]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
-    return {
+    if cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**20 - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    out = {
         **case,
         "seconds": statistics.median(times),
         "seconds_min": min(times),
@@ -84,6 +107,52 @@ def run_speed_case(case: dict) -> dict:
         "peak_extra_mib": max(peak, 0.0),
         "load_average": os.getloadavg()[0],
     }
+    if "options" in case:  # what the policy picked, for variants that leave it to "auto"
+        out["precision_choice"] = result.info.get("precision_choice")
+    return out
+
+
+def speed_rows(cases: list[dict], results: list[dict]) -> list[dict]:
+    """One row per distinct (variant, size, threads) of ``cases``: medians over the rounds in ``results`` and
+    the best-step speed-up over the "fp32" row of the same size and threads (None without one)."""
+    rows = []
+    for case in cases:
+        mine = [
+            r
+            for r in results
+            if "error" not in r and all(r.get(k) == case.get(k) for k in ("variant", "size", "threads"))
+        ]
+        if not mine:
+            continue
+        rows.append(
+            {
+                "variant": case["variant"],
+                "size": case["size"],
+                "threads": case.get("threads"),
+                "seconds_per_step": statistics.median(r["seconds"] for r in mine),
+                "seconds_per_step_rounds": [r["seconds"] for r in mine],
+                "best_seconds_per_step": min(r["seconds"] for r in mine),
+                "cpu_seconds_per_step": statistics.median(r["cpu_seconds"] for r in mine),
+                "peak_extra_mib": max(r["peak_extra_mib"] for r in mine),
+                "first_steps_seconds": statistics.median(r["first_steps_seconds"] for r in mine),
+                "load_average": [r["load_average"] for r in mine],
+            }
+        )
+        if mine[-1].get("precision_choice") is not None:
+            rows[-1]["precision_choice"] = mine[-1]["precision_choice"]
+    for row in rows:
+        base = next(
+            (
+                b
+                for b in rows
+                if b["variant"] == "fp32" and b["size"] == row["size"] and b["threads"] == row["threads"]
+            ),
+            None,
+        )
+        row["speedup_vs_fp32"] = (
+            base["best_seconds_per_step"] / row["best_seconds_per_step"] if base else None
+        )
+    return rows
 
 
 def speed(args: argparse.Namespace) -> dict:
@@ -104,41 +173,7 @@ def speed(args: argparse.Namespace) -> dict:
             res = run_case("prior", {**case, "round": r}, timeout=1800)
             print(json.dumps(res), flush=True)
             results.append(res)
-    rows = []
-    for case in cases:
-        mine = [
-            r
-            for r in results
-            if "error" not in r and all(r[k] == case[k] for k in ("variant", "size", "threads"))
-        ]
-        if not mine:
-            continue
-        rows.append(
-            {
-                "variant": case["variant"],
-                "size": case["size"],
-                "threads": case["threads"],
-                "seconds_per_step": statistics.median(r["seconds"] for r in mine),
-                "seconds_per_step_rounds": [r["seconds"] for r in mine],
-                "best_seconds_per_step": min(r["seconds"] for r in mine),
-                "cpu_seconds_per_step": statistics.median(r["cpu_seconds"] for r in mine),
-                "peak_extra_mib": max(r["peak_extra_mib"] for r in mine),
-                "first_steps_seconds": statistics.median(r["first_steps_seconds"] for r in mine),
-                "load_average": [r["load_average"] for r in mine],
-            }
-        )
-    for row in rows:
-        base = next(
-            (
-                b
-                for b in rows
-                if b["variant"] == "fp32" and b["size"] == row["size"] and b["threads"] == row["threads"]
-            ),
-            None,
-        )
-        row["speedup_vs_fp32"] = (
-            base["best_seconds_per_step"] / row["best_seconds_per_step"] if base else None
-        )
+    rows = speed_rows(cases, results)
     _print_speed(rows)
     return {"machine": machine(), "cases": results, "rows": rows}
 
