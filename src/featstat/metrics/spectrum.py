@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_finite, check_reduction, check_tensor, compute_dtype, reduce
+from ..ops import rgb_to_y
 from .base import Metric
 
 __all__ = [
@@ -34,9 +35,6 @@ __all__ = [
     "spectral_slope",
     "spectrum_distance",
 ]
-
-_LUMA = (0.299, 0.587, 0.114)
-
 
 def _to_channel(images: Tensor, channel: str | int) -> Tensor:
     c = images.shape[1]
@@ -53,8 +51,7 @@ def _to_channel(images: Tensor, channel: str | int) -> Tensor:
             raise ValueError(
                 f"channel='luma' needs 1 or 3 channels, got {c}; pass channel='mean' or an index"
             )
-        w = torch.tensor(_LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-        return (images * w).sum(dim=1)
+        return rgb_to_y(images, swing="full")[:, 0]  # BT.601 luma 0.299 R + 0.587 G + 0.114 B
     raise ValueError(f"channel must be 'luma', 'mean' or a channel index, got {channel!r}")
 
 
