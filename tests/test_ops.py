@@ -127,6 +127,9 @@ def test_resize_properties_and_edge_modes():
             torch.testing.assert_close(m.sum(1), torch.ones(7, dtype=torch.float64))  # constants preserved
     x = torch.rand(2, 3, 12, 10, dtype=torch.float64)
     assert torch.equal(ops.resize(x, (12, 10), "lanczos3"), x)  # same size: identity
+    before = ops.resize(x, (7, 10), "box", edge="reflect")
+    ops.resample_matrix(12, 7, "box", edge="reflect").zero_()  # the caller's copy, not the cached matrix
+    assert torch.equal(ops.resize(x, (7, 10), "box", edge="reflect"), before)
     assert ops.resize(x.float(), (6, 5)).dtype == torch.float32
     assert ops.resize(x.to(torch.bfloat16), (6, 5)).dtype == torch.bfloat16
     # first output of a ×2 bilinear reduction: taps −1, 0, 1, 2 with weights 1, 3, 3, 1 (/8); tap −1 is

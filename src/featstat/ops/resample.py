@@ -171,7 +171,7 @@ def resample_matrix(
     m = _matrix_np(
         check_size("in_size", in_size), check_size("out_size", out_size), kernel, bool(antialias), edge
     )
-    return torch.from_numpy(m).to(device=device, dtype=dtype)
+    return torch.from_numpy(m.copy()).to(device=device, dtype=dtype)  # a copy: the cached array stays intact
 
 
 def _check_hw(size: object) -> tuple[int, int]:
