@@ -47,6 +47,7 @@ __all__ = [
     "AliasView",
     "NamesView",
     "Registry",
+    "RegistryView",
     "get_registry",
 ]
 
@@ -215,6 +216,18 @@ class Registry(Mapping[str, T], Generic[T]):
             n for n, obj in items.items() if all(getattr(obj, f, _MISSING) == v for f, v in facts.items())
         ]
 
+    def subset(self, **facts: Any) -> RegistryView[T]:
+        """A live, read-only mapping of the entries with these facts
+        (``NETWORKS.subset(family="hourglass")``): per-module tables such as
+        ``featstat.nets.hourglass.NETWORKS`` are such views."""
+        return RegistryView(self, facts)
+
+    def hint(self, name: str, candidates: Iterator[str] | list[str] | None = None) -> str:
+        """``"; did you mean 'x'?"`` for the closest of ``candidates`` (default: all names), or ``""``."""
+        pool = list(candidates) if candidates is not None else [*self.names(), *self.aliases]
+        close = difflib.get_close_matches(str(name), pool, n=1)
+        return f"; did you mean {close[0]!r}?" if close else ""
+
     def view(self, **facts: Any) -> NamesView:
         """A live, read-only sequence of :meth:`names` with these facts (entries registered later appear):
         for module constants such as ``STATISTICS`` and CLI choices."""
@@ -303,6 +316,46 @@ class NamesView(Sequence[str]):
 
     def __repr__(self) -> str:
         return repr(self._names())
+
+
+class RegistryView(Mapping[str, T], Generic[T]):
+    """The entries of a registry with some facts, read at each access (see :meth:`Registry.subset`).
+    Names and aliases of other entries are not in the view (``KeyError``; :meth:`hint` suggests)."""
+
+    def __init__(self, registry: Registry[T], facts: Mapping[str, Any]) -> None:
+        self.registry, self.facts = registry, dict(facts)
+
+    def _keep(self, obj: Any) -> bool:
+        return all(getattr(obj, f, _MISSING) == v for f, v in self.facts.items())
+
+    def __getitem__(self, name: str) -> T:
+        try:
+            obj = self.registry.get(name)
+        except ValueError:
+            raise KeyError(name) from None
+        if not self._keep(obj):
+            raise KeyError(name)
+        return obj
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.registry.names(**self.facts))
+
+    def __len__(self) -> int:
+        return len(self.registry.names(**self.facts))
+
+    def hint(self, name: str) -> str:
+        """``"; did you mean 'x'?"`` among this view's names, or ``""``."""
+        return self.registry.hint(name, list(self))
+
+    def __repr__(self) -> str:
+        return f"RegistryView({self.registry.kind!r}, {self.facts}, {list(self)})"
 
 
 class AliasView(Mapping[str, str]):

@@ -50,6 +50,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_positive, make_generator
+from ..registry import NETWORKS as _NETWORKS
+from ..registry import RegistryView
 
 __all__ = [
     "ACTIVATIONS",
@@ -638,17 +640,20 @@ def _seeded(seed: int | torch.Generator | None) -> Iterator[None]:
         yield
 
 
-#: Architectures by name (what the CLI's ``--net`` and :func:`build_network` accept).
-NETWORKS: dict[str, Callable[..., nn.Module]] = {
-    "skip": Skip,
-    "encoder_decoder": encoder_decoder,
-    "unet": UNet,
-    "resnet": ResNet,
-}
+_HOURGLASS = (("skip", Skip), ("encoder_decoder", encoder_decoder), ("unet", UNet), ("resnet", ResNet))
+for _name, _builder in _HOURGLASS:
+    _builder.family = "hourglass"  # type: ignore[attr-defined]  # fact: Deep Image Prior networks
+    if _name not in _NETWORKS.registered_names():
+        _NETWORKS.register_value(_name, _builder)
+del _name, _builder
+
+#: Architectures by name (what the CLI's ``--net`` and :func:`build_network` accept): the hourglass networks
+#: of the network registry (:data:`featstat.registry.NETWORKS`, ``family="hourglass"``), a read-only mapping.
+NETWORKS: RegistryView[Callable[..., nn.Module]] = _NETWORKS.subset(family="hourglass")
 
 
 def build_network(name: str, **kwargs: Any) -> nn.Module:
     """Build a network from :data:`NETWORKS` by name with its keyword arguments."""
     if name not in NETWORKS:
-        raise ValueError(f"net must be one of {tuple(NETWORKS)}, got {name!r}")
+        raise ValueError(f"net must be one of {tuple(NETWORKS)}, got {name!r}{NETWORKS.hint(name)}")
     return NETWORKS[name](**kwargs)

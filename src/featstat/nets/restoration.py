@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_tensor
+from ..registry import NETWORKS as _NETWORKS
+from ..registry import RegistryView
 
 __all__ = [
     "EDSR",
@@ -458,14 +460,22 @@ class CascadedRefinementNetwork(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ registry
 
-#: Network name → class; constructors take ``(scale, in_channels, out_channels, **options)``.
-NETWORKS: dict[str, type[nn.Module]] = {
-    "srresnet": SRResNet,
-    "edsr": EDSR,
-    "tsrn": TSRNet,
-    "srn": SRN,
-    "crn": CascadedRefinementNetwork,
-}
+for _name, _cls in (
+    ("srresnet", SRResNet),
+    ("edsr", EDSR),
+    ("tsrn", TSRNet),
+    ("srn", SRN),
+    ("crn", CascadedRefinementNetwork),
+):
+    _cls.family = "restoration"  # fact: constructor (scale, in_channels, out_channels, **options)
+    if _name not in _NETWORKS.registered_names():
+        _NETWORKS.register_value(_name, _cls)
+del _name, _cls
+
+#: Network name → class; constructors take ``(scale, in_channels, out_channels, **options)``: the
+#: restoration networks of the network registry (:data:`featstat.registry.NETWORKS`,
+#: ``family="restoration"``), a read-only mapping.
+NETWORKS: RegistryView[type[nn.Module]] = _NETWORKS.subset(family="restoration")
 
 
 def build_network(
@@ -479,7 +489,7 @@ def build_network(
         net.spec   # {"name": "edsr", "scale": 4, "in_channels": 3, "out_channels": 3, "options": {...}}
     """
     if name not in NETWORKS:
-        raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {name!r}")
+        raise ValueError(f"network must be one of {sorted(NETWORKS)}, got {name!r}{NETWORKS.hint(name)}")
     try:
         net = NETWORKS[name](scale, in_channels, out_channels, **options)
     except TypeError as err:

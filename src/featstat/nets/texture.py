@@ -36,13 +36,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_tensor, legacy_arguments, make_generator
+from ..registry import NETWORKS as _NETWORKS
+from ..registry import RegistryView
 
 __all__ = [
     "ARCHITECTURES",
@@ -119,6 +121,11 @@ class _Generator(nn.Module):
     size_multiple: int = 1
     #: True when the net takes a content image (stylisation).
     takes_content: bool = False
+    #: facts read by the network registry and the CLI: the family, and what the architecture can be trained
+    #: for (textures from noise alone; stylisation of a content image)
+    family: ClassVar[str] = "texture"
+    synthesises_textures: ClassVar[bool] = True
+    stylises: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -170,6 +177,7 @@ class TextureNetV1(_Generator):
     """
 
     arch = "texture_v1"
+    stylises = True  # with content=True (§2.3.3)
 
     def __init__(
         self,
@@ -446,6 +454,8 @@ class StyleNet(_Generator):
 
     arch = "stylenet"
     takes_content = True
+    synthesises_textures = False
+    stylises = True
 
     def __init__(
         self,
@@ -537,18 +547,20 @@ class StyleNet(_Generator):
         return _output(self.output, self.body(torch.cat([content.to(z.dtype), z], dim=1)))
 
 
-#: Generator architectures by name (checkpoints and the CLI use these names).
-ARCHITECTURES: dict[str, type[_Generator]] = {
-    TextureNetV1.arch: TextureNetV1,
-    TextureNetV2.arch: TextureNetV2,
-    StyleNet.arch: StyleNet,
-}
+for _cls in (TextureNetV1, TextureNetV2, StyleNet):
+    if _cls.arch not in _NETWORKS.registered_names():
+        _NETWORKS.register_value(_cls.arch, _cls)
+del _cls
+
+#: Generator architectures by name (checkpoints and the CLI use these names): the texture generators of the
+#: network registry (:data:`featstat.registry.NETWORKS`, ``family="texture"``), a read-only mapping.
+ARCHITECTURES: RegistryView[type[_Generator]] = _NETWORKS.subset(family="texture")
 
 
 def build_generator(arch: str, **config: Any) -> nn.Module:
     """A generator by architecture name (:data:`ARCHITECTURES`) and its constructor arguments."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}")
+        raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {arch!r}{ARCHITECTURES.hint(arch)}")
     try:
         return ARCHITECTURES[arch](**config)
     except TypeError as err:
