@@ -208,3 +208,12 @@ def test_extra_header_data_and_the_log_hook(tmp_path):
         {"step": 4, "loss": result.history[1]["loss"], "stage": "a"},
     ]
     assert read_checkpoint(ck)["extra"] == {"level": 2}
+
+
+def test_a_logs_hook_chooses_the_rows():
+    class Staged(Toy):
+        def logs(self, step: int) -> bool:  # stages of 3 steps: a row at each stage's end
+            return step % 3 == 0
+
+    result = run_loop(Staged(), 7, log_every=1)
+    assert [r["step"] for r in result.history] == [3, 6, 7]  # the last step always gets a row

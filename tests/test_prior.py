@@ -57,7 +57,9 @@ def test_resume_continues_identically(tmp_path, precision, runs, stop):
     with pytest.raises(KeyboardInterrupt):
         prior.denoise(noisy, checkpoint=ck, callback=_interrupt_at(stop, runs - 1), **kw)
     saved = torch.load(ck, weights_only=True)
-    assert saved["status"] == "interrupted" and saved["run"] == runs - 1 and saved["state"]["step"] == stop
+    current = saved["state"]["current"]
+    assert saved["status"] == "interrupted" and saved["kind"] == "prior"
+    assert current["run"] == runs - 1 and current["step"] == stop
     resumed = prior.denoise(noisy, checkpoint=ck, resume=True, **kw)
     assert torch.equal(full.image, resumed.image)
     assert torch.equal(full.average, resumed.average)
@@ -81,7 +83,7 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_identically(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         prior.denoise(img, checkpoint=ck, callback=ctrl_c, **kw)
     saved = torch.load(ck, weights_only=True)
-    assert saved["status"] == "interrupted" and saved["state"]["step"] == 2
+    assert saved["status"] == "interrupted" and saved["step"] == 2 and saved["state"]["current"]["step"] == 2
     resumed = prior.denoise(img, checkpoint=ck, resume=True, **kw)
     assert torch.equal(full.image, resumed.image) and full.history == resumed.history
 
@@ -107,6 +109,33 @@ def test_resume_refuses_a_different_problem(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="could not be read"):
         prior.denoise(img, steps=2, net_options=TINY, checkpoint=tmp_path / "junk.pt", resume=True)
+
+
+def test_checkpoint_holds_net_adam_and_a_parameter_snapshot_only(tmp_path):
+    """Issue 13: the backtracking snapshot is the parameters alone (what the reference restores), so the
+    checkpoint is the network, Adam and one copy of the parameters; a finished checkpoint resumes to the same
+    result (its final outputs are not counted twice)."""
+    img = smooth_image(24)
+    ck = tmp_path / "s.pt"
+    first = prior.denoise(img, steps=4, net_options=TINY, precision="fp32", checkpoint=ck)
+    saved = torch.load(ck, weights_only=True)
+    assert saved["format"] == "featstat-run-2" and saved["status"] == "complete" and saved["step"] == 4
+    current = saved["state"]["current"]
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    params = {k: v for k, v in current["net"].items() if not k.endswith(buffers)}
+    assert isinstance(current["snapshot"], list) and len(current["snapshot"]) == len(params)
+    assert [t.shape for t in current["snapshot"]] == [p.shape for p in params.values()]
+    assert set(current["optimizer"]["state"]) == set(range(len(params)))  # Adam: one entry per parameter
+    again = prior.denoise(img, steps=4, net_options=TINY, precision="fp32", checkpoint=ck, resume=True)
+    assert torch.equal(again.image, first.image) and again.history == first.history
+
+
+def test_resume_with_several_runs_refuses_another_step_count(tmp_path):
+    img = smooth_image(24)
+    ck = tmp_path / "r.pt"
+    prior.denoise(img, steps=3, runs=2, net_options=TINY, precision="fp32", checkpoint=ck)
+    with pytest.raises(ValueError, match=r"options.steps: 3 → 4"):
+        prior.denoise(img, steps=4, runs=2, net_options=TINY, precision="fp32", checkpoint=ck, resume=True)
 
 
 def test_runs_are_averaged():
@@ -152,8 +181,8 @@ def test_exponential_average_follows_the_reference_formula(start):
 
 
 def test_backtracking_restores_the_last_good_weights():
-    """A step whose loss jumps by more than 5 dB is undone: weights and Adam state return to the last
-    accepted step, and the run goes on from there."""
+    """A step whose loss jumps by more than 5 dB is undone: the network parameters return to the last
+    accepted step (Adam's moments are kept, as in the public reference), and the run goes on from there."""
     target = smooth_image(24)
     calls = {"n": 0}
     states = []

@@ -47,6 +47,7 @@ and optionally::
                                                   # since the last row (0-d tensors still on the device),
                                                   # ``seconds``: the window's wall time. Called on every
                                                   # rank (a DDP Run all-reduces here).
+    def logs(self, step) -> bool                  # whether ``step`` gets a row (default: every log_every)
     def check(self, step, row) -> None            # divergence check on logged rows (raise to stop)
     def snapshot(self, step) -> None              # every ``snapshot_every`` steps (validation, images)
     def finish(self, step) -> dict                # after the last step: the summary for run.json
@@ -340,7 +341,8 @@ def run_loop(
         run: a :class:`Run`.
         steps: the total step count (a resumed run continues to it; it may be larger than the saved one's
             when the Run's fingerprint does not include it).
-        log_every: a history row every this many steps, and at the last step (0: only at the last step).
+        log_every: a history row every this many steps, and at the last step (0: only at the last step);
+            a Run with a ``logs(step)`` hook decides itself (the last step always gets a row).
         checkpoint: the checkpoint file (None: no checkpoints, no resume).
         checkpoint_every: save every this many steps (0: only on interrupt and at the end).
         resume: True: continue from ``checkpoint`` when that file exists (a fresh run otherwise); a header
@@ -442,7 +444,8 @@ def run_loop(
                 else:
                     sums[k] = sums[k] + v if k in sums else v
             reported = {k: float(v) for k, v in values.items() if _is_number(v)}
-            if (log_every and step % log_every == 0) or step == steps:
+            logged = run.logs(step) if hasattr(run, "logs") else bool(log_every) and step % log_every == 0
+            if logged or step == steps:
                 if dev is not None and dev.type == "cuda":
                     torch.cuda.synchronize(dev)
                 now = time.perf_counter()

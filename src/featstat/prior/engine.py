@@ -10,30 +10,31 @@ of the public reference code:
   "exponential sliding window"; 29.22 → 30.43 dB on its denoising set);
 - several independent runs (different seeds) averaged (paper: two runs, 31.00 dB);
 - backtracking: when the data loss jumps above ``10^(backtrack/10)`` × its last accepted value (a drop of
-  more than ``backtrack`` dB in the PSNR of the fit; reference 5 dB), weights and optimiser state go back to
-  the last accepted step;
-- PSNR against an optional ground truth at every step (``clean``), for the output and for the average.
+  more than ``backtrack`` dB in the PSNR of the fit; reference 5 dB), the network parameters go back to the
+  last accepted step (the reference's ``last_net``; Adam's moments are kept, as there);
+- PSNR against an optional ground truth (``clean``) on logged steps, for the output and for the average
+  (:func:`featstat.metrics.psnr`).
 
-Every run can be checkpointed (atomically) every ``checkpoint_every`` steps and on Ctrl-C, and resumed
-*exactly*: network, optimiser, averaging buffer, random generators, backtracking snapshot and history are
-saved, so a resumed run produces bit-for-bit the same result on CPU as an uninterrupted one.
+:func:`solve` is a :class:`PriorRun` on the one run loop (:func:`featstat.engine.loop.run_loop`): every run
+can be checkpointed (atomically) every ``checkpoint_every`` steps, on Ctrl-C and at the end, and resumed
+*exactly*: network, optimiser, averaging buffer, random generators, backtracking snapshot (the parameters
+only) and history are saved, so a resumed run produces bit-for-bit the same result on CPU as an
+uninterrupted one.
 
 Speed (``docs/benchmarks-prior.md``): ``precision="bf16"`` runs the network under ``torch.autocast`` in
 bfloat16 (weights, Adam and the data term stay float32; on CPUs with AVX-512-BF16/AMX and on CUDA),
 ``channels_last=True`` uses the NHWC layout oneDNN/cuDNN prefer, ``compile=True`` wraps the network in
-``torch.compile``. ``precision="auto"`` (default) picks bfloat16 where the hardware has native support
-(CUDA with bf16, CPUs with AVX-512-BF16) and float32 elsewhere; ``precision="fp32"`` gives the
-reference-faithful baseline.
+``torch.compile``. ``precision="auto"`` (default) is :func:`featstat.engine.precision.choose` with a timing
+of this network and input (the one meaning of "auto" for every engine: see that module); a resumed run keeps
+the precision its checkpoint recorded. ``precision="fp32"`` gives the reference-faithful baseline.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import os
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -42,38 +43,34 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .. import metrics
 from .._checks import check_choice, check_positive, make_generator
+from ..engine.loop import read_checkpoint, resumed_choice, run_loop
 from ..engine.precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
 from ..engine.precision import choose as choose_precision
-from ..engine.runs import (
-    Progress,
-    graceful_interrupt,
-    interruptible,
-    load_checkpoint,
-    plot_curves,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    write_json,
-)
+from ..engine.runs import plot_curves, write_json
 from ..io import write_image
 from ..objective.core import Objective
 
-__all__ = ["PRECISIONS", "FitOptions", "PriorResult", "Problem", "psnr", "resolve_precision", "solve"]
-
-CHECKPOINT_FORMAT = "featstat-prior-1"
-
+__all__ = [
+    "PRECISIONS",
+    "FitOptions",
+    "PriorResult",
+    "PriorRun",
+    "Problem",
+    "psnr",
+    "resolve_precision",
+    "solve",
+]
 
 # ------------------------------------------------------------------------------------------------ helpers
 
 
 def psnr(x: Tensor, reference: Tensor) -> float:
-    """PSNR in dB of ``x`` against ``reference`` (both in [0, 1], same shape), ``10·log10(1 / MSE)``.
-
-    A private helper for progress tracking; :mod:`featstat.metrics` has the full metric.
+    """PSNR in dB of ``x`` (clamped to [0, 1]) against ``reference`` (in [0, 1], same shape),
+    ``10·log10(1 / MSE)``, as a float: :func:`featstat.metrics.psnr` (mean over a batch of per-image PSNRs).
     """
-    mse = (x.detach().double().clamp(0, 1) - reference.detach().double()).square().mean().item()
-    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
+    return float(metrics.psnr(x.detach().float().clamp(0, 1), reference.detach().float()))
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
@@ -128,7 +125,8 @@ class FitOptions:
         precision: "auto", "fp32", "bf16" (autocast) or "fp16" (CUDA autocast + gradient scaling).
         channels_last: NHWC memory format for the network (None: on when precision is not fp32).
         compile: wrap the network in ``torch.compile`` (worth it for long runs; first step compiles).
-        log_every: record loss and PSNR every this many steps (1 = every step; each record syncs the device).
+        log_every: a history row every this many steps of a run and at its last step (1 = every step): the
+            mean loss since the previous row and the PSNRs of the latest output and average.
         checkpoint: file to save to every ``checkpoint_every`` steps, at the end of each run and on Ctrl-C.
         resume: continue from ``checkpoint`` if it exists (the problem and options must match; ``steps`` may
             grow for a single run).
@@ -284,21 +282,13 @@ def _fields(opts: FitOptions) -> dict[str, Any]:
     return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in ("callback", "on_output")}
 
 
-def _fingerprint(problem: Problem, opts: FitOptions) -> dict[str, Any]:
-    keep = {k: v for k, v in _fields(opts).items() if k not in _RESUMABLE}
-    keep["checkpoint"] = None
-    record = {"task": problem.task, "meta": problem.meta, "options": keep}
-    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"digest": digest, "record": json.dumps(record, sort_keys=True, default=str)}
-
-
-# options that may differ between a checkpointed run and its continuation
+# options that may differ between a checkpointed run and its continuation ("steps" too for a single run)
 _RESUMABLE = {"steps", "log_every", "checkpoint", "checkpoint_every", "resume", "progress", "device"}
 _RESUMABLE |= {"compile", "callback", "on_output"}
 
 
 class _Run:
-    """State of one optimisation run (one seed)."""
+    """State of one optimisation run (one seed): network, Adam, perturbation generator, average, snapshot."""
 
     def __init__(
         self, problem: Problem, opts: FitOptions, run: int, device: torch.device, precision: str,
@@ -321,13 +311,18 @@ class _Run:
         self.noise = make_generator(seed * 1_000_003 + 17, device)
         self.step = 0
         self.average: Tensor | None = None
+        self.out: Tensor | None = None  # the latest output and loss (not saved: read right after a step)
+        self.value = math.nan
         self.last_loss: float | None = None
-        self.snapshot: dict[str, Any] | None = None
+        # backtracking snapshot: the network *parameters* of the last accepted step, what the public reference
+        # restores (``last_net``); Adam's moments are not rolled back (as there), so a checkpoint holds the
+        # network, Adam and one copy of the parameters (it held a second network and Adam state before 0.2)
+        self.snapshot: list[Tensor] | None = None
         self.backtracks = 0
 
     # -- state -------------------------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "run": self.run,
             "step": self.step,
@@ -341,7 +336,7 @@ class _Run:
             "backtracks": self.backtracks,
         }
 
-    def load(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.step = int(state["step"])
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -351,19 +346,9 @@ class _Run:
         avg = state["average"]
         self.average = None if avg is None else avg.to(self.device)
         self.last_loss = state["last_loss"]
-        self.snapshot = state["snapshot"]
+        snap = state["snapshot"]
+        self.snapshot = None if snap is None else [t.to(self.device) for t in snap]
         self.backtracks = int(state["backtracks"])
-
-    def _take_snapshot(self) -> None:
-        self.snapshot = {
-            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-            "optimizer": _clone_state(self.optimizer.state_dict()),
-        }
-
-    def _restore_snapshot(self) -> None:
-        assert self.snapshot is not None
-        self.net.load_state_dict(self.snapshot["net"])
-        self.optimizer.load_state_dict(_clone_state(self.snapshot["optimizer"]))
 
     # -- one step ----------------------------------------------------------------------------------------
 
@@ -379,8 +364,8 @@ class _Run:
             loss = loss + self.problem.extra(out, self.problem.extra_target).total
         return loss
 
-    def advance(self) -> tuple[float, Tensor, bool]:
-        """One Adam step. Returns (loss, output, accepted); a rejected step restored the last snapshot."""
+    def advance(self) -> float:
+        """One Adam step; returns the loss. A rejected step (backtracking) restored the snapshot instead."""
         opts = self.opts
         z = self.code
         if opts.input_noise > 0:
@@ -395,13 +380,16 @@ class _Run:
                 f"{opts.lr}), use precision='fp32' or enable backtrack"
             )
         self.step += 1
+        self.out, self.value = out.detach(), value
         if opts.backtrack is not None and self.snapshot is not None and self.last_loss is not None:
             if value > self.last_loss * 10.0 ** (opts.backtrack / 10.0):
-                self._restore_snapshot()
+                with torch.no_grad():
+                    for p, saved in zip(self.net.parameters(), self.snapshot, strict=True):
+                        p.copy_(saved)
                 self.backtracks += 1
-                return value, out.detach(), False
+                return value
         if opts.backtrack is not None:
-            self._take_snapshot()
+            self.snapshot = [p.detach().clone() for p in self.net.parameters()]
         self.last_loss = value
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -417,7 +405,7 @@ class _Run:
                 self.average = o.clone()
             else:
                 self.average.mul_(opts.ema).add_(o, alpha=1.0 - opts.ema)
-        return value, out.detach(), True
+        return value
 
     @torch.no_grad()
     def final(self) -> Tensor:
@@ -434,18 +422,96 @@ def _format(t: Tensor) -> torch.memory_format:
     )
 
 
-def _clone_state(state: Any) -> Any:
-    if isinstance(state, Tensor):
-        return state.detach().clone()
-    if isinstance(state, dict):
-        return {k: _clone_state(v) for k, v in state.items()}
-    if isinstance(state, list):
-        return [_clone_state(v) for v in state]
-    return state
+class PriorRun:
+    """Deep Image Prior as a :class:`featstat.engine.loop.Run`: ``runs`` seeds of ``steps`` steps each, one
+    after the other (the loop's step ``k`` is step ``k mod steps + 1`` of seed ``k // steps``); earlier seeds'
+    final outputs and averages are part of the state. History rows: ``run``, ``step`` (within the run),
+    ``loss`` (the mean over the steps since the last row) and with a ground truth ``psnr`` / ``psnr_average``
+    of the latest output and average."""
+
+    kind = "prior"
+
+    def __init__(self, problem: Problem, opts: FitOptions, device: torch.device, choice: Choice) -> None:
+        self.problem, self.opts, self.device, self.choice = problem, opts, device, choice
+        self.clean = None if problem.clean is None else problem.clean.to(device=device, dtype=torch.float32)
+        self.finals: list[Tensor] = []
+        self.averages: list[Tensor] = []
+        self.closed_backtracks: list[int] = []  # of finished runs
+        self.current = self._new_run(0)
+
+    def _new_run(self, run: int) -> _Run:
+        return _Run(
+            self.problem, self.opts, run, self.device, self.choice.precision, self.choice.channels_last
+        )
+
+    def fingerprint(self) -> dict[str, Any]:
+        keep = {k: v for k, v in _fields(self.opts).items() if k not in _RESUMABLE}
+        if self.opts.runs > 1:  # the runs' boundaries depend on it
+            keep["steps"] = self.opts.steps
+        return {"task": self.problem.task, "meta": self.problem.meta, "options": keep}
+
+    @property
+    def backtracks(self) -> int:
+        return sum(self.closed_backtracks[: self.current.run]) + self.current.backtracks
+
+    def _close_run(self) -> None:
+        """Record the current run's final output and average (replacing what a shorter run recorded)."""
+        r = self.current
+        for done in (self.finals, self.averages, self.closed_backtracks):
+            del done[r.run :]
+        self.closed_backtracks.append(r.backtracks)
+        self.finals.append(r.final())
+        assert r.average is not None
+        self.averages.append(r.average.clone() if self.opts.ema > 0 else self.finals[-1])
+
+    def step(self, step: int) -> dict[str, float]:
+        if step // self.opts.steps != self.current.run:
+            self._close_run()
+            self.current = self._new_run(step // self.opts.steps)
+        return {"loss": self.current.advance()}
+
+    def logs(self, step: int) -> bool:
+        """A row every ``log_every`` steps of a run and at each run's last step."""
+        local = (step - 1) % self.opts.steps + 1
+        return local % self.opts.log_every == 0 or local == self.opts.steps
+
+    def log(self, step: int, means: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "run": self.current.run,
+            "step": self.current.step,
+            "loss": float(means["loss"]),
+        }
+        if self.clean is not None and self.current.out is not None and self.current.average is not None:
+            row["psnr"] = psnr(self.current.out, self.clean)
+            row["psnr_average"] = psnr(self.current.average, self.clean)
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current.state_dict(),
+            "finals": self.finals,
+            "averages": self.averages,
+            "backtracks": self.closed_backtracks,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        run = int(state["current"]["run"])
+        if run != self.current.run:
+            self.current = self._new_run(run)
+        self.current.load_state_dict(state["current"])
+        self.finals = [t.to(self.device) for t in state["finals"]]
+        self.averages = [t.to(self.device) for t in state["averages"]]
+        self.closed_backtracks = [int(b) for b in state["backtracks"]]
+
+    def finish(self, step: int) -> dict[str, Any]:
+        """Close the last run (the loop saves the final checkpoint after this, with its output)."""
+        self._close_run()
+        return {}
 
 
 def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) -> PriorResult:
-    """Run the Deep Image Prior optimisation for ``problem``.
+    """Run the Deep Image Prior optimisation for ``problem`` (a :class:`PriorRun` on
+    :func:`featstat.engine.loop.run_loop`).
 
     Args:
         problem: a :class:`Problem` (tasks in :mod:`featstat.prior.tasks` build them).
@@ -458,142 +524,68 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
     if options is not None and kwargs:
         raise ValueError("pass either options=FitOptions(...) or keyword options, not both")
     opts = options if options is not None else FitOptions(**kwargs)
-    clean = problem.clean
     if opts.device is not None:
         device = torch.device(opts.device)
-    elif clean is not None:
-        device = clean.device
+    elif problem.clean is not None:
+        device = problem.clean.device
     elif isinstance(problem.make_code, Tensor):
         device = problem.make_code.device
     else:
         device = torch.device(problem.meta.get("device", "cpu"))
-    if clean is not None:
-        clean = clean.to(device=device, dtype=torch.float32)
-    fingerprint = _fingerprint(problem, opts)
-
-    history: dict[str, list[float]] = {"run": [], "step": [], "loss": []}
-    if clean is not None:
-        history["psnr"], history["psnr_average"] = [], []
-    finals: list[Tensor] = []
-    averages: list[Tensor] = []
-    start_run, resume_state, saved = 0, None, None
     ckpt_path = Path(opts.checkpoint) if opts.checkpoint is not None else None
+    header = None
     if opts.resume and ckpt_path is not None and ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path, map_location="cpu")  # generator states must stay on the CPU
-        saved = ck.get("precision_choice")
-        _check_resumable(ck, fingerprint, opts)
-        history = {k: list(v) for k, v in ck["history"].items()}
-        finals = [t.to(device) for t in ck["finals"]]
-        averages = [t.to(device) for t in ck["averages"]]
-        start_run, resume_state = int(ck["run"]), ck["state"]
-        if ck["status"] == "run-complete" and int(resume_state["step"]) >= opts.steps:
-            start_run, resume_state = start_run + 1, None  # that run is done: go on with the next one
-        finals, averages = finals[:start_run], averages[:start_run]  # a longer run replaces its old output
-        set_rng_state(ck["rng"])
-    if isinstance(saved, dict):  # resume with the precision the run started with (bit-exact continuation)
-        choice = Choice(saved["precision"], bool(saved["channels_last"]), "as the interrupted run")
-    else:
-        choice = _precision_choice(problem, opts, device)
-    precision = choice.precision
+        header = read_checkpoint(ckpt_path, PriorRun.kind)
+    # resume with the precision the run started with (bit-exact continuation)
+    choice = resumed_choice(header) or _precision_choice(problem, opts, device)
+    run = PriorRun(problem, opts, device, choice)
 
-    total = opts.steps * opts.runs
+    def callback(step: int, values: Mapping[str, float]) -> None:
+        r, local = run.current.run, run.current.step
+        if opts.callback is not None:
+            opts.callback(r, local, run.current.value)
+        if opts.on_output is not None:
+            out = run.current.out
+            assert out is not None
+            average = run.current.average if run.current.average is not None else out
+            opts.on_output(r, local, out, average)
+
+    looped = run_loop(
+        run, opts.steps * opts.runs, checkpoint=ckpt_path, checkpoint_every=opts.checkpoint_every,
+        resume=header if header is not None else False,
+        callback=callback if opts.callback is not None or opts.on_output is not None else None,
+        precision=choice, progress=opts.progress, description=f"prior {problem.task}", device=device,
+    )  # fmt: skip
+    history: dict[str, list[float]] = {"run": [], "step": [], "loss": []}
+    if run.clean is not None:
+        history["psnr"], history["psnr_average"] = [], []
+    for row in looped.history:
+        for k in history:
+            history[k].append(row[k])
     info: dict[str, Any] = {
         "task": problem.task,
         **problem.meta,
         **{k: v for k, v in _fields(opts).items() if k not in ("checkpoint", "device", "resume", "progress")},
         "checkpoint": str(ckpt_path) if ckpt_path else None,
         "device": str(device),
-        "precision": precision,
+        "precision": choice.precision,
         "precision_choice": choice.info(),  # the resolved layout is here; "channels_last" is the option
     }
-    backtracks = 0
-    timed_steps, timed_seconds = 0, 0.0
-    run_state: _Run | None = None
-
-    consistent = True  # False while a step is half done: nothing to save then
-
-    def save(status: str) -> None:
-        if ckpt_path is None or run_state is None or not consistent:
-            return
-        save_checkpoint(
-            ckpt_path,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "status": status,
-                "fingerprint": fingerprint,
-                "steps": opts.steps,
-                "run": run_state.run,
-                "state": run_state.state(),
-                "history": history,
-                "finals": finals,
-                "averages": averages,
-                "rng": rng_state(),
-                "precision_choice": {"precision": precision, "channels_last": choice.channels_last},
-            },
-        )
-
-    done_before = start_run * opts.steps + (int(resume_state["step"]) if resume_state else 0)
-    with (
-        Progress(total, f"prior {problem.task}", start=done_before, enabled=opts.progress) as bar,
-        interruptible(lambda: save("interrupted")),
-        graceful_interrupt() as stop,
-    ):
-        for run in range(start_run, opts.runs):
-            run_state = _Run(problem, opts, run, device, precision, choice.channels_last)
-            if resume_state is not None and run == start_run:
-                run_state.load(resume_state)
-            t0 = time.perf_counter()
-            first_step = run_state.step
-            while run_state.step < opts.steps:
-                consistent = False
-                loss, out, _accepted = run_state.advance()
-                consistent = True
-                step = run_state.step
-                if step % opts.log_every == 0 or step == opts.steps:
-                    history["run"].append(run)
-                    history["step"].append(step)
-                    history["loss"].append(loss)
-                    values: dict[str, float] = {"loss": loss}
-                    if clean is not None:
-                        p, pa = psnr(out, clean), psnr(run_state.average, clean)
-                        history["psnr"].append(p)
-                        history["psnr_average"].append(pa)
-                        values.update(psnr=p, psnr_avg=pa)
-                    bar.update(run * opts.steps + step, **values)
-                if ckpt_path is not None and step % opts.checkpoint_every == 0 and step < opts.steps:
-                    save("running")
-                if opts.callback is not None:
-                    opts.callback(run, step, loss)
-                if opts.on_output is not None:
-                    average = run_state.average if run_state.average is not None else out
-                    opts.on_output(run, step, out, average)
-                if stop.requested:
-                    raise stop.interrupt()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            timed_seconds += time.perf_counter() - t0
-            timed_steps += run_state.step - first_step
-            finals.append(run_state.final())
-            assert run_state.average is not None
-            averages.append(run_state.average.clone() if opts.ema > 0 else finals[-1])
-            backtracks += run_state.backtracks
-            if ckpt_path is not None:
-                save("run-complete")
-
-    params = sum(p.numel() for p in problem.make_net(opts.seed).parameters())
-    image = torch.stack(finals).mean(0)
-    average = torch.stack(averages).mean(0)
+    clean = run.clean
+    params = sum(p.numel() for p in run.current.net.parameters())
+    image = torch.stack(run.finals).mean(0)  # finish() closed the last run
+    average = torch.stack(run.averages).mean(0)
     if problem.extra is not None and getattr(problem.extra, "feature_sources", None):
         info["features"] = dict(problem.extra.feature_sources)  # which weights/layers "auto" picked
     info.update(
         parameters=params,
-        backtracks=backtracks,
-        seconds=timed_seconds,
-        steps_per_second=(timed_steps / timed_seconds) if timed_seconds > 0 else None,
+        backtracks=run.backtracks,
+        seconds=looped.seconds,
+        steps_per_second=looped.steps_per_second,
     )
-    if clean is not None and len(finals) > 1:
-        info["psnr_per_run"] = [psnr(f, clean) for f in finals]
-        info["psnr_average_per_run"] = [psnr(a, clean) for a in averages]
+    if clean is not None and len(run.finals) > 1:
+        info["psnr_per_run"] = [psnr(f, clean) for f in run.finals]
+        info["psnr_average_per_run"] = [psnr(a, clean) for a in run.averages]
     return PriorResult(
         image=image,
         average=average,
@@ -602,36 +594,3 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         psnr_average=psnr(average, clean) if clean is not None else None,
         info=info,
     )
-
-
-def _check_resumable(ck: Mapping[str, Any], fingerprint: Mapping[str, str], opts: FitOptions) -> None:
-    if ck.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
-            f"checkpoint is not a featstat Deep Image Prior checkpoint (format {ck.get('format')!r}); "
-            f"pass the checkpoint file a 'featstat prior' run wrote, or resume=False to start afresh"
-        )
-    if ck["fingerprint"]["digest"] != fingerprint["digest"]:
-        old = json.loads(ck["fingerprint"]["record"])
-        new = json.loads(fingerprint["record"])
-        diffs = _diff(old, new)
-        raise ValueError(
-            "checkpoint was written for a different problem or different options, so it cannot be resumed "
-            f"(differences: {'; '.join(diffs[:6]) or 'task inputs'}); use the same image and options, or "
-            "resume=False to start afresh"
-        )
-    step = int(ck["state"]["step"])
-    if opts.steps != ck["steps"] and (opts.runs > 1 or opts.steps < step):
-        raise ValueError(
-            f"steps={opts.steps} cannot continue this checkpoint (saved at step {step} of {ck['steps']}"
-            f"{', with several runs' if opts.runs > 1 else ''}); use steps >= {step}"
-            + (" and a single run" if opts.runs > 1 else "")
-        )
-
-
-def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for k in sorted(set(old) | set(new)):
-            out += _diff(old.get(k), new.get(k), f"{prefix}{k}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} → {new!r}"]
