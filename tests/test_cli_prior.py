@@ -127,7 +127,7 @@ def test_bad_inputs(tmp_path):
     r = _run(["denoise", tmp_path / "missing.png"])
     assert r.exit_code == 2 and "does not exist" in r.output
     r = _run(["denoise", img, "-o", tmp_path / "x", "-q"])  # 24 px is too small for the 5-level default
-    assert r.exit_code == 1 and "needs at least 33×33" in r.output
+    assert r.exit_code == 2 and "needs at least 33×33" in r.output  # a ValueError: status 2
     r = _run(["denoise", img, "--sigma", "25", "--clean", img, "-o", tmp_path / "y", *TINY])
     assert r.exit_code == 2 and "do not pass --clean" in r.output
     r = _run(["denoise", img, "--extra", "cx=abc", "-o", tmp_path / "z", *TINY])

@@ -187,6 +187,10 @@ class FeatstatCommand(click.Command):
         return _invoke_mapped(ctx, super().invoke)
 
 
+FeatstatGroup.command_class = FeatstatCommand  # @group.command() of a featstat group maps errors too
+FeatstatGroup.group_class = type  # and its sub-groups are featstat groups
+
+
 def _torch_error(err: BaseException) -> bool:
     """Out-of-memory and similar RuntimeErrors from torch: worth one line, not a traceback."""
     text = str(err).lower()
@@ -441,6 +445,7 @@ def run_options(
     resume_help: str = "Continue from the checkpoint of an interrupted run (same settings): exactly.",
     threads: bool = True,
     quiet: bool = True,
+    min_steps: int = 0,
     min_checkpoint_every: int = 0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options every long-running verb shares, in one order with one meaning: ``--steps``, ``--seed``,
@@ -452,7 +457,7 @@ def run_options(
         options.append(
             click.option(
                 "--steps",
-                type=click.IntRange(min=0),
+                type=click.IntRange(min=min_steps),
                 default=steps,
                 show_default=steps is not None,
                 help=steps_help,
@@ -613,6 +618,7 @@ def set_option(
     what: str = "",
     example: str = "steps=100",
     aliases: str = "",
+    names: Callable[[], str] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--set KEY=VALUE`` (repeatable), the one override grammar of every verb.
 
@@ -621,7 +627,8 @@ def set_option(
     (statistic options, a recipe, metric options...) — and ``keys`` gives the valid names below each prefix;
     the callback then receives ``overrides`` (the nested dict of those assignments). An unknown key is a
     one-line error (status 2) listing the valid keys, with a did-you-mean. VALUE: see :func:`parse_value`.
-    ``aliases`` names old spellings that still work (deprecated), for the help text.
+    ``aliases`` names old spellings that still work (deprecated), for the help text; ``names()`` (computed
+    when the help is shown, e.g. from a registry) lists the names the dotted keys take.
     """
     text = "Override a setting, repeatable: an option (KEY without a dot, e.g. steps=100)"
     text += f" or {what}" if what else ""
@@ -634,7 +641,14 @@ def set_option(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             return f(*args, **_apply_sets(click.get_current_context(), kwargs, keys))
 
-        return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=text)(wrapper)
+        if names is None:
+            return click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=text)(wrapper)
+        from ._registry import RegistryHelpOption
+
+        return click.option(
+            "--set", "sets", multiple=True, metavar="KEY=VALUE", cls=RegistryHelpOption,
+            help_fn=lambda: f"{text} Names: {names()}.",
+        )(wrapper)  # fmt: skip
 
     return decorate
 

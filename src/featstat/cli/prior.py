@@ -18,8 +18,19 @@ from typing import Any
 import click
 import torch
 
-from ._common import auto_threads, check_output_folder, is_grayscale_file
-from ._registry import RegistryHelpOption, names_help
+from ._common import (
+    FeatstatGroup,
+    alias_option,
+    apply_threads,
+    check_output_folder,
+    device_option,
+    is_grayscale_file,
+    on_interrupt,
+    resolve_device,
+    run_options,
+    set_option,
+)
+from ._registry import names_help
 
 SAMPLE_SIZE = 128
 
@@ -32,8 +43,6 @@ def _fit_options(func: Callable) -> Callable:
     options = [
         click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
                      help="Output folder (default: prior-<verb> in the current directory)."),
-        click.option("--steps", type=click.IntRange(min=1), default=None,
-                     help="Adam steps per run (default: the task's paper/reference value)."),
         click.option("--lr", type=float, default=None, help="Learning rate (default: the task's)."),
         click.option("--input-noise", type=float, default=None,
                      help="σ of the noise added to the input code each step (default: the task's; 0 = off)."),
@@ -43,7 +52,6 @@ def _fit_options(func: Callable) -> Callable:
                      help="Start averaging after this many steps (default 0; ~steps/5 helps short runs)."),
         click.option("--runs", type=click.IntRange(min=1), default=None,
                      help="Independent runs (seeds seed, seed+1, ...) to average (paper: 2 → +0.6 dB)."),
-        click.option("--seed", type=int, default=None, help="Seed of weights, code, noise (default 0)."),
         click.option("--net", "net", default=None,
                      help="Network preset (see 'featstat prior nets'; default: the task's reference net)."),
         click.option("--depth", type=click.IntRange(min=1), default=None,
@@ -58,31 +66,31 @@ def _fit_options(func: Callable) -> Callable:
         click.option("--channels-last/--no-channels-last", default=None,
                      help="NHWC memory format (default: on with bf16/fp16, off with fp32)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (long runs)."),
-        click.option("--threads", type=click.IntRange(min=1), default=None,
-                     help="CPU threads (torch.set_num_threads) [default: 1 when other processes keep the "
-                          "cores busy (several times faster then), else torch's default]."),
-        click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
         click.option("--backtrack", type=float, default=5.0, show_default=True,
                      help="Restore the last good weights when the fit drops by this many dB (0 = off)."),
-        click.option("--checkpoint-every", type=click.IntRange(min=1), default=200, show_default=True,
-                     help="Save OUT/checkpoint.pt every this many steps (and on Ctrl-C)."),
-        click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt."),
         click.option("--snapshot-every", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Write OUT/snapshots/step_NNNNN.png (and _avg.png) every this many steps, to pick "
                           "where to stop (0 = off)."),
         click.option("--max-size", type=click.IntRange(min=8), default=None,
                      help="Downscale the input photo(s) so the longer side is at most this many pixels "
                           "(large photos take minutes per step; not for sr without --from-hr)."),
-        click.option("--extra", "extra", multiple=True, metavar="LOSS=WEIGHT", cls=RegistryHelpOption,
-                     help_fn=lambda: "Experimental feature-statistics term, e.g. cx=0.05 or pdl=0.01 "
-                     f"(repeatable); LOSS is any registered loss: {names_help('loss')}."),
         click.option("--extra-layers", default="relu2_1,relu3_1", show_default=True,
                      help="VGG-19 layers the extra terms compare."),
         click.option("--extra-weights", default="auto", show_default=True,
                      help="Backbone weights of the extra terms: registry name, file, 'random', or 'auto' "
                           "(the best trained features here: vgg19, then vgg16-hed, then the shallow Caffe "
                           "layers; never downloads)."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        run_options(steps=None, steps_help="Adam steps per run (default: the task's paper/reference value).",
+                    min_steps=1, seed=None, seed_help="Seed of weights, code, noise (default 0).",
+                    checkpoint_every=200, min_checkpoint_every=1,
+                    checkpoint_help="Save OUT/checkpoint.pt every this many steps (and on Ctrl-C).",
+                    resume_help="Continue from OUT/checkpoint.pt."),
+        device_option(),
+        set_option(_extra_keys, what="the weight of an experimental feature-statistics term (extra.LOSS, "
+                   "LOSS any registered loss)", example="extra.cx=0.05 --set extra.pdl=0.01",
+                   aliases="--extra LOSS=WEIGHT (= --set extra.LOSS=WEIGHT)",
+                   names=lambda: names_help("loss")),
+        alias_option("--extra", to=_extra_alias, metavar="LOSS=WEIGHT"),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)
@@ -147,27 +155,39 @@ def _net(o: dict[str, Any], default: str) -> tuple[str, dict[str, Any] | None]:
     return name, opts
 
 
-def _device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise click.BadParameter(f"{name!r} is not a device ({exc})", param_hint="--device") from exc
+def _extra_keys(prefix: tuple[str, ...]) -> list[str] | None:
+    """``--set`` keys of the prior verbs: ``extra.LOSS`` (LOSS a registered loss, name or alias)."""
+    if not prefix:
+        return ["extra"]
+    if prefix == ("extra",):
+        from ..registry import get_registry
+
+        losses = get_registry("loss")
+        return [*losses.names(), *losses.aliases]
+    return None
+
+
+def _extra_alias(item: str) -> str:
+    """The old ``--extra LOSS=WEIGHT`` (or ``--extra LOSS``: weight 1) as ``--set extra.LOSS=WEIGHT``."""
+    name, sep, weight = item.partition("=")
+    return f"extra.{name.strip()}={weight if sep else 1}"
 
 
 def _extra(o: dict[str, Any], device: torch.device) -> Any:
-    if not o["extra"]:
+    extra = o["overrides"].get("extra") or {}
+    if not extra:
         return None
     from ..prior.tasks import statistics_objective
 
     terms: dict[str, float] = {}
-    for item in o["extra"]:
-        name, sep, weight = item.partition("=")
-        try:
-            terms[name.strip()] = float(weight) if sep else 1.0
-        except ValueError as exc:
-            raise click.BadParameter(f"expected LOSS=WEIGHT, got {item!r}", param_hint="--extra") from exc
+    for name, weight in extra.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise click.BadParameter(
+                f"extra.{name}: the weight must be a number (LOSS=WEIGHT, e.g. extra.cx=0.05), "
+                f"got {weight!r}",
+                param_hint="--set",
+            )
+        terms[name] = float(weight)
     weights = None if o["extra_weights"] == "random" else o["extra_weights"]
     layers = [s.strip() for s in o["extra_layers"].split(",") if s.strip()]
     return statistics_objective(terms, layers=layers, weights=weights).to(device)
@@ -232,33 +252,13 @@ def _command(verb: str) -> Callable:
     def decorate(body: Callable) -> Callable:
         @functools.wraps(body)
         def wrapper(**o: Any) -> None:
-            from ..engine.runs import interrupt_exit_code
-            from ..features import WeightsNotFoundError
-            from .texture import _resume_command
-
             o["out"] = o["out"] or f"prior-{verb}"
             out = check_output_folder(Path(o["out"]))
-            device = _device(o["device"])
-            threads = o["threads"] or (auto_threads() if device.type == "cpu" else None)
-            if threads:
-                torch.set_num_threads(threads)
-                if not o["threads"]:
-                    click.echo("the CPU is busy with other work: running on 1 thread (--threads N to choose)")
+            device = resolve_device(o["device"])
+            apply_threads(o["threads"], device)
             o["on_output"] = _snapshots(o, out)
-            try:
-                result = body(o, device, out)
-            except KeyboardInterrupt as err:
-                ck = out / "checkpoint.pt"
-                what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
-                where = (
-                    f"checkpoint saved to {ck}\nresume with: {_resume_command()}"
-                    if ck.exists()
-                    else "no checkpoint yet"
-                )
-                click.echo(f"\n{what}: {where}", err=True)
-                raise SystemExit(interrupt_exit_code(err)) from None
-            except (ValueError, WeightsNotFoundError, FileNotFoundError) as exc:
-                raise click.ClickException(str(exc)) from exc
+            on_interrupt(out / "checkpoint.pt")
+            result = body(o, device, out)
             paths = result.save(out)
             info = result.info
             line = f"{verb}: {info['steps']} steps × {info['runs']} run(s) on {info['device']}"
@@ -284,7 +284,7 @@ def _command(verb: str) -> Callable:
 # ------------------------------------------------------------------------------------------------- group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FeatstatGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def prior() -> None:
     """Deep Image Prior: restore one photo by fitting a random network to it (no training data).
 
@@ -463,7 +463,8 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     type=click.Choice(["bicubic", "input"]),
     default="bicubic",
     show_default=True,
-    help="What --extra terms compare the result with: the bicubic upsampling or the input itself.",
+    help="What the extra terms (--set extra.LOSS=WEIGHT) compare the result with: the bicubic upsampling or "
+    "the input itself.",
 )
 @_fit_options
 @_command("sr")
@@ -478,7 +479,7 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
       featstat prior sr small.png --factor 4 -o out/
       featstat prior sr zebra_GT.png --from-hr --factor 4 --steps 500   # PSNR vs the original
       featstat prior sr lr.png --clean hr.png --kernel bicubic --edge renormalise
-      featstat prior sr lr.png --extra cx=0.05 --extra-weights vgg19-caffe-normalised-to-relu3_1
+      featstat prior sr lr.png --set extra.cx=0.05 --extra-weights vgg19-caffe-normalised-to-relu3_1
     """
     from ..prior import psnr, resize, super_resolve
 
@@ -628,8 +629,8 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
     net, net_options = _net(o, "skip-flash")
 
-    if o["extra"]:
-        raise click.UsageError("--extra is not available for flash")
+    if o["overrides"].get("extra"):
+        raise click.UsageError("extra terms (--set extra.LOSS=WEIGHT) are not available for flash")
     return flash_no_flash(
         _read(o["flash"], device, o["max_size"], keep_gray=False),
         _read(o["no_flash"], device, o["max_size"], keep_gray=False), net=net,
@@ -672,8 +673,8 @@ def invert_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
     net, net_options = _net(o, "skip-inversion")
 
-    if o["extra"]:
-        raise click.UsageError("--extra is not available for invert")
+    if o["overrides"].get("extra"):
+        raise click.UsageError("extra terms (--set extra.LOSS=WEIGHT) are not available for invert")
     weights = None if o["weights"] == "random" else o["weights"]
     return invert_features(
         _read(o["image"], device, o["max_size"], keep_gray=False), o["layer"], arch=o["arch"],

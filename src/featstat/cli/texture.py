@@ -1,11 +1,8 @@
 """``featstat texture | style | train texture | train style | sample | stylize``: texture synthesis and style
 transfer by optimisation and with feed-forward generators.
 
-The lead registers the commands in ``cli.py``::
-
-    from .texture import COMMANDS
-    for command in COMMANDS:
-        main.add_command(command)
+The verbs are listed in :data:`featstat.cli.VERBS`. Options shared with other verbs (``--device``, the
+run options, ``--set``) come from :mod:`featstat.cli._common`.
 
 ``train`` is a click group: other training recipes are added to it with ``train.add_command(...)``.
 """
@@ -13,15 +10,28 @@ The lead registers the commands in ``cli.py``::
 from __future__ import annotations
 
 import math
-import shlex
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import check_output_folder, checkpoint_file, is_grayscale_file, output_file
+from ._common import (
+    FeatstatCommand,
+    FeatstatGroup,
+    alias_option,
+    apply_threads,
+    check_output_folder,
+    checkpoint_file,
+    device_option,
+    is_grayscale_file,
+    log,
+    on_interrupt,
+    output_file,
+    resolve_device,
+    run_options,
+    set_option,
+)
 from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -37,27 +47,40 @@ _PRESET_HELP = (
 )
 
 
-def _fail(err: Exception) -> click.ClickException:
-    return click.ClickException(str(err))
+def _statistic_keys(prefix: tuple[str, ...]) -> list[str] | None:
+    """``--set`` keys of the texture verbs: STATISTIC.OPTION, the statistic a registered distribution loss
+    (name or alias) and OPTION a keyword of its constructor."""
+    import inspect
+
+    from ..registry import get_registry
+
+    losses = get_registry("loss")
+    if not prefix:
+        names = losses.names(distribution_statistic=True)
+        return [*names, *(a for a, name in losses.aliases.items() if name in names)]
+    if len(prefix) == 1:
+        signature = inspect.signature(losses.get(prefix[0]).__init__)
+        if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            return None
+        return [n for n, p in signature.parameters.items() if n != "self" and p.kind is not p.VAR_POSITIONAL]
+    return None
 
 
-def _device(device: str | None) -> str:
-    import torch
+def _image_so_far(image: Path) -> Any:
+    """After Ctrl-C: write the image of the checkpoint to ``image`` (see :func:`._common.on_interrupt`)."""
 
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    def save(checkpoint: Path) -> str:
+        try:
+            from .. import io
+            from ..texture.synthesis import checkpoint_image
 
+            so_far, step = checkpoint_image(checkpoint)
+            io.write_image(image, so_far.float().clamp(0, 1))
+            return f"the image so far (step {step}): {image}"
+        except (ValueError, KeyError, OSError) as exc:  # the checkpoint stays the thing that matters
+            return f"(could not write the image so far: {exc})"
 
-def _cpu_threads(device: str) -> None:
-    """One thread when other processes keep the CPU busy (see :func:`featstat.cli._common.auto_threads`)."""
-    from ._common import auto_threads
-
-    if device == "cpu" and auto_threads() == 1:
-        import torch
-
-        torch.set_num_threads(1)
-        click.echo("the CPU is busy with other work: running on 1 thread", err=True)
+    return save
 
 
 def _parse_size(value: str | None) -> tuple[int, int] | None:
@@ -91,34 +114,6 @@ def _parse_statistic(values: Sequence[str]) -> str | dict[str, float]:
         except ValueError:
             raise click.BadParameter(f"--statistic must be NAME or NAME:WEIGHT, got {v!r}") from None
     return next(iter(out)) if len(out) == 1 and next(iter(out.values())) == 1.0 else out
-
-
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low in ("none", "null"):
-        return None
-    return text
-
-
-def _parse_options(values: Sequence[str]) -> dict[str, dict[str, Any]] | None:
-    """('contextual.bandwidth=0.5',) → {'contextual': {'bandwidth': 0.5}}."""
-    out: dict[str, dict[str, Any]] = {}
-    for v in values:
-        key, eq, value = v.partition("=")
-        stat, dot, name = key.partition(".")
-        if not eq or not dot or not stat or not name:
-            raise click.BadParameter(
-                f"--option must be STATISTIC.KEY=VALUE, e.g. contextual.bandwidth=0.5, got {v!r}"
-            )
-        out.setdefault(stat.strip(), {})[name.strip()] = _parse_value(value.strip())
-    return out or None
 
 
 def _layers(value: str | None) -> list[str] | None:
@@ -176,50 +171,7 @@ def _write_run(paths: dict[str, Path], result: Any, extra: dict[str, Any], title
     _plot(paths["curve"], result.history, title)
 
 
-
-def _resume_command() -> str:
-    """The command line that continues this run: the one typed, with --resume."""
-    args = sys.argv[1:]
-    if Path(sys.argv[0]).name not in ("featstat", "__main__.py", "featstat.exe") or not args:
-        return "the same command with --resume"
-    if "--resume" not in args:
-        args = [*args, "--resume"]
-    return "featstat " + " ".join(shlex.quote(a) for a in args)
-
-
-def _stopped(err: KeyboardInterrupt, checkpoint: Path, image: Path | None = None) -> SystemExit:
-    """After Ctrl-C or SIGTERM: say what was saved (and write the current image), how to resume; the exit
-    status (130 for Ctrl-C, 143 for SIGTERM)."""
-    from ..engine.runs import interrupt_exit_code
-
-    what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
-    if not checkpoint.is_file():
-        click.echo(f"\n{what} before the first checkpoint; nothing was saved", err=True)
-        return SystemExit(interrupt_exit_code(err))
-    lines = [f"\n{what}: checkpoint saved to {checkpoint}"]
-    if image is not None:
-        try:
-            from .. import io
-            from ..texture.synthesis import checkpoint_image
-
-            so_far, step = checkpoint_image(checkpoint)
-            io.write_image(image, so_far.float().clamp(0, 1))
-            lines.append(f"the image so far (step {step}): {image}")
-        except (ValueError, KeyError, OSError) as exc:  # the checkpoint stays the thing that matters
-            lines.append(f"(could not write the image so far: {exc})")
-    lines.append(f"resume with: {_resume_command()}")
-    click.echo("\n".join(lines), err=True)
-    return SystemExit(interrupt_exit_code(err))
-
-
 _common = [
-    click.option(
-        "--steps",
-        type=int,
-        default=300,
-        show_default=True,
-        help="Optimiser iterations per scale (L-BFGS: each may evaluate the objective several times).",
-    ),
     click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
     click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
     click.option(
@@ -229,7 +181,6 @@ _common = [
         show_default=True,
         help="Coarse-to-fine levels (each halves the size of the previous one).",
     ),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise initialisation."),
     click.option("--preset", default="auto", show_default=True, help=_PRESET_HELP),
     click.option(
         "--statistic",
@@ -243,29 +194,29 @@ _common = [
         ),
     ),
     click.option(
-        "--option",
-        "options",
-        multiple=True,
-        metavar="STAT.KEY=VALUE",
-        help="A statistic's option, e.g. contextual.bandwidth=0.5 or sliced_wasserstein.num_projections=64.",
-    ),
-    click.option(
         "--layer-weights",
         type=click.Choice(["equal", "gatys"]),
         default="equal",
         show_default=True,
         help="equal: 1 per layer (reference code); gatys: C²/(4|L|), Gatys' E_l normalisation.",
     ),
-    click.option(
-        "--checkpoint-every",
-        type=int,
-        default=50,
-        show_default=True,
-        help="Save a checkpoint (OUT stem + .ckpt.pt) every N steps (0: only at the end / on Ctrl-C).",
+    run_options(
+        steps=300,
+        steps_help="Optimiser iterations per scale (L-BFGS: each may evaluate the objective several times).",
+        seed_help="Seeds the noise initialisation.",
+        checkpoint_every=50,
+        checkpoint_help="Save a checkpoint (OUT stem + .ckpt.pt) every N steps (0: only at the end / on "
+        "Ctrl-C).",
+        resume_help="Continue from the checkpoint beside OUT (same settings).",
     ),
-    click.option("--resume", is_flag=True, help="Continue from the checkpoint beside OUT (same settings)."),
-    click.option("--device", default=None, help="cpu, cuda, cuda:1 … [default: CUDA when available]."),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
+    device_option(),
+    set_option(
+        _statistic_keys,
+        what="a statistic's option (STATISTIC.OPTION)",
+        example="contextual.bandwidth=0.5 or --set sliced_wasserstein.num_projections=64",
+        aliases="--option STAT.KEY=VALUE (the same assignment)",
+    ),
+    alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
 ]
 
 
@@ -281,7 +232,7 @@ def _with(options: list) -> Any:
 # ------------------------------------------------------------------------------------------------- texture
 
 
-@click.command(name="texture", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="texture", context_settings=_CTX)
 @click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "-o",
@@ -315,11 +266,12 @@ def texture_command(
     seed: int,
     preset: str,
     statistics: tuple[str, ...],
-    options: tuple[str, ...],
+    overrides: dict[str, Any],
+    threads: int | None,
     layer_weights: str,
     checkpoint_every: int,
     resume: bool,
-    device: str | None,
+    device: str,
     quiet: bool,
 ) -> None:
     """Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic).
@@ -339,40 +291,36 @@ def texture_command(
     from .. import io
     from ..texture.synthesis import resolve_preset, synthesize_texture
 
-    try:
-        p = resolve_preset(preset)
-        dev = _device(device)
-        _cpu_threads(dev)
-        ex = io.read_image(example, alpha="composite").to(dev)
-        if example_size:
-            ex = _resize_longer(ex, example_size)
-        click.echo(f"texture: preset {p.name} ({p.description})", err=True)
-        result = synthesize_texture(
-            ex,
-            _parse_size(size),
-            preset=p,
-            layers=_layers(layers),
-            statistic=_parse_statistic(statistics),
-            layer_weights=_layer_weights(layer_weights),
-            options=_parse_options(options),
-            steps=steps,
-            optimizer=optimizer,
-            lr=lr,
-            scales=scales,
-            seed=seed,
-            tile=tile,
-            checkpoint=paths["checkpoint"],
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=not quiet,
-        )
-        gray = is_grayscale_file(example)  # a grayscale example gives a grayscale texture
-        io.write_image(paths["image"], result.image.mean(1, keepdim=True) if gray else result.image)
-        _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
-    except KeyboardInterrupt as err:
-        raise _stopped(err, paths["checkpoint"], paths["image"]) from None
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+    on_interrupt(paths["checkpoint"], save_image=_image_so_far(paths["image"]))
+    p = resolve_preset(preset)
+    dev = resolve_device(device)
+    apply_threads(threads, dev)
+    ex = io.read_image(example, alpha="composite").to(dev)
+    if example_size:
+        ex = _resize_longer(ex, example_size)
+    log.info(f"texture: preset {p.name} ({p.description})")
+    result = synthesize_texture(
+        ex,
+        _parse_size(size),
+        preset=p,
+        layers=_layers(layers),
+        statistic=_parse_statistic(statistics),
+        layer_weights=_layer_weights(layer_weights),
+        options=overrides or None,
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        scales=scales,
+        seed=seed,
+        tile=tile,
+        checkpoint=paths["checkpoint"],
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=not quiet,
+    )
+    gray = is_grayscale_file(example)  # a grayscale example gives a grayscale texture
+    io.write_image(paths["image"], result.image.mean(1, keepdim=True) if gray else result.image)
+    _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
     click.echo(
         f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
     )
@@ -418,7 +366,7 @@ def _resize_longer(image: Any, longer: int) -> Any:
 # --------------------------------------------------------------------------------------------------- style
 
 
-@click.command(name="style", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="style", context_settings=_CTX)
 @click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -500,11 +448,12 @@ def style_command(
     seed: int,
     preset: str,
     statistics: tuple[str, ...],
-    options: tuple[str, ...],
+    overrides: dict[str, Any],
+    threads: int | None,
     layer_weights: str,
     checkpoint_every: int,
     resume: bool,
-    device: str | None,
+    device: str,
     quiet: bool,
 ) -> None:
     """Paint CONTENT in the style of STYLE by optimising pixels (Gatys et al. 2016; any statistic).
@@ -523,71 +472,67 @@ def style_command(
     from .. import io
     from ..texture.synthesis import resolve_preset, transfer_style
 
-    try:
-        p = resolve_preset(preset)
-        dev = _device(device)
-        _cpu_threads(dev)
-        c = io.read_image(content, alpha="composite").to(dev)
-        s = io.read_image(style, alpha="composite").to(dev)
-        if (content_mask is None) != (style_mask is None):
-            raise ValueError("--content-mask and --style-mask go together: give both or neither")
-        masks = {
-            name: io.read_image(path, channels=1, alpha="composite").to(dev)
-            for name, path in (("content_mask", content_mask), ("style_mask", style_mask))
-            if path is not None
-        }
-        hw = _parse_size(size)
-        if size is not None and "x" not in size.lower().replace("×", "x"):
-            c = _resize_longer(c, hw[0])
-            hw = None
-        click.echo(f"style: preset {p.name} ({p.description})", err=True)
-        result = transfer_style(
-            c,
-            s,
-            size=hw,
-            preset=p,
-            style_layers=_layers(style_layers),
-            content_layers=_layers(content_layers),
-            statistic=_parse_statistic(statistics),
-            style_weight=style_weight,
-            content_weight=content_weight,
-            tv_weight=tv_weight,
-            style_scale=style_scale,
-            layer_weights=_layer_weights(layer_weights),
-            options=_parse_options(options),
-            init=init,
-            steps=steps,
-            optimizer=optimizer,
-            lr=lr,
-            scales=scales,
-            seed=seed,
-            checkpoint=paths["checkpoint"],
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=not quiet,
-            **masks,
-        )
-        image = result.image
-        if preserve_color:
-            image = luminance_transfer(image, _resize_to(c, image.shape[-2:]))
-        io.write_image(paths["image"], image)
-        _write_run(
-            paths,
-            result,
-            {
-                "command": "style",
-                "content": str(content),
-                "style": str(style),
-                "preserve_color": preserve_color,
-                "content_mask": str(content_mask) if content_mask else None,
-                "style_mask": str(style_mask) if style_mask else None,
-            },
-            f"style: {content.name} × {style.name}",
-        )
-    except KeyboardInterrupt as err:
-        raise _stopped(err, paths["checkpoint"], paths["image"]) from None
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+    on_interrupt(paths["checkpoint"], save_image=_image_so_far(paths["image"]))
+    p = resolve_preset(preset)
+    dev = resolve_device(device)
+    apply_threads(threads, dev)
+    c = io.read_image(content, alpha="composite").to(dev)
+    s = io.read_image(style, alpha="composite").to(dev)
+    if (content_mask is None) != (style_mask is None):
+        raise ValueError("--content-mask and --style-mask go together: give both or neither")
+    masks = {
+        name: io.read_image(path, channels=1, alpha="composite").to(dev)
+        for name, path in (("content_mask", content_mask), ("style_mask", style_mask))
+        if path is not None
+    }
+    hw = _parse_size(size)
+    if size is not None and "x" not in size.lower().replace("×", "x"):
+        c = _resize_longer(c, hw[0])
+        hw = None
+    log.info(f"style: preset {p.name} ({p.description})")
+    result = transfer_style(
+        c,
+        s,
+        size=hw,
+        preset=p,
+        style_layers=_layers(style_layers),
+        content_layers=_layers(content_layers),
+        statistic=_parse_statistic(statistics),
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv_weight=tv_weight,
+        style_scale=style_scale,
+        layer_weights=_layer_weights(layer_weights),
+        options=overrides or None,
+        init=init,
+        steps=steps,
+        optimizer=optimizer,
+        lr=lr,
+        scales=scales,
+        seed=seed,
+        checkpoint=paths["checkpoint"],
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=not quiet,
+        **masks,
+    )
+    image = result.image
+    if preserve_color:
+        image = luminance_transfer(image, _resize_to(c, image.shape[-2:]))
+    io.write_image(paths["image"], image)
+    _write_run(
+        paths,
+        result,
+        {
+            "command": "style",
+            "content": str(content),
+            "style": str(style),
+            "preserve_color": preserve_color,
+            "content_mask": str(content_mask) if content_mask else None,
+            "style_mask": str(style_mask) if style_mask else None,
+        },
+        f"style: {content.name} × {style.name}",
+    )
     click.echo(
         f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
     )
@@ -596,7 +541,7 @@ def style_command(
 # --------------------------------------------------------------------------------------------------- train
 
 
-@click.group(name="train", context_settings=_CTX)
+@click.group(name="train", cls=FeatstatGroup, context_settings=_CTX)
 def train() -> None:
     """Train feed-forward generators (texture networks, stylisation networks, restoration recipes).
 
@@ -625,9 +570,6 @@ _train_common = [
         type=click.Path(file_okay=False, path_type=Path),
         required=True,
         help="Run folder: checkpoint.pt, samples.png, loss.png, run.json.",
-    ),
-    click.option(
-        "--steps", type=int, default=2000, show_default=True, help="Training iterations (thesis: 2000)."
     ),
     click.option("--size", type=int, default=256, show_default=True, help="Side of the training images."),
     click.option(
@@ -670,17 +612,23 @@ _train_common = [
     click.option(
         "--statistic", "statistics", multiple=True, metavar="NAME[:WEIGHT]", help="As for `featstat texture`."
     ),
-    click.option(
-        "--option", "options", multiple=True, metavar="STAT.KEY=VALUE", help="A statistic's option."
-    ),
-    click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seeds the initialisation and the noise."
-    ),
-    click.option("--checkpoint-every", type=int, default=200, show_default=True),
-    click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt (same settings)."),
     click.option("--samples", type=int, default=4, show_default=True, help="Samples written at the end."),
-    click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available]."),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
+    run_options(
+        steps=2000,
+        steps_help="Training iterations (thesis: 2000).",
+        seed_help="Seeds the initialisation and the noise.",
+        checkpoint_every=200,
+        checkpoint_help="Save OUT/checkpoint.pt every N steps (and at the end and on Ctrl-C).",
+        resume_help="Continue from OUT/checkpoint.pt (same settings).",
+    ),
+    device_option(),
+    set_option(
+        _statistic_keys,
+        what="a statistic's option (STATISTIC.OPTION)",
+        example="contextual.bandwidth=0.5",
+        aliases="--option STAT.KEY=VALUE (the same assignment)",
+    ),
+    alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
 ]
 
 
@@ -704,7 +652,7 @@ def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, A
     _plot(out_dir / "loss.png", result.history, title)
 
 
-@train.command(name="texture", context_settings=_CTX)
+@train.command(cls=FeatstatCommand, name="texture", context_settings=_CTX)
 @click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--arch",
@@ -733,12 +681,13 @@ def train_texture_command(
     normalize_gradients: bool,
     preset: str,
     statistics: tuple[str, ...],
-    options: tuple[str, ...],
+    overrides: dict[str, Any],
+    threads: int | None,
     seed: int,
     checkpoint_every: int,
     resume: bool,
     samples: int,
-    device: str | None,
+    device: str,
     quiet: bool,
 ) -> None:
     """Train a texture generator on EXAMPLE (Texture Networks; --diversity for Improved Texture Networks).
@@ -761,50 +710,46 @@ def train_texture_command(
     from ..texture.synthesis import resolve_preset
     from ..texture.training import train_texture
 
-    try:
-        p = resolve_preset(preset)
-        dev = _device(device)
-        _cpu_threads(dev)
-        ex = io.read_image(example, alpha="composite").to(dev)
-        click.echo(f"train texture: preset {p.name} ({p.description})", err=True)
-        net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
-        result = train_texture(
-            net,
-            ex,
-            steps=steps,
-            size=size,
-            batch_size=batch_size,
-            preset=p,
-            layers=_layers(layers),
-            statistic=_parse_statistic(statistics),
-            options=_parse_options(options),
-            diversity=diversity,
-            diversity_layer=diversity_layer,
-            normalize_gradients=normalize_gradients,
-            lr=lr,
-            lr_decay=lr_decay,
-            decay_start=decay_start,
-            decay_every=decay_every,
-            seed=seed,
-            checkpoint=out_dir / "checkpoint.pt",
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=not quiet,
-        )
-        images = generate(
-            result.generator, max(1, samples), size, generator=torch.Generator(dev).manual_seed(seed)
-        )
-        _finish_training(
-            out_dir,
-            result,
-            images,
-            {"command": "train texture", "example": str(example)},
-            f"train texture: {example.name}",
-        )
-    except KeyboardInterrupt as err:
-        raise _stopped(err, out_dir / "checkpoint.pt") from None
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
-        raise _fail(err) from err
+    on_interrupt(out_dir / "checkpoint.pt")
+    p = resolve_preset(preset)
+    dev = resolve_device(device)
+    apply_threads(threads, dev)
+    ex = io.read_image(example, alpha="composite").to(dev)
+    log.info(f"train texture: preset {p.name} ({p.description})")
+    net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
+    result = train_texture(
+        net,
+        ex,
+        steps=steps,
+        size=size,
+        batch_size=batch_size,
+        preset=p,
+        layers=_layers(layers),
+        statistic=_parse_statistic(statistics),
+        options=overrides or None,
+        diversity=diversity,
+        diversity_layer=diversity_layer,
+        normalize_gradients=normalize_gradients,
+        lr=lr,
+        lr_decay=lr_decay,
+        decay_start=decay_start,
+        decay_every=decay_every,
+        seed=seed,
+        checkpoint=out_dir / "checkpoint.pt",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=not quiet,
+    )
+    images = generate(
+        result.generator, max(1, samples), size, seed=torch.Generator(dev).manual_seed(seed)
+    )
+    _finish_training(
+        out_dir,
+        result,
+        images,
+        {"command": "train texture", "example": str(example)},
+        f"train texture: {example.name}",
+    )
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
 
 
@@ -819,7 +764,7 @@ def _v2_for_size(size: int, seed: int) -> Any:
     return TextureNetV2(channels=channels, seed=seed)
 
 
-@train.command(name="style", context_settings=_CTX)
+@train.command(cls=FeatstatCommand, name="style", context_settings=_CTX)
 @click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("contents", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -868,12 +813,13 @@ def train_style_command(
     normalize_gradients: bool,
     preset: str,
     statistics: tuple[str, ...],
-    options: tuple[str, ...],
+    overrides: dict[str, Any],
+    threads: int | None,
     seed: int,
     checkpoint_every: int,
     resume: bool,
     samples: int,
-    device: str | None,
+    device: str,
     quiet: bool,
 ) -> None:
     """Train a stylisation network for STYLE on CONTENTS (image files or folders; ~16 images suffice).
@@ -895,60 +841,56 @@ def train_style_command(
     from ..texture.synthesis import resolve_preset
     from ..texture.training import train_style
 
-    try:
-        p = resolve_preset(preset)
-        dev = _device(device)
-        _cpu_threads(dev)
-        s = io.read_image(style, alpha="composite").to(dev)
-        files = _image_files(contents)
-        pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
-        click.echo(f"train style: preset {p.name} ({p.description}); {len(pool)} content images", err=True)
-        net = (
-            StyleNet(norm=norm, seed=seed)
-            if arch == "stylenet"
-            else TextureNetV1(scales=6, content=True, norm=norm, seed=seed)
-        ).to(dev)
-        result = train_style(
-            net,
-            s,
-            pool,
-            steps=steps,
-            size=size,
-            batch_size=batch_size,
-            preset=p,
-            style_layers=_layers(style_layers),
-            content_layers=_layers(content_layers),
-            statistic=_parse_statistic(statistics),
-            style_weight=style_weight,
-            content_weight=content_weight,
-            tv_weight=tv_weight,
-            options=_parse_options(options),
-            diversity=diversity,
-            diversity_layer=diversity_layer,
-            normalize_gradients=normalize_gradients,
-            lr=lr,
-            lr_decay=lr_decay,
-            decay_start=decay_start,
-            decay_every=decay_every,
-            seed=seed,
-            checkpoint=out_dir / "checkpoint.pt",
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            progress=not quiet,
-        )
-        shown = torch.cat([_center_crop(img, size) for img in pool[: max(1, samples)]])
-        images = stylize(result.generator, shown, generator=torch.Generator(dev).manual_seed(seed))
-        _finish_training(
-            out_dir,
-            result,
-            images,
-            {"command": "train style", "style": str(style), "contents": [str(f) for f in files]},
-            f"train style: {style.name}",
-        )
-    except KeyboardInterrupt as err:
-        raise _stopped(err, out_dir / "checkpoint.pt") from None
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
-        raise _fail(err) from err
+    on_interrupt(out_dir / "checkpoint.pt")
+    p = resolve_preset(preset)
+    dev = resolve_device(device)
+    apply_threads(threads, dev)
+    s = io.read_image(style, alpha="composite").to(dev)
+    files = _image_files(contents)
+    pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
+    log.info(f"train style: preset {p.name} ({p.description}); {len(pool)} content images")
+    net = (
+        StyleNet(norm=norm, seed=seed)
+        if arch == "stylenet"
+        else TextureNetV1(scales=6, content=True, norm=norm, seed=seed)
+    ).to(dev)
+    result = train_style(
+        net,
+        s,
+        pool,
+        steps=steps,
+        size=size,
+        batch_size=batch_size,
+        preset=p,
+        style_layers=_layers(style_layers),
+        content_layers=_layers(content_layers),
+        statistic=_parse_statistic(statistics),
+        style_weight=style_weight,
+        content_weight=content_weight,
+        tv_weight=tv_weight,
+        options=overrides or None,
+        diversity=diversity,
+        diversity_layer=diversity_layer,
+        normalize_gradients=normalize_gradients,
+        lr=lr,
+        lr_decay=lr_decay,
+        decay_start=decay_start,
+        decay_every=decay_every,
+        seed=seed,
+        checkpoint=out_dir / "checkpoint.pt",
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=not quiet,
+    )
+    shown = torch.cat([_center_crop(img, size) for img in pool[: max(1, samples)]])
+    images = stylize(result.generator, shown, seed=torch.Generator(dev).manual_seed(seed))
+    _finish_training(
+        out_dir,
+        result,
+        images,
+        {"command": "train style", "style": str(style), "contents": [str(f) for f in files]},
+        f"train style: {style.name}",
+    )
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, loss.png, run.json")
 
 
@@ -978,7 +920,7 @@ def _image_files(paths: Sequence[Path]) -> list[Path]:
 # --------------------------------------------------------------------------------------------------- sample
 
 
-@click.command(name="sample", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="sample", context_settings=_CTX)
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "-o",
@@ -992,9 +934,10 @@ def _image_files(paths: Sequence[Path]) -> list[Path]:
 @click.option("--size", default="512", show_default=True, metavar="N|WxH", help="Sample size (any size).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
 @click.option("--noise-scale", type=float, default=1.0, show_default=True, help="Multiplies the input noise.")
-@click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available].")
+@device_option()
+@set_option()
 def sample_command(
-    checkpoint: Path, out_dir: Path, count: int, size: str, seed: int, noise_scale: float, device: str | None
+    checkpoint: Path, out_dir: Path, count: int, size: str, seed: int, noise_scale: float, device: str
 ) -> None:
     """Draw textures of any size from a texture generator trained with `featstat train texture`.
 
@@ -1016,44 +959,41 @@ def sample_command(
 
     checkpoint = checkpoint_file(checkpoint)
     check_output_folder(out_dir)
-    try:
-        dev = _device(device)
-        net = load_generator(checkpoint, dev)
-        hw = _parse_size(size)
-        assert hw is not None
-        t0 = time.perf_counter()
-        images = generate(
-            net, count, hw, generator=torch.Generator(dev).manual_seed(seed), noise_scale=noise_scale
-        )
-        seconds = time.perf_counter() - t0
-        out_dir.mkdir(parents=True, exist_ok=True)
-        names = []
-        for i, img in enumerate(images):
-            io.write_image(out_dir / f"sample_{i:03d}.png", img[None])
-            names.append(f"sample_{i:03d}.png")
-        write_json(
-            out_dir / "sample.json",
-            {
-                "command": "sample",
-                "checkpoint": str(checkpoint),
-                "arch": net.arch,
-                "count": count,
-                "size": list(hw),
-                "seed": seed,
-                "noise_scale": noise_scale,
-                "seconds": seconds,
-                "files": names,
-            },
-        )
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+    dev = resolve_device(device)
+    net = load_generator(checkpoint, dev)
+    hw = _parse_size(size)
+    assert hw is not None
+    t0 = time.perf_counter()
+    images = generate(
+        net, count, hw, seed=torch.Generator(dev).manual_seed(seed), noise_scale=noise_scale
+    )
+    seconds = time.perf_counter() - t0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, img in enumerate(images):
+        io.write_image(out_dir / f"sample_{i:03d}.png", img[None])
+        names.append(f"sample_{i:03d}.png")
+    write_json(
+        out_dir / "sample.json",
+        {
+            "command": "sample",
+            "checkpoint": str(checkpoint),
+            "arch": net.arch,
+            "count": count,
+            "size": list(hw),
+            "seed": seed,
+            "noise_scale": noise_scale,
+            "seconds": seconds,
+            "files": names,
+        },
+    )
     click.echo(f"wrote {count} samples to {out_dir} ({seconds:.2f} s)")
 
 
 # -------------------------------------------------------------------------------------------------- stylize
 
 
-@click.command(name="stylize", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="stylize", context_settings=_CTX)
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -1074,7 +1014,8 @@ def sample_command(
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
 @click.option("--max-size", type=int, default=None, help="Downscale images whose longer side exceeds this.")
 @click.option("--suffix", default="", help="Appended to output file stems.")
-@click.option("--device", default=None, help="cpu, cuda … [default: CUDA when available].")
+@device_option()
+@set_option()
 def stylize_command(
     checkpoint: Path,
     images: tuple[Path, ...],
@@ -1083,7 +1024,7 @@ def stylize_command(
     seed: int,
     max_size: int | None,
     suffix: str,
-    device: str | None,
+    device: str,
 ) -> None:
     """Stylise IMAGES (files or folders, any size) with a network trained by `featstat train style`.
 
@@ -1105,36 +1046,33 @@ def stylize_command(
 
     checkpoint = checkpoint_file(checkpoint)
     check_output_folder(out_dir)
-    try:
-        dev = _device(device)
-        net = load_generator(checkpoint, dev)
-        files = _image_files(images)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written, t0 = [], time.perf_counter()
-        for i, f in enumerate(files):
-            img = io.read_image(f, alpha="composite").to(dev)
-            if max_size and max(img.shape[-2:]) > max_size:
-                img = _resize_longer(img, max_size)
-            g = torch.Generator(dev).manual_seed(seed + i)
-            out = stylize(net, img, generator=g, noise_scale=noise_scale)
-            dest = out_dir / f"{f.stem}{suffix}.png"
-            io.write_image(dest, out)
-            written.append(str(dest))
-        write_json(
-            out_dir / "stylize.json",
-            {
-                "command": "stylize",
-                "checkpoint": str(checkpoint),
-                "arch": net.arch,
-                "noise_scale": noise_scale,
-                "seed": seed,
-                "inputs": [str(f) for f in files],
-                "outputs": written,
-                "seconds": time.perf_counter() - t0,
-            },
-        )
-    except (ValueError, FileNotFoundError) as err:
-        raise _fail(err) from err
+    dev = resolve_device(device)
+    net = load_generator(checkpoint, dev)
+    files = _image_files(images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written, t0 = [], time.perf_counter()
+    for i, f in enumerate(files):
+        img = io.read_image(f, alpha="composite").to(dev)
+        if max_size and max(img.shape[-2:]) > max_size:
+            img = _resize_longer(img, max_size)
+        g = torch.Generator(dev).manual_seed(seed + i)
+        out = stylize(net, img, seed=g, noise_scale=noise_scale)
+        dest = out_dir / f"{f.stem}{suffix}.png"
+        io.write_image(dest, out)
+        written.append(str(dest))
+    write_json(
+        out_dir / "stylize.json",
+        {
+            "command": "stylize",
+            "checkpoint": str(checkpoint),
+            "arch": net.arch,
+            "noise_scale": noise_scale,
+            "seed": seed,
+            "inputs": [str(f) for f in files],
+            "outputs": written,
+            "seconds": time.perf_counter() - t0,
+        },
+    )
     click.echo(f"wrote {len(written)} images to {out_dir}")
 
 
