@@ -109,6 +109,7 @@ __all__ = [
     "Outputs",
     "Run",
     "check_resumable",
+    "checkpoint_header",
     "fingerprint_of",
     "read_checkpoint",
     "resumed_choice",
@@ -217,6 +218,40 @@ def read_checkpoint(path: PathLike, kind: str | None = None) -> dict[str, Any]:
             f"checkpoint {str(path)!r} was written by a {ck.get('kind')!r} run, not a {kind!r} run; {fix}"
         )
     return ck
+
+
+def checkpoint_header(
+    run: Run,
+    *,
+    step: int,
+    steps: int,
+    status: str,
+    history: Sequence[Mapping[str, Any]],
+    precision: Choice | None = None,
+    window: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    fingerprint: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The one checkpoint header (what :func:`run_loop` saves; for a Run that also saves outside the loop,
+    e.g. ``Trainer.save``): write it with :func:`featstat.engine.runs.save_checkpoint`."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "kind": run.kind,
+        "status": status,
+        "step": int(step),
+        "steps": int(steps),
+        "fingerprint": dict(fingerprint) if fingerprint is not None else fingerprint_of(run.fingerprint()),
+        "rng": rng_state(),
+        "precision": (
+            {"precision": precision.precision, "channels_last": precision.channels_last}
+            if precision is not None else None
+        ),
+        "state": run.state_dict(),
+        "history": list(history),
+        # the values of the steps since the last row, so rows are exact across a resume
+        "window": dict(window) if window is not None else {"sums": {}, "count": 0},
+        "extra": dict(extra) if extra is not None else {},
+    }  # fmt: skip
 
 
 def check_resumable(header: Mapping[str, Any], run: Run, steps: int) -> None:
@@ -401,26 +436,12 @@ def run_loop(
             _write_outputs(outputs, run, history, plot=True)
         if ckpt is None:
             return
-        save_checkpoint(
-            ckpt,
-            {
-                "format": CHECKPOINT_FORMAT,
-                "kind": run.kind,
-                "status": status,
-                "step": step,
-                "steps": steps,
-                "fingerprint": fingerprint,
-                "rng": rng_state(),
-                "precision": (
-                    {"precision": precision.precision, "channels_last": precision.channels_last}
-                    if precision is not None else None
-                ),
-                "state": run.state_dict(),
-                "history": history,
-                "window": {"sums": sums, "count": count},  # the steps since the last row (exact rows)
-                "extra": dict(extra() if callable(extra) else extra) if extra is not None else {},
-            },
+        header = checkpoint_header(
+            run, step=step, steps=steps, status=status, history=history, precision=precision,
+            window={"sums": sums, "count": count}, extra=extra() if callable(extra) else extra,
+            fingerprint=fingerprint,
         )  # fmt: skip
+        save_checkpoint(ckpt, header)
 
     window, seconds, session_steps = 0.0, 0.0, 0
     stopped_early = False
