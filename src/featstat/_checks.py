@@ -157,6 +157,20 @@ def check_finite(name: str, x: Tensor) -> Tensor:
     return x
 
 
+def check_values(name: str, x: Tensor, *, validate: bool | None = None) -> Tensor:
+    """Raise if ``x`` holds NaN or Inf: the value check of feature tensors at a public boundary (one device
+    sync), run when ``validate`` is True, or None (default) and value checks are on
+    (:func:`set_value_checks`)."""
+    if not (_value_checks if validate is None else validate) or not x.is_floating_point():
+        return x
+    if not bool(torch.isfinite(x.detach()).all()):
+        raise ValueError(
+            f"{name} contains NaN or Inf values; check the computation that produced it (value checks can be "
+            "turned off with featstat.set_value_checks(False) or FEATSTAT_VALUE_CHECKS=0)"
+        )
+    return x
+
+
 def check_image(
     name: str,
     x: object,

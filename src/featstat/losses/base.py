@@ -15,6 +15,7 @@ is compared with every prediction in the batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from .._checks import (
     check_same_batch,
     check_same_shape,
     check_tensor,
+    check_values,
     legacy_arguments,
     reduce,
 )
@@ -41,6 +43,9 @@ class FeatureLoss(nn.Module):
     distribution_statistic: bool = False
     #: False for terms on the prediction alone (total variation, diversity): objectives give them no target.
     needs_target: bool = True
+    #: The functional twin: ``function(pred, target, reduction=...)`` (``function(pred, reduction=...)`` when
+    #: ``needs_target`` is False) equals the module built with default options (the contract test checks it).
+    function: Callable[..., Tensor] | None = None
 
     @legacy_arguments(positional=("reduction",))
     def __init__(self, *, reduction: str = "mean") -> None:
@@ -57,10 +62,14 @@ class FeatureLoss(nn.Module):
 
     def check_pair(self, pred: object, target: object) -> None:
         """The checks every module form shares with its functional form: tensors, N×C×H×W, float, same
-        channels, target batch 1 or N, same device (and same shape for pointwise losses)."""
+        channels, target batch 1 or N, same device (and same shape for pointwise losses); and, at this public
+        boundary only, finite values (one device sync each, skipped when value checks are off:
+        :func:`featstat.set_value_checks`). :class:`featstat.Objective` calls ``compare`` directly."""
         check_tensor("pred", pred)
         check_tensor("target", target)
         (check_same_shape if self.pointwise else check_same_batch)(pred, target)  # type: ignore[arg-type]
+        check_values("pred", pred)  # type: ignore[arg-type]
+        check_values("target", target)  # type: ignore[arg-type]
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         self.check_pair(pred, target)

@@ -305,6 +305,8 @@ class ContextualLoss(FeatureLoss):
     their maps have equal size, as in the papers' code); None (default) uses every position.
     """
 
+    function = staticmethod(contextual_loss)
+
     distribution_statistic = True
 
     def __init__(
@@ -366,6 +368,8 @@ class ContextualLoss(FeatureLoss):
 @LOSSES.register("chamfer")
 class ChamferLoss(FeatureLoss):
     """Chamfer distance module (see :func:`chamfer_distance`)."""
+
+    function = staticmethod(chamfer_distance)
 
     distribution_statistic = True
 

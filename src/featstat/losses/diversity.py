@@ -21,7 +21,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import check_positive, check_reduction, check_tensor, compute_dtype, legacy_arguments
+from .._checks import (
+    check_positive,
+    check_reduction,
+    check_tensor,
+    check_values,
+    compute_dtype,
+    legacy_arguments,
+)
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
 from .base import FeatureLoss
@@ -86,6 +93,8 @@ class DiversityLoss(FeatureLoss):
     objective and is not used.
     """
 
+    function = staticmethod(diversity_loss)
+
     needs_target = False
 
     @legacy_arguments(positional=("reduction",))
@@ -100,6 +109,7 @@ class DiversityLoss(FeatureLoss):
         return diversity_loss(pred, eps=self.eps, reduction="none")
 
     def forward(self, pred: Tensor, target: Tensor | None = None) -> Tensor:
+        check_values("pred", check_tensor("pred", pred, ndim=(2, 3, 4, 5)))
         return _reduce(self.compare(pred), self.reduction)
 
     def extra_repr(self) -> str:

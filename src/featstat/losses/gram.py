@@ -240,6 +240,8 @@ class GramLoss(FeatureLoss):
     target, mask_pred=..., mask_target=...)``.
     """
 
+    function = staticmethod(gram_loss)
+
     distribution_statistic = True
 
     def prepare_target(self, target: Tensor, mask: Tensor | None = None) -> Tensor:

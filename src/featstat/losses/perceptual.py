@@ -61,6 +61,8 @@ def perceptual_loss(pred: Tensor, target: Tensor, norm: str = "l1", *, reduction
 class PerceptualLoss(FeatureLoss):
     """Module form of :func:`perceptual_loss` (pointwise: pred and target features of the same shape)."""
 
+    function = staticmethod(perceptual_loss)
+
     pointwise = True
 
     @legacy_arguments(positional=("reduction",))

@@ -20,6 +20,7 @@ from .._checks import (
     check_reduction,
     check_same_shape,
     check_tensor,
+    check_values,
     compute_dtype,
     legacy_arguments,
 )
@@ -193,6 +194,8 @@ def total_variation(pred: Tensor, kind: str = "anisotropic", *, reduction: str =
 class L1Loss(FeatureLoss):
     """Module form of :func:`l1_loss` (pointwise; pred and target of the same shape)."""
 
+    function = staticmethod(l1_loss)
+
     pointwise = True
 
     def compare(self, pred: Tensor, prepared: Tensor) -> Tensor:
@@ -202,6 +205,8 @@ class L1Loss(FeatureLoss):
 @LOSSES.register("l2", "mse")
 class L2Loss(FeatureLoss):
     """Module form of :func:`l2_loss` (mean squared error; pointwise)."""
+
+    function = staticmethod(l2_loss)
 
     pointwise = True
 
@@ -217,6 +222,8 @@ class LowFrequencyL2Loss(FeatureLoss):
     prediction and returns the per-sample mean squared error. The 1-D kernel is a (non-persistent) buffer,
     so it follows ``.to(device)``.
     """
+
+    function = staticmethod(low_frequency_l2_loss)
 
     pointwise = True
 
@@ -258,6 +265,8 @@ class TotalVariationLoss(FeatureLoss):
     of an objective, and is not used.
     """
 
+    function = staticmethod(total_variation)
+
     needs_target = False
 
     @legacy_arguments(positional=("reduction",))
@@ -272,6 +281,7 @@ class TotalVariationLoss(FeatureLoss):
         return total_variation(pred, kind=self.kind, reduction="none")
 
     def forward(self, pred: Tensor, target: Tensor | None = None) -> Tensor:
+        check_values("pred", check_tensor("pred", pred, ndim=(2, 3, 4, 5)))
         return _reduce(self.compare(pred), self.reduction)
 
     def extra_repr(self) -> str:

@@ -355,6 +355,8 @@ class ProjectedDistributionLoss(FeatureLoss):
     fixed); ``compare(pred, prepared)`` projects and sorts the prediction and returns one value per sample.
     """
 
+    function = staticmethod(projected_distribution_loss)
+
     distribution_statistic = True
 
     projections: Tensor | None
@@ -453,6 +455,8 @@ class ProjectedDistributionLoss(FeatureLoss):
 @LOSSES.register("sliced_wasserstein", "swd")
 class SlicedWassersteinLoss(ProjectedDistributionLoss):
     """Sliced Wasserstein-1 loss: :class:`ProjectedDistributionLoss` with ``projection="sphere"``."""
+
+    function = staticmethod(sliced_wasserstein_loss)
 
     @legacy_arguments(positional=("reduction",))
     def __init__(
