@@ -61,8 +61,8 @@ class Registry(Mapping[str, T], Generic[T]):
 
     Args:
         kind: what the entries are, singular ("loss", "metric"); used in error messages.
-        package: dotted name of a package whose modules register entries when imported; imported
-            (every module, once) on the first lookup that needs all entries.
+        package: dotted name of a package whose modules register entries when imported (or a tuple of
+            them); imported (every module, once) on the first lookup that needs all entries.
         builder: ``builder(entry, **options)`` makes an instance for :meth:`build` (default: call the entry).
         derived: ``derived()`` → a mapping of extra name → entry computed from other registries (for example,
             metrics derived from distribution losses). Consulted after the registered names, so a registered
@@ -73,7 +73,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self,
         kind: str,
         *,
-        package: str | None = None,
+        package: str | tuple[str, ...] | None = None,
         builder: Callable[..., Any] | None = None,
         derived: Callable[[], Mapping[str, T]] | None = None,
         derived_aliases: Callable[[], Mapping[str, str]] | None = None,
@@ -161,10 +161,12 @@ class Registry(Mapping[str, T], Generic[T]):
             if self._discovered:
                 return
             self._discovered = True  # set first: modules imported here look names up in this registry
-            pkg = importlib.import_module(self.package)  # type: ignore[arg-type]
-            for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
-                if not info.name.startswith("_"):
-                    importlib.import_module(f"{self.package}.{info.name}")
+            packages = (self.package,) if isinstance(self.package, str) else tuple(self.package or ())
+            for package in packages:
+                pkg = importlib.import_module(package)
+                for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{package}.{info.name}")
 
     def _derived_entries(self) -> Mapping[str, T]:
         return self._derived() if self._derived is not None else {}
@@ -388,8 +390,8 @@ EXTRACTORS: Registry[Any] = Registry("extractor", package="featstat.features")
 NETWORKS: Registry[Any] = Registry("network", package="featstat.nets")
 #: Restoration recipes (dicts; :mod:`featstat.restoration.recipes`).
 RECIPES: Registry[Any] = Registry("recipe", package="featstat.restoration")
-#: Presets by product: texture synthesis presets and DIP network presets.
-PRESETS: Registry[Any] = Registry("preset", package="featstat.texture")
+#: Presets, with the fact ``product``: texture synthesis presets ("texture"), DIP network presets ("prior").
+PRESETS: Registry[Any] = Registry("preset", package=("featstat.texture", "featstat.prior"))
 #: Pretrained weight files (:class:`featstat.features.weights.WeightEntry`).
 WEIGHTS: Registry[Any] = Registry("weights", package="featstat.features")
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,8 @@ from ..nets.hourglass import build_network, input_code
 from ..objective.config import build_objective
 from ..objective.core import Objective, Term
 from ..ops import EDGES, KERNELS, Downsampler, resize
+from ..registry import PRESETS as _PRESET_REGISTRY
+from ..registry import RegistryView
 from .engine import FitOptions, PriorResult, Problem, solve
 from .operators import random_mask  # DIP's spelling: the mask is drawn on the image's device
 
@@ -81,6 +83,9 @@ class NetPreset:
     fit: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
+    #: the product a preset of :data:`featstat.registry.PRESETS` belongs to (a registry fact)
+    product: ClassVar[str] = "prior"
+
 
 _LIB = [16, 32, 64, 128, 128, 128]
 
@@ -105,8 +110,7 @@ def _library(depth: int) -> NetPreset:
     )
 
 
-#: Network settings by name (``net=`` of every task, ``--net`` of the CLI).
-PRESETS: dict[str, NetPreset] = {
+_NET_PRESETS: dict[str, NetPreset] = {
     "skip": NetPreset(
         "skip",
         "noise",
@@ -191,11 +195,22 @@ PRESETS: dict[str, NetPreset] = {
 }
 
 
+for _name, _net_preset in _NET_PRESETS.items():  # the one registry of presets (fact product="prior")
+    if _name not in _PRESET_REGISTRY.registered_names():
+        _PRESET_REGISTRY.register_value(_name, _net_preset)
+del _name, _net_preset
+
+#: Network settings by name (``net=`` of every task, ``--net`` of the CLI): the DIP presets of the preset
+#: registry (:data:`featstat.registry.PRESETS`, ``product="prior"``), a read-only mapping.
+PRESETS: RegistryView[NetPreset] = _PRESET_REGISTRY.subset(product="prior")
+
+
 def _preset(net: str | NetPreset) -> NetPreset:
     if isinstance(net, NetPreset):
         return net
     if net not in PRESETS:
-        raise ValueError(f"net must be one of {tuple(PRESETS)} (or a NetPreset), got {net!r}")
+        hint = PRESETS.hint(net)
+        raise ValueError(f"net must be one of {tuple(PRESETS)} (or a NetPreset), got {net!r}{hint}")
     return PRESETS[net]
 
 
