@@ -90,6 +90,7 @@ def test_chunked_equals_unchunked(chunk):
     torch.testing.assert_close(gy, gy_ref, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow  # float64 gradcheck through the chunked kernel: 3-7 s per case
 @pytest.mark.parametrize("distance", ["cosine", "l2"])
 @pytest.mark.parametrize("spatial_weight", [0.0, 0.2])
 def test_gradcheck(distance, spatial_weight):

@@ -73,6 +73,7 @@ def real_features(shared: Path, name: str) -> dict[str, torch.Tensor]:
     return _REAL[name]
 
 
+@pytest.mark.slow  # up to ~7 s per case with the real weights present
 @pytest.mark.parametrize(
     ("name", "layer"), [(name, layer) for name, table in REFERENCE.items() for layer in table]
 )

@@ -174,6 +174,7 @@ def test_value_check_switch_turns_checks_off(entry_points, entry, bad):
         featstat.set_value_checks(previous)
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch per case: 7-14 s each on two busy cores
 @pytest.mark.parametrize(("value", "enabled"), [("0", False), ("off", False), ("1", True), ("", True)])
 def test_value_check_environment_variable(value, enabled):
     code = "import featstat; print(featstat.value_checks_enabled())"

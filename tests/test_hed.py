@@ -49,6 +49,7 @@ def test_file_hash_and_layout(hed_file):
     }
 
 
+@pytest.mark.slow  # ~9 s: the whole VGG-16 on real weights
 def test_reference_activations(hed_file, shared):
     image = read_image(shared / "images" / "dip" / "denoising" / "F16_GT.png")
     vgg = features.vgg16(list(REFERENCE), weights=hed_file)

@@ -199,6 +199,7 @@ def _fit(target: torch.Tensor, steps: int) -> list[float]:
     return losses
 
 
+@pytest.mark.slow  # ~10 s: fits two images
 def test_noise_impedance_natural_image_is_fitted_faster_than_noise():
     """Fig. 7.2: the network fits a natural image much faster than the same pixels scrambled or white noise;
     the noisy image starts like the natural one (its structure is fitted first)."""

@@ -46,6 +46,7 @@ def test_list_names_every_experiment(reproduce, capsys):
     assert reproduce.BY_NAME["dip-sr-set5-x4"].settings["full"]["steps"] == 2000
 
 
+@pytest.mark.slow  # ~5 s: a reproduction run end to end
 def test_end_to_end_then_skip(reproduce, shared, tmp_path, capsys):
     md = tmp_path / "R.md"
     md.write_text("# Reproduction\n\nHand-written text that must survive.\n")
