@@ -411,16 +411,18 @@ def run_suite(
     sections: tuple[str, ...] = ("equality", "losses", "prior"),
     budget_s: float | None = None,
     fresh: bool = False,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     """Run the checks on ``device`` and return the JSON document (also used by ``compare.py --run``).
 
-    Sizes: :data:`SIZES` — "full" or "quick" on CUDA, "cpu-quick" on the CPU with ``quick``.
+    Sizes: ``SIZES[mode]``; by default "full" or "quick" on CUDA, "full" or "cpu-quick" on the CPU.
     """
     from _harness import machine
 
-    mode = ("cpu-quick" if quick else "full") if device == "cpu" else ("quick" if quick else "full")
+    if mode is None:
+        mode = ("cpu-quick" if quick else "full") if device == "cpu" else ("quick" if quick else "full")
     sizes = SIZES[mode]
-    budget = Budget(BUDGET[mode] if budget_s is None else budget_s)
+    budget = Budget(BUDGET.get(mode, 600.0) if budget_s is None else budget_s)
     if device == "cpu":
         torch.set_num_threads(1)  # shared machines: one thread, as the CPU benchmarks' single-thread rows
     doc: dict[str, Any] = {
