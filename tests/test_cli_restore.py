@@ -149,12 +149,13 @@ def test_cli_bad_inputs(cli, tmp_path):
     result = runner.invoke(
         cli, ["train", "pixel", "--data", str(data), "--set", "training.epochs=3", "-o", str(tmp_path / "r")]
     )
-    assert result.exit_code == 1 and "unknown keys ['epochs']" in result.output
+    assert result.exit_code == 2 and "unknown key 'epochs' in training" in result.output
+    assert "valid keys:" in result.output and "steps" in result.output
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     result = runner.invoke(
         cli, ["restore", str(tmp_path / "foreign.pt"), str(data), "-o", str(tmp_path / "o")]
     )
-    assert result.exit_code == 1 and "not a featstat restoration checkpoint" in result.output
+    assert result.exit_code == 2 and "not a featstat restoration checkpoint" in result.output
     result = runner.invoke(
         cli,
         [
@@ -173,7 +174,7 @@ def test_cli_bad_inputs(cli, tmp_path):
     result = runner.invoke(
         cli, ["degrade", str(data), "--task", "jpeg", "--set", "quality=0", "-o", str(tmp_path)]
     )
-    assert result.exit_code == 1 and "quality must be an integer in [1, 100]" in result.output
+    assert result.exit_code == 2 and "quality must be an integer in [1, 100]" in result.output
 
 
 def test_parse_assignment():

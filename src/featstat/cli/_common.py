@@ -654,20 +654,32 @@ def set_option(
 
 
 def alias_option(
-    *decls: str, to: Callable[[str], str], metavar: str = "TEXT", multiple: bool = True
+    *decls: str,
+    to: Callable[[str], str],
+    metavar: str = "TEXT",
+    multiple: bool = True,
+    flag: bool = False,
+    instead: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A hidden, deprecated option whose every value ``v`` becomes ``--set to(v)`` (applied before the
-    ``--set`` options, so those win); a note on stderr names the new spelling."""
+    ``--set`` options, so those win); a note on stderr names the new spelling. ``flag``: an option without a
+    value (``to`` is then called with "true" when it is given). ``instead``: the new spelling to name in
+    the note, when it is not the ``--set`` form (e.g. ``--quiet``)."""
 
     def callback(ctx: click.Context, param: click.Parameter, values: Any) -> None:
-        values = values if multiple else ([] if values is None else [values])
+        if flag:
+            values = ["true"] if values else []
+        values = values if multiple or flag else ([] if values is None else [values])
         if not values:
             return
         new = [to(v) for v in values]
         ctx.meta.setdefault(_SETS_META, []).extend(new)
-        spelled = " ".join(f"--set {shlex.quote(n)}" for n in new)
+        spelled = instead or " ".join(f"--set {shlex.quote(n)}" for n in new)
+        configure_logging()  # parsing comes before FeatstatCommand.invoke sets the handler up
         log.warning(f"note: {param.opts[-1]} is deprecated (removed in 0.3); use {spelled}")
 
+    if flag:
+        return click.option(*decls, is_flag=True, hidden=True, expose_value=False, callback=callback)
     return click.option(*decls, multiple=multiple, metavar=metavar, hidden=True, expose_value=False,
                         callback=callback)  # fmt: skip
 

@@ -8,14 +8,25 @@ registered on the main group in :mod:`featstat.cli`.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ._common import check_output_folder, checkpoint_file
+from ._common import (
+    FeatstatCommand,
+    alias_option,
+    apply_threads,
+    check_output_folder,
+    checkpoint_file,
+    device_option,
+    on_interrupt,
+    parse_assignment,
+    resolve_device,
+    run_options,
+    set_option,
+)
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -25,35 +36,18 @@ __all__ = ["add_recipe_commands", "degrade_command", "parse_assignment", "restor
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _parse_value(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+def _recipe_keys(prefix: tuple[str, ...]) -> frozenset[str] | None:
+    from ..restoration.recipes import recipe_keys
+
+    return recipe_keys(prefix)
 
 
-def parse_assignment(text: str) -> dict[str, Any]:
-    """``"a.b.c=VALUE"`` → ``{"a": {"b": {"c": VALUE}}}`` (VALUE read as JSON when it parses: numbers,
-    lists, true/false; else kept as a string)."""
-    if "=" not in text:
-        raise click.BadParameter(
-            f"expected KEY=VALUE (e.g. objective.terms.cx.bandwidth=0.2), got {text!r}", param_hint="--set"
-        )
-    key, value = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise click.BadParameter(f"empty key in {text!r}", param_hint="--set")
-    out: dict[str, Any] = {parts[-1]: _parse_value(value)}
-    for p in reversed(parts[:-1]):
-        out = {p: out}
-    return out
+def _degrade_keys(prefix: tuple[str, ...]) -> list[str] | None:
+    """``--set`` keys of ``featstat degrade``: the options of the chosen --task (degrade.TASKS)."""
+    from ..restoration.degrade import TASKS
 
-
-def _fail(err: Exception) -> click.ClickException:
-    return click.ClickException(str(err))
+    task = click.get_current_context().params.get("task")
+    return sorted(TASKS.get(task, {})) if not prefix else None
 
 
 def _recipe_help(name: str, recipe: dict[str, Any]) -> str:
@@ -92,7 +86,7 @@ def _recipe_command(name: str) -> click.Command:
     tasks = list(recipe.get("tasks", [recipe.get("task", "sr4")]))
     has_gan = "adversarial" in recipe
 
-    @click.command(name=name, help=_recipe_help(name, recipe), context_settings=_CTX)
+    @click.command(cls=FeatstatCommand, name=name, help=_recipe_help(name, recipe), context_settings=_CTX)
     @click.option(
         "--data",
         required=True,
@@ -126,14 +120,8 @@ def _recipe_command(name: str) -> click.Command:
         default=None,
         help="TOML file overriding the recipe.",
     )
-    @click.option(
-        "--set",
-        "sets",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Override one setting, e.g. --set objective.terms.cx.bandwidth=0.2 (repeatable).",
-    )
-    @click.option("--steps", type=click.IntRange(min=1), default=None, help="Training steps.")
+    @set_option(_recipe_keys, what="a recipe setting (SECTION.KEY, as in --config)",
+                example="objective.terms.cx.bandwidth=0.2")  # fmt: skip
     @click.option(
         "--batch-size", type=click.IntRange(min=1), default=None, help="Crops per step per process."
     )
@@ -149,7 +137,6 @@ def _recipe_command(name: str) -> click.Command:
         default=None,
         help="Weights of every VGG backbone of the objective (registry name or file, or 'random').",
     )
-    @click.option("--seed", type=int, default=None, help="Seed of data, degradations and initialisation.")
     @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
     @click.option(
         "--precision",
@@ -157,10 +144,11 @@ def _recipe_command(name: str) -> click.Command:
         default=None,
         help="auto: bf16/fp16 autocast on GPU, fp32 on CPU.",
     )
-    @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [default: CUDA when available].")
-    @click.option(
-        "--checkpoint-every", type=click.IntRange(min=0), default=None, help="Steps between checkpoints."
-    )
+    @run_options(steps=None, steps_help="Training steps [default: the recipe's].", min_steps=1, seed=None,
+                 seed_help="Seed of data, degradations and initialisation [default: the recipe's].",
+                 checkpoint_every=None, checkpoint_help="Steps between checkpoints [default: the recipe's].",
+                 resume_help="Continue from OUT/checkpoint.pt if it exists.")  # fmt: skip
+    @device_option()
     @click.option(
         "--validate-every", type=click.IntRange(min=0), default=None, help="Steps between validations."
     )
@@ -172,8 +160,7 @@ def _recipe_command(name: str) -> click.Command:
         show_default=True,
         help="LPIPS network for validation; auto: AlexNet when its weights are on this machine.",
     )
-    @click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt if it exists.")
-    @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+    @alias_option("--no-progress", to=lambda v: "quiet=true", flag=True, instead="--quiet")
     @click.option(
         "--gan/--no-gan",
         default=None,
@@ -186,71 +173,65 @@ def _recipe_command(name: str) -> click.Command:
         out: Path | None,
         val: Path | None,
         config: Path | None,
-        sets: tuple[str, ...],
+        overrides: dict[str, Any],
         **kw: Any,
     ) -> None:
         from ..restoration.recipes import get_recipe, merge, train, validate_recipe
 
         out_dir = check_output_folder(out if out is not None else Path("runs") / f"{name}-{task}")
-        try:
-            recipe = get_recipe(name, config)
-            over: dict[str, Any] = {}
-            training = {
-                k2: kw[k1]
-                for k1, k2 in (
-                    ("steps", "steps"),
-                    ("batch_size", "batch_size"),
-                    ("lr", "lr"),
-                    ("seed", "seed"),
-                    ("workers", "num_workers"),
-                    ("precision", "precision"),
-                    ("checkpoint_every", "checkpoint_every"),
-                    ("validate_every", "validate_every"),
-                )
-                if kw[k1] is not None
-            }
-            if training:
-                over["training"] = training
-            if kw["crop_size"] is not None:
-                over["data"] = {"crop_size": kw["crop_size"]}
-            if kw["network"] is not None:
-                over["network"] = {"name": kw["network"], "options": {}}
-            if kw["gan"] is not None:
-                over["adversarial"] = {"enabled": kw["gan"]}
-            recipe = merge(recipe, over)
-            if kw["backbone_weights"] is not None:
-                for section in (recipe.get("objective", {}), recipe.get("pretrain", {}).get("objective", {})):
-                    for spec in section.get("backbones", {}).values():
-                        if spec.get("arch") != "patches":
-                            spec["weights"] = kw["backbone_weights"]
-            for s in sets:
-                recipe = merge(recipe, parse_assignment(s))
-            recipe = validate_recipe(recipe)
-            lpips: Any = {"auto": "auto", "none": None}.get(kw["lpips_net"])
-            if lpips is None and kw["lpips_net"] != "none":
-                from ..metrics import LPIPS
-
-                lpips = LPIPS(kw["lpips_net"])
-            summary = train(
-                recipe,
-                data,
-                out_dir,
-                task=task,
-                val=val,
-                resume=kw["resume"],
-                device=kw["device"],
-                lpips=lpips,
-                progress=not kw["no_progress"],
+        on_interrupt(out_dir / "checkpoint.pt")
+        recipe = get_recipe(name, config)
+        over: dict[str, Any] = {}
+        training = {
+            k2: kw[k1]
+            for k1, k2 in (
+                ("steps", "steps"),
+                ("batch_size", "batch_size"),
+                ("lr", "lr"),
+                ("seed", "seed"),
+                ("workers", "num_workers"),
+                ("precision", "precision"),
+                ("checkpoint_every", "checkpoint_every"),
+                ("validate_every", "validate_every"),
             )
-        except KeyboardInterrupt as err:
-            from ..engine.runs import interrupt_exit_code
-            from .texture import _resume_command
+            if kw[k1] is not None
+        }
+        if training:
+            over["training"] = training
+        if kw["crop_size"] is not None:
+            over["data"] = {"crop_size": kw["crop_size"]}
+        if kw["network"] is not None:
+            over["network"] = {"name": kw["network"], "options": {}}
+        if kw["gan"] is not None:
+            over["adversarial"] = {"enabled": kw["gan"]}
+        recipe = merge(recipe, over)
+        if kw["backbone_weights"] is not None:
+            for section in (recipe.get("objective", {}), recipe.get("pretrain", {}).get("objective", {})):
+                for spec in section.get("backbones", {}).values():
+                    if spec.get("arch") != "patches":
+                        spec["weights"] = kw["backbone_weights"]
+        recipe = merge(recipe, overrides)
+        recipe = validate_recipe(recipe)
+        lpips: Any = {"auto": "auto", "none": None}.get(kw["lpips_net"])
+        if lpips is None and kw["lpips_net"] != "none":
+            from ..metrics import LPIPS
 
-            what = "terminated (SIGTERM)" if interrupt_exit_code(err) == 143 else "interrupted"
-            click.echo(f"\n{what}: checkpoint in {out_dir}; resume with: {_resume_command()}", err=True)
-            raise SystemExit(interrupt_exit_code(err)) from None
-        except ValueError as err:
-            raise _fail(err) from None
+            lpips = LPIPS(kw["lpips_net"])
+        device = resolve_device(kw["device"])
+        apply_threads(kw["threads"], device)
+        # auto: the trainer's own choice (cuda:LOCAL_RANK under torchrun, else CUDA when available, else CPU)
+        device = None if kw["device"] == "auto" else str(device)
+        summary = train(
+            recipe,
+            data,
+            out_dir,
+            task=task,
+            val=val,
+            resume=kw["resume"],
+            device=device,
+            lpips=lpips,
+            progress=not kw["quiet"],
+        )
         val_scores = summary.get("validation") or {}
         scores = "  ".join(f"{k} {v:.4g}" for k, v in val_scores.items())
         click.echo(
@@ -284,7 +265,7 @@ def _inputs(paths: tuple[Path, ...]) -> list[Path]:
     return files
 
 
-@click.command(name="restore", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="restore", context_settings=_CTX)
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -308,15 +289,16 @@ def _inputs(paths: tuple[Path, ...]) -> list[Path]:
     show_default=True,
     help="Overlap between tiles (input pixels); seams vanish when it covers the receptive field.",
 )
-@click.option("--device", default=None, help="cpu, cuda ... [default: CUDA when available].")
+@device_option()
 @click.option("--suffix", default="", help="Appended to output file stems.")
+@set_option()
 def restore_command(
     checkpoint: Path,
     images: tuple[Path, ...],
     out: Path,
     tile: int,
     overlap: int,
-    device: str | None,
+    device: str,
     suffix: str,
 ) -> None:
     """Restore IMAGES (files or folders) with a trained network (CHECKPOINT: model.pt or checkpoint.pt of a
@@ -332,7 +314,6 @@ def restore_command(
       featstat restore runs/pdl-denoise/model.pt noisy/ -o clean/ --tile 256 --overlap 48
       featstat degrade photos/ --task sr4 -o lr/ && featstat restore runs/cx-sr/model.pt lr/ -o sr/
     """
-    import torch
 
     from ..engine.runs import Progress
     from ..io import read_image, write_image
@@ -344,19 +325,16 @@ def restore_command(
         )
     checkpoint = checkpoint_file(checkpoint, ("model.pt", "checkpoint.pt"))
     check_output_folder(out)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        model, meta = load_model(checkpoint, device=dev)
-        files = _inputs(images)
-        start = time.perf_counter()
-        with Progress(len(files), "restoring") as bar:
-            for k, f in enumerate(files):
-                x = read_image(f, alpha="drop", device=dev)
-                y = restore(model, x, tile=tile, overlap=overlap)
-                write_image(out / f"{f.stem}{suffix}.png", y)
-                bar.update(k + 1)
-    except ValueError as err:
-        raise _fail(err) from None
+    dev = resolve_device(device)
+    model, meta = load_model(checkpoint, device=dev)
+    files = _inputs(images)
+    start = time.perf_counter()
+    with Progress(len(files), "restoring") as bar:
+        for k, f in enumerate(files):
+            x = read_image(f, alpha="drop", device=dev)
+            y = restore(model, x, tile=tile, overlap=overlap)
+            write_image(out / f"{f.stem}{suffix}.png", y)
+            bar.update(k + 1)
     task = meta.get("task", "?")
     click.echo(f"restored {len(files)} image(s) ({task}) in {time.perf_counter() - start:.1f} s → {out}")
 
@@ -364,7 +342,7 @@ def restore_command(
 # ------------------------------------------------------------------------------------------------ degrade
 
 
-@click.command(name="degrade", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="degrade", context_settings=_CTX)
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--task",
@@ -375,15 +353,12 @@ def restore_command(
 @click.option(
     "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
 )
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Degradation option, e.g. --set sigma=50, --set quality=10 (featstat.restoration.degrade.TASKS).",
-)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed (image i uses seed_for(seed, i)).")
-def degrade_command(images: tuple[Path, ...], task: str, out: Path, sets: tuple[str, ...], seed: int) -> None:
+@set_option(_degrade_keys, what="an option of the --task's degradation (featstat.restoration.degrade.TASKS)",
+            example="sigma=50 or --set quality=10")  # fmt: skip
+def degrade_command(
+    images: tuple[Path, ...], task: str, out: Path, seed: int, overrides: dict[str, Any]
+) -> None:
     """Degrade IMAGES (files or folders) as a training task does, writing PNGs to OUT: make test inputs for
     'featstat restore', or look at what a recipe trains on. SR inputs are cropped to a multiple of the scale.
 
@@ -400,18 +375,12 @@ def degrade_command(images: tuple[Path, ...], task: str, out: Path, sets: tuple[
     from ..restoration.degrade import make_degradation
 
     check_output_folder(out)
-    options: dict[str, Any] = {}
-    for s in sets:
-        options.update(parse_assignment(s))
-    try:
-        degradation = make_degradation(task, **options)
-        files = _inputs(images)
-        for i, f in enumerate(files):
-            x = read_image(f, alpha="drop")
-            m = degradation.multiple
-            x = x[..., : x.shape[-2] - x.shape[-2] % m, : x.shape[-1] - x.shape[-1] % m]
-            y = degradation(x, torch.Generator().manual_seed(seed_for(seed, i))).clamp(0, 1)
-            write_image(out / f"{f.stem}.png", y)
-    except ValueError as err:
-        raise _fail(err) from None
+    degradation = make_degradation(task, **overrides)
+    files = _inputs(images)
+    for i, f in enumerate(files):
+        x = read_image(f, alpha="drop")
+        m = degradation.multiple
+        x = x[..., : x.shape[-2] - x.shape[-2] % m, : x.shape[-1] - x.shape[-1] % m]
+        y = degradation(x, torch.Generator().manual_seed(seed_for(seed, i))).clamp(0, 1)
+        write_image(out / f"{f.stem}.png", y)
     click.echo(f"degraded {len(files)} image(s) ({task}) → {out}")

@@ -362,6 +362,22 @@ _DATA_KEYS = {
 }
 
 
+def recipe_keys(path: Sequence[str] = ()) -> frozenset[str] | None:
+    """The keys :func:`validate_recipe` accepts below ``path`` (``()``: the sections; ``("data",)``,
+    ``("network",)``, ``("training",)``: their keys), or None where any key goes (objective terms, network
+    options, ...). For the command line's ``--set`` error messages."""
+    path = tuple(path)
+    if path == ():
+        return frozenset(_TOP_KEYS)
+    if path == ("data",):
+        return frozenset(_DATA_KEYS)
+    if path == ("network",):
+        return frozenset({"name", "options"})
+    if path == ("training",):
+        return frozenset(f.name for f in fields(TrainOptions))
+    return None
+
+
 def get_recipe(
     name: str, overrides: Mapping[str, Any] | str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
