@@ -21,8 +21,9 @@ needs every entry (an unknown name, :meth:`Registry.names`, iteration) it import
 package once (:mod:`pkgutil`), so a new file in ``featstat/losses/`` that registers a class is found with no
 other file touched. This module imports nothing of featstat (it is the bottom layer).
 
-A registry is a read-only :class:`~collections.abc.Mapping` of its canonical names (``reg["gram"]``,
-``list(reg)``, ``len(reg)``); ``name in reg`` also accepts aliases. Errors are ``ValueError`` naming the
+A registry is a :class:`~collections.abc.Mapping` of its canonical names (``reg["gram"]``, ``list(reg)``,
+``len(reg)``); ``name in reg`` also accepts aliases; ``reg[name] = obj`` and ``del reg[name]`` register and
+unregister, as the dict tables it replaces allowed. Errors are ``ValueError`` naming the
 kind, the closest names and the choices: ``unknown loss 'cx2'; did you mean 'cx'? choose one of ...``.
 """
 
@@ -274,6 +275,13 @@ class Registry(Mapping[str, T], Generic[T]):
         except ValueError as exc:
             raise KeyError(name) from exc
 
+    def __setitem__(self, name: str, obj: T) -> None:
+        """``reg[name] = obj`` registers (replacing) ``name``: what the old dict tables allowed."""
+        self.register_value(name, obj, overwrite=True)
+
+    def __delitem__(self, name: str) -> None:
+        self.unregister(name)
+
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
@@ -392,8 +400,8 @@ NETWORKS: Registry[Any] = Registry("network", package="featstat.nets")
 RECIPES: Registry[Any] = Registry("recipe", package="featstat.restoration")
 #: Presets, with the fact ``product``: texture synthesis presets ("texture"), DIP network presets ("prior").
 PRESETS: Registry[Any] = Registry("preset", package=("featstat.texture", "featstat.prior"))
-#: Pretrained weight files (:class:`featstat.features.weights.WeightEntry`).
-WEIGHTS: Registry[Any] = Registry("weights", package="featstat.features")
+#: Pretrained weight files (:class:`featstat.features.weights.WeightEntry`); the module registers them.
+WEIGHTS: Registry[Any] = Registry("weights", package="featstat.features.weights")
 
 _BY_KIND: dict[str, Registry[Any]] = {
     "loss": LOSSES,

@@ -42,6 +42,8 @@ from torch import Tensor, nn
 
 from .._atomic import atomic_write
 from .._checks import FileLoadError
+from ..registry import WEIGHTS as _WEIGHTS
+from ..registry import Registry
 from .layers import check_arch, layer_at, layer_index
 
 PREPROCESSINGS = ("torchvision", "caffe")
@@ -103,8 +105,7 @@ _CAFFE = "CC BY 4.0 (Oxford VGG, Simonyan & Zisserman); converted by J. Johnson'
 _JJ = "https://web.eecs.umich.edu/~justincj/models/"
 _PT = "https://download.pytorch.org/models/"
 
-#: name → entry. Add your own with :func:`register_weights`.
-REGISTRY: dict[str, WeightEntry] = {
+_BUILT_IN: dict[str, WeightEntry] = {
     e.name: e
     for e in (
         WeightEntry("vgg19", "vgg19", "vgg19-dcbb9e9d.pth", _PT + "vgg19-dcbb9e9d.pth", "dcbb9e9d",
@@ -138,6 +139,15 @@ REGISTRY: dict[str, WeightEntry] = {
     )
 }  # fmt: skip
 
+for _entry in _BUILT_IN.values():
+    if _entry.name not in _WEIGHTS.registered_names():
+        _WEIGHTS.register_value(_entry.name, _entry)
+del _entry
+
+#: name → entry: the weights registry (:data:`featstat.registry.WEIGHTS`). Add your own with
+#: :func:`register_weights` (or ``REGISTRY[name] = entry``).
+REGISTRY: Registry[WeightEntry] = _WEIGHTS
+
 #: Registry entry used when an extractor is built with its default weights.
 DEFAULT_WEIGHTS = {"vgg19": "vgg19", "vgg16": "vgg16", "alexnet": "alexnet", "squeezenet1_1": "squeezenet1_1"}
 
@@ -146,8 +156,7 @@ def register_weights(entry: WeightEntry, *, overwrite: bool = False) -> WeightEn
     """Add ``entry`` to the registry (raises if the name is taken, unless ``overwrite``)."""
     if entry.name in REGISTRY and not overwrite:
         raise ValueError(f"weights {entry.name!r} are already registered; pass overwrite=True to replace it")
-    REGISTRY[entry.name] = entry
-    return entry
+    return REGISTRY.register_value(entry.name, entry, overwrite=True)
 
 
 def get_entry(name: str) -> WeightEntry:
