@@ -198,7 +198,8 @@ def run_sources(device: str, quick: bool, save: Path | None) -> list[Source]:
     mode = "compare-quick" if quick else "compare"
     if device == "cuda":
         mode = "quick" if quick else "full"
-    gpu.SIZES.setdefault(mode, RUN_SIZES.get(mode, {}))
+    if mode in RUN_SIZES:  # this module's sizes for its own modes (gpu.py's for "quick" / "full")
+        gpu.SIZES[mode] = RUN_SIZES[mode]
     sections = ("equality", "losses", "prior") if device == "cuda" else ("losses", "prior")
     doc = gpu.run_suite(device, quick, sections, mode=mode, budget_s=3600)
     if save is not None:

@@ -174,3 +174,24 @@ def test_gpu_script_on_cpu_end_to_end(tmp_path):
     judged = compare.judge([("run", compare._sections(doc), True)])
     assert {r["target"] for r in judged} == {t.name for t in TARGETS}
     assert next(r for r in judged if r["target"] == "gpu-equality")["verdict"] in ("met", "not met")
+
+
+@pytest.mark.slow
+def test_compare_run_quick_measures_and_judges(monkeypatch, capsys, tmp_path):
+    """``compare.py --run --quick`` through gpu.py's suite, at even smaller sizes than its own quick mode."""
+    tiny = {**compare.RUN_SIZES["compare-quick"], "channels": 16, "objective": 32, "step": (1, 32)}
+    tiny.update(dip_steps=1, dip_warmup=1, repeat=1)
+    monkeypatch.setitem(compare.RUN_SIZES, "compare-quick", tiny)
+    monkeypatch.setenv("FEATSTAT_PRECISION_MEASURE", "0")
+    threads = torch.get_num_threads()
+    try:
+        code = compare.main(["--run", "--quick", "--json", "--save", str(tmp_path / "run.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["target"] for r in rows} == {t.name for t in TARGETS}
+    measured = {r["target"] for r in rows if r["verdict"] != "no data"}
+    assert {"cx-64-memory", "cx-128-time", "pdl-step", "objective", "dip-speed", "dip-auto"} <= measured
+    assert all(r["quick"] for r in rows if r["verdict"] != "no data")
+    assert json.loads((tmp_path / "run.json").read_text())["mode"] == "compare-quick"
