@@ -532,7 +532,7 @@ def parse_value(text: str) -> Any:
 
 def parse_assignment(text: str) -> dict[str, Any]:
     """``"a.b.c=VALUE"`` → ``{"a": {"b": {"c": VALUE}}}`` (VALUE by :func:`parse_value`); a text without
-    ``=`` or with an empty key is a ``click.BadParameter`` naming ``--set``."""
+    ``=`` or with an empty key is a one-line ``click.ClickException`` (status 2) naming ``--set``."""
     keys, value = _split_assignment(text)
     out: dict[str, Any] = {keys[-1]: value}
     for k in reversed(keys[:-1]):
@@ -544,10 +544,10 @@ def _split_assignment(text: str) -> tuple[list[str], Any]:
     key, eq, value = text.partition("=")
     keys = [k.strip() for k in key.split(".")]
     if not eq or not all(keys):
-        raise click.BadParameter(
-            f"expected KEY=VALUE, KEY an option or a dotted key (e.g. steps=100, contextual.bandwidth=0.5), "
-            f"got {text!r}",
-            param_hint="--set",
+        raise _error(
+            f"--set: expected KEY=VALUE, KEY an option or a dotted key (e.g. steps=100, "
+            f"contextual.bandwidth=0.5), got {text!r}",
+            USAGE_EXIT,
         )
     return keys, parse_value(value)
 
@@ -561,20 +561,42 @@ def _merge_into(target: dict[str, Any], keys: Sequence[str], value: Any) -> None
     target[keys[-1]] = value
 
 
-def _unknown_key(key: str, valid: Collection[str], where: str) -> click.BadParameter:
+def _unknown_key(key: str, valid: Collection[str], where: str) -> click.ClickException:
     close = difflib.get_close_matches(key, list(valid), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return click.BadParameter(
-        f"unknown key {key!r}{where}{hint}; valid keys: {', '.join(sorted(valid))}", param_hint="--set"
+    return _error(
+        f"--set: unknown key {key!r}{where}{hint}; valid keys: {', '.join(sorted(valid))}", USAGE_EXIT
     )
 
 
 def _option_params(ctx: click.Context) -> dict[str, click.Parameter]:
-    return {
-        p.name: p
-        for p in ctx.command.params
-        if isinstance(p, click.Option) and p.name and p.expose_value and p.name != "sets" and not p.hidden
-    }
+    """The verb's options by every spelling ``--set`` accepts: the long flag without dashes (``crop-border``)
+    and the Python name (``crop_border``)."""
+    out: dict[str, click.Parameter] = {}
+    for p in ctx.command.params:
+        if (
+            not isinstance(p, click.Option)
+            or not p.name
+            or not p.expose_value
+            or p.name == "sets"
+            or p.hidden
+        ):
+            continue
+        for opt in p.opts:
+            if opt.startswith("--"):
+                out[opt[2:]] = out[opt[2:].replace("-", "_")] = p
+        out.setdefault(p.name, p)
+    return out
+
+
+def _flag_names(ctx: click.Context) -> list[str]:
+    names = []
+    for p in ctx.command.params:
+        if isinstance(p, click.Option) and p.expose_value and p.name != "sets" and not p.hidden:
+            long = [o[2:] for o in p.opts if o.startswith("--")]
+            if long:
+                names.append(long[0])
+    return names
 
 
 def _apply_sets(ctx: click.Context, kwargs: dict[str, Any], keys: KeyFn | None) -> dict[str, Any]:
@@ -587,20 +609,19 @@ def _apply_sets(ctx: click.Context, kwargs: dict[str, Any], keys: KeyFn | None) 
     roots = () if roots is None else roots
     for text in texts:
         parts, value = _split_assignment(text)
-        name = parts[0].replace("-", "_")
-        if len(parts) == 1 and name in params and parts[0] not in roots:
-            param = params[name]
+        if len(parts) == 1 and parts[0] in params and parts[0] not in roots:
+            param = params[parts[0]]
             if param.multiple and not isinstance(value, list):
                 value = [value]
             if isinstance(value, list) and not param.multiple and param.nargs == 1:
                 value = ",".join(str(v) for v in value)
             try:
-                kwargs[name] = param.type_cast_value(ctx, value)
+                kwargs[param.name] = param.type_cast_value(ctx, value)  # type: ignore[index]
             except click.BadParameter as exc:
-                raise click.BadParameter(f"{parts[0]}: {exc.message}", param_hint="--set") from None
+                raise _error(f"--set {parts[0]}: {exc.message}", USAGE_EXIT) from None
             continue
         if keys is None or (roots and parts[0] not in roots):
-            valid = [*(p.replace("_", "-") for p in params), *(f"{r}.…" if keys else r for r in roots)]
+            valid = [*_flag_names(ctx), *(f"{r}.KEY" if keys else r for r in roots)]
             raise _unknown_key(parts[0], valid, "")
         for depth in range(1, len(parts)):
             allowed = keys(tuple(parts[:depth]))

@@ -20,6 +20,7 @@ import torch
 from .. import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
 from .._atomic import atomic_write_bytes, atomic_write_text
 from ..io import list_images, read_image
+from ._common import FeatstatCommand, device_option, resolve_device, set_option
 from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -64,46 +65,38 @@ def _metric_names(text: str) -> list[str]:
     return names
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        if text.lower() in ("none", "null"):
+def _metric_keys(prefix: tuple[str, ...]) -> list[str] | None:
+    """``--set`` keys of the metric verbs: METRIC.OPTION, METRIC one of --metrics (name or alias) and OPTION
+    a keyword of its constructor."""
+    import inspect
+
+    from ..metrics import ALIASES, canonical_name, get_metric
+
+    names = _metric_names(click.get_current_context().params["metrics_text"])
+    if not prefix:
+        return [*names, *(a for a, n in ALIASES.items() if n in names)]
+    if len(prefix) == 1:
+        signature = inspect.signature(get_metric(canonical_name(prefix[0])).module)
+        if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
             return None
-        return [t.strip() for t in text.split(",")] if "," in text else text
+        return [n for n, p in signature.parameters.items() if p.kind is not p.VAR_POSITIONAL]
+    return None
 
 
-def _parse_sets(values: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _metric_options(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``--set`` assignments by canonical metric name."""
     from ..metrics import canonical_name
 
     out: dict[str, dict[str, Any]] = {}
-    for item in values:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise click.BadParameter(f"expected METRIC.OPTION=VALUE, got {item!r}", param_hint="--set")
-        key, value = item.split("=", 1)
-        metric, option = key.split(".", 1)
-        try:
-            metric = canonical_name(metric.strip().lower())
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--set") from None
-        if metric not in names:
-            raise click.BadParameter(f"{metric!r} is not among --metrics {list(names)}", param_hint="--set")
-        out.setdefault(metric, {})[option.strip()] = _parse_value(value.strip())
+    for name, options in overrides.items():
+        out.setdefault(canonical_name(name), {}).update(options)
     return out
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise click.BadParameter(f"unknown device {name!r}: {exc}", param_hint="--device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter(
-            "CUDA is not available on this machine; use --device cpu", param_hint="--device"
-        )
-    return dev
+_SET = {
+    "what": "a metric's option (METRIC.OPTION, METRIC one of --metrics)",
+    "example": "lpips.net=vgg --set cx.layers=conv3_1 --set gram.weights=vgg19-caffe",
+}
 
 
 def _build_metrics(
@@ -264,7 +257,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
 # --------------------------------------------------------------------------------------------------- eval
 
 
-@click.command("eval", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="eval", context_settings=_CTX)
 @click.argument("pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("ref_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -284,7 +277,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
     show_default=True,
     help="Pixels removed on every side before PSNR/SSIM/MS-SSIM (SR papers: the scale factor).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+@device_option()
 @click.option(
     "--output",
     "-o",
@@ -292,14 +285,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
     default=None,
     help="Folder for metrics.csv, metrics.json and metrics.png [default: ./eval-<PRED_DIR name>].",
 )
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="METRIC.OPTION=VALUE",
-    help="Metric option, repeatable: e.g. --set lpips.net=vgg --set cx.layers=conv3_1 "
-    "--set gram.weights=vgg19-caffe (VALUE is JSON, or a string / comma list).",
-)
+@set_option(_metric_keys, **_SET)
 @click.option(
     "--random-weights",
     is_flag=True,
@@ -323,7 +309,7 @@ def eval_command(
     crop_border: int,
     device: str,
     output: Path | None,
-    sets: tuple[str, ...],
+    overrides: dict[str, Any],
     random_weights: bool,
     alpha: str,
     skip_missing: bool,
@@ -346,8 +332,8 @@ def eval_command(
       featstat eval normals_pred/ normals_gt/ -m angular        # normal maps stored as (n+1)/2 images
     """
     names = _metric_names(metrics_text)
-    set_options = _parse_sets(sets, names)
-    dev = _device(device)
+    set_options = _metric_options(overrides)
+    dev = resolve_device(device)
     pairs, unmatched = _pair_files(pred_dir, ref_dir, skip_missing)
     out_dir = output if output is not None else Path(f"eval-{pred_dir.resolve().name}")
     modules = _build_metrics(names, set_options, y_channel=y_channel, crop_border=crop_border,
@@ -482,7 +468,7 @@ def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) 
     return gx * stride, gy * stride, size, size
 
 
-@click.command("compare", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="compare", context_settings=_CTX)
 @click.argument(
     "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -522,13 +508,11 @@ def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) 
     help="Side of the automatic crop [default: a quarter of the shorter side].",
 )
 @click.option("--labels", default=None, help="Comma-separated column titles [default: the file names].")
-@click.option(
-    "--set", "sets", multiple=True, metavar="METRIC.OPTION=VALUE", help="Metric option, as for eval."
-)
+@set_option(_metric_keys, **_SET)
 @click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
 @click.option("--y-channel", is_flag=True, help="PSNR/SSIM on the luma only.")
 @click.option("--crop-border", type=click.IntRange(min=0), default=0, help="Border removed before PSNR/SSIM.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@device_option()
 def compare_command(
     images: tuple[Path, ...],
     output: Path,
@@ -537,7 +521,7 @@ def compare_command(
     crops: tuple[str, ...],
     crop_size: int | None,
     labels: str | None,
-    sets: tuple[str, ...],
+    overrides: dict[str, Any],
     random_weights: bool,
     y_channel: bool,
     crop_border: int,
@@ -556,9 +540,9 @@ def compare_command(
       featstat compare a.png b.png --crop 100,80,64,64 --crop 300,200,48,48 -o cmp.png
     """
     names = _metric_names(metrics_text)
-    modules = _build_metrics(names, _parse_sets(sets, names), y_channel=y_channel, crop_border=crop_border,
+    modules = _build_metrics(names, _metric_options(overrides), y_channel=y_channel, crop_border=crop_border,
                              random_weights=random_weights)  # fmt: skip
-    dev = _device(device)
+    dev = resolve_device(device)
     try:
         tensors = [read_image(p, device=dev) for p in images]
         ref = read_image(ref_path, device=dev) if ref_path is not None else tensors[0]
@@ -652,7 +636,7 @@ def _images_of(path: Path) -> list[Path]:
     return [path]
 
 
-@click.command("spectrum", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="spectrum", context_settings=_CTX)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--output",
@@ -676,6 +660,7 @@ def _images_of(path: Path) -> list[Path]:
     show_default=True,
     help="Frequencies (cycles/pixel) over which the log-log slope is fitted.",
 )
+@set_option()
 def spectrum_command(
     inputs: tuple[Path, ...],
     output: Path,
@@ -752,7 +737,7 @@ def spectrum_command(
 # ------------------------------------------------------------------------------------------------- twoafc
 
 
-@click.command("twoafc", context_settings=_CTX)
+@click.command(cls=FeatstatCommand, name="twoafc", context_settings=_CTX)
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--metrics",
@@ -763,12 +748,10 @@ def spectrum_command(
     help="Comma-separated metrics to score (each a row of the table).",
 )
 @click.option("--subsets", default=None, help="Comma-separated subset names [default: all found].")
-@click.option(
-    "--set", "sets", multiple=True, metavar="METRIC.OPTION=VALUE", help="Metric option, as for eval."
-)
+@set_option(_metric_keys, **_SET)
 @click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@device_option()
 @click.option(
     "--output",
     "-o",
@@ -781,7 +764,7 @@ def twoafc_command(
     root: Path,
     metrics_text: str,
     subsets: str | None,
-    sets: tuple[str, ...],
+    overrides: dict[str, Any],
     random_weights: bool,
     batch_size: int,
     device: str,
@@ -805,8 +788,8 @@ def twoafc_command(
     from ..metrics import find_subsets, format_table, list_triplets, score_2afc
 
     names = _metric_names(metrics_text)
-    modules = _build_metrics(names, _parse_sets(sets, names), random_weights=random_weights)
-    dev = _device(device)
+    modules = _build_metrics(names, _metric_options(overrides), random_weights=random_weights)
+    dev = resolve_device(device)
     wanted = [s.strip() for s in subsets.split(",")] if subsets else None
     try:
         found = find_subsets(root)
