@@ -211,9 +211,11 @@ def markdown(results: list[dict]) -> str:
         "baseline MiB | memory saved |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    channels = {r["size"]: r.get("channels", 256) for r in results if r.get("kind") == "loss"}
     for r in _ratio_rows(results):
+        features = f"{r['size']}²×{channels.get(r['size'], 256)}"
         lines.append(
-            f"| {r['loss']} | {r['size']}²×256 | {r['seconds']:.3f} | {r['baseline']} | "
+            f"| {r['loss']} | {features} | {r['seconds']:.3f} | {r['baseline']} | "
             f"{r['baseline_seconds']:.3f} | {r['time_ratio']:.2f} | {r['peak_mib']:.0f} | "
             f"{r['baseline_peak_mib']:.0f} | {r['memory_ratio']:.1f}× |"
         )
@@ -221,7 +223,8 @@ def markdown(results: list[dict]) -> str:
     if "vgg-only" in obj:
         lines += [
             "",
-            "| objective (256² image, VGG-19 to conv4_2) | s / step | × one VGG fwd+bwd | peak MiB |",
+            f"| objective ({obj['vgg-only']['size']}² image, VGG-19 to conv4_2) | s / step | "
+            "× one VGG fwd+bwd | peak MiB |",
             "|---|---|---|---|",
         ]
         for impl in ("vgg-only", "objective", "separate"):
@@ -237,7 +240,8 @@ def markdown(results: list[dict]) -> str:
         ratio = r["seconds"] / step["perceptual-l1"]["seconds"]
         lines += [
             "",
-            "| training step (VGG-16 to conv4_3, batch 4, 256²) | s / step | × perceptual L1 step |",
+            f"| training step (VGG-16 to conv4_3, batch {r['batch']}, {r['size']}²) | s / step | "
+            "× perceptual L1 step |",
             "|---|---|---|",
             f"| perceptual L1 | {step['perceptual-l1']['seconds']:.3f} | 1.00 |",
             f"| PDL (identity projections) | {r['seconds']:.3f} | {ratio:.2f} |",
