@@ -30,7 +30,7 @@ from ._common import (
     run_options,
     set_option,
 )
-from ._registry import names_help
+from ._registry import RegistryChoice, RegistryHelpOption, names_help
 
 SAMPLE_SIZE = 128
 
@@ -52,8 +52,10 @@ def _fit_options(func: Callable) -> Callable:
                      help="Start averaging after this many steps (default 0; ~steps/5 helps short runs)."),
         click.option("--runs", type=click.IntRange(min=1), default=None,
                      help="Independent runs (seeds seed, seed+1, ...) to average (paper: 2 → +0.6 dB)."),
-        click.option("--net", "net", default=None,
-                     help="Network preset (see 'featstat prior nets'; default: the task's reference net)."),
+        click.option("--net", "net", default=None, cls=RegistryHelpOption,
+                     help_fn=lambda: "Network preset: "
+                     f"{names_help('preset', aliases=False, product='prior')} (see 'featstat prior nets'; "
+                     "default: the task's reference net)."),
         click.option("--depth", type=click.IntRange(min=1), default=None,
                      help="Levels of the hourglass (skip / encoder-decoder presets)."),
         click.option("--channels", type=click.IntRange(min=1), default=None,
@@ -642,7 +644,7 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 @click.argument("image", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--arch",
-    type=click.Choice(["alexnet", "vgg19", "vgg16", "squeezenet1_1"]),
+    type=RegistryChoice("extractor", trained=True),
     default="alexnet",
     show_default=True,
     help="Backbone whose layer is inverted.",

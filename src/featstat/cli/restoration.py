@@ -27,6 +27,7 @@ from ._common import (
     run_options,
     set_option,
 )
+from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -131,7 +132,12 @@ def _recipe_command(name: str) -> click.Command:
     @click.option(
         "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate."
     )
-    @click.option("--network", default=None, help="Network: srresnet, edsr, tsrn, srn, crn.")
+    @click.option(
+        "--network",
+        default=None,
+        cls=RegistryHelpOption,
+        help_fn=lambda: f"Network: {names_help('network', aliases=False, family='restoration')}.",
+    )
     @click.option(
         "--backbone-weights",
         default=None,

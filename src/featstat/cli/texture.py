@@ -32,7 +32,7 @@ from ._common import (
     run_options,
     set_option,
 )
-from ._registry import RegistryHelpOption, names_help
+from ._registry import RegistryChoice, RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -656,7 +656,7 @@ def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, A
 @click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--arch",
-    type=click.Choice(["texture_v1", "texture_v2"]),
+    type=RegistryChoice("network", family="texture", synthesises_textures=True),
     default="texture_v1",
     show_default=True,
     help="texture_v1: multi-scale Texture Network (K=5, 8→40 channels, circular); texture_v2: "
@@ -769,7 +769,7 @@ def _v2_for_size(size: int, seed: int) -> Any:
 @click.argument("contents", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--arch",
-    type=click.Choice(["stylenet", "texture_v1"]),
+    type=RegistryChoice("network", family="texture", stylises=True),
     default="stylenet",
     show_default=True,
     help="stylenet: residual transformer (Improved Texture Networks); texture_v1: multi-scale "
