@@ -191,7 +191,7 @@ def test_a_few_steps_reduce_the_loss_and_write_the_run(tmp_path):
     assert torch.equal(restore(model, x), restore(trainer.model, x))
 
 
-def _resumable(tmp_path: Path, out: Path, seed: int) -> Trainer:
+def _resumable(tmp_path: Path, out: Path, seed: int, *, log_every: int = 1, **options) -> Trainer:
     ds = RestorationDataset(_folder(tmp_path / "d"), "sr2", crop_size=32, samples_per_epoch=8, seed=1)
     patches = features.PatchExtractor(3, 2)
     objective = Objective(
@@ -213,23 +213,71 @@ def _resumable(tmp_path: Path, out: Path, seed: int) -> Trainer:
         pretrain_objective=Objective([Term("l2", L2Loss())]),
         discriminator=disc,
         adversarial=AdversarialOptions(weight=0.01, lr=1e-3),
-        options=_options(steps=6, pretrain_steps=2, grad_clip=1.0, lr_milestones=(4,)),
+        options=_options(
+            **{"steps": 6, "pretrain_steps": 2, "grad_clip": 1.0, "lr_milestones": (4,), **options},
+            log_every=log_every,
+        ),
     )
 
 
-def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path):
-    straight = _resumable(tmp_path, tmp_path / "a", 0)
+def test_resume_refuses_other_settings_and_names_them(tmp_path):
+    _resumable(tmp_path, tmp_path / "r", 0, steps=3).fit()
+    with pytest.raises(ValueError, match=r"differences, saved → now: options.lr: 0.002 → 0.001"):
+        _resumable(tmp_path, tmp_path / "r", 0, lr=1e-3).fit(resume=True)
+    longer = _resumable(tmp_path, tmp_path / "r", 0, steps=5, checkpoint_every=2)  # steps may grow
+    longer.fit(resume=True)
+    assert longer.step == 5 and [r["step"] for r in longer.history.train] == [1, 2, 3, 4, 5]
+    model, _ = load_model(tmp_path / "r" / "checkpoint.pt")  # the loop's checkpoint still restores
+    assert torch.equal(next(model.parameters()), next(longer.model.parameters()))
+
+
+def test_auto_precision_is_measured_on_the_first_batch_without_moving_the_random_streams(
+    tmp_path, monkeypatch
+):
+    """On a CPU with native bfloat16, "auto" times training steps on a copy (fp32, fp32-cl, bf16-cl), keeps
+    the fastest (cached), records it in run.json, and trains bit-identically to asking for it explicitly."""
+    import featstat.engine.precision as policy
+    from featstat.engine.precision import Choice
+    from featstat.restoration import trainer as trainer_module
+
+    monkeypatch.setenv("FEATSTAT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FEATSTAT_PRECISION_MEASURE", "1")
+    monkeypatch.setattr(policy, "cpu_bf16_supported", lambda: True)
+    monkeypatch.setattr(trainer_module, "cpu_bf16_supported", lambda: True)
+    auto = _resumable(tmp_path, tmp_path / "auto", 0, steps=3, precision="auto")
+    auto.fit()
+    choice = json.loads((tmp_path / "auto" / "run.json").read_text())["precision_choice"]
+    assert set(choice["timings_s_per_step"]) == {"fp32", "fp32-cl", "bf16-cl"} and not choice["from_cache"]
+    again = _resumable(tmp_path, tmp_path / "again", 0, steps=3, precision="auto")
+    again.fit()
+    assert again.choice.cached and again.choice.precision == auto.choice.precision
+    explicit = _resumable(tmp_path, tmp_path / "explicit", 0, steps=3, precision=choice["precision"])
+    asked = Choice(choice["precision"], choice["channels_last"], "asked for")  # the measured layout too
+    monkeypatch.setattr(explicit, "_precision_choice", lambda header: asked)
+    explicit.fit()
+    for a, b in zip(auto.model.state_dict().values(), explicit.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("stop_at", "log_every"), [(3, 1), (4, 1), (3, 2)])
+def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path, stop_at, log_every):
+    """Interrupted mid-epoch (3), at an epoch's end (4: the epoch has 4 batches) or inside a logging window
+    (3 with log_every 2): the resumed run equals the uninterrupted one bit for bit, history included."""
+    straight = _resumable(tmp_path, tmp_path / "a", 0, log_every=log_every)
     straight.fit()
 
     def stop(step, values):
-        if step == 3:
+        if step == stop_at:
             raise KeyboardInterrupt
 
-    first = _resumable(tmp_path, tmp_path / "b", 0)
+    first = _resumable(tmp_path, tmp_path / "b", 0, log_every=log_every)
     with pytest.raises(KeyboardInterrupt):
         first.fit(on_step=stop)
-    assert (tmp_path / "b" / "checkpoint.pt").is_file()
-    resumed = _resumable(tmp_path, tmp_path / "b", 7)  # other initial weights: everything comes from disk
+    saved = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert saved["kind"] == "restoration" and saved["status"] == "interrupted" and saved["step"] == stop_at
+    assert saved["state"]["batch_in_epoch"] == stop_at and saved["state"]["epoch"] == 0
+    # other initial weights: everything comes from disk
+    resumed = _resumable(tmp_path, tmp_path / "b", 7, log_every=log_every)
     resumed.fit(resume=True)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -239,7 +287,9 @@ def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path):
         assert torch.equal(a, b)
     strip = [{k: v for k, v in r.items() if k != "steps_per_s"} for r in straight.history.train]
     assert strip == [{k: v for k, v in r.items() if k != "steps_per_s"} for r in resumed.history.train]
-    assert [r["phase"] for r in strip] == ["pretrain", "pretrain", "main", "main", "main", "main"]
+    if log_every == 1:
+        assert [r["phase"] for r in strip] == ["pretrain", "pretrain", "main", "main", "main", "main"]
+    assert resumed.epoch == straight.epoch == 1 and resumed.batch_in_epoch == straight.batch_in_epoch == 2
     first_param = next(resumed.model.parameters())
     assert int(resumed.optimizer.state[first_param]["step"]) == 4  # Adam restarted with the main objective
     assert "adv_g" in strip[-1] and "d_loss" in strip[-1] and "adv_g" not in strip[0]

@@ -15,21 +15,29 @@ What a run does, step by step:
   discriminator takes one Adam step per generator step on :func:`discriminator_loss` (real: the targets).
 - **Optimiser**: Adam (β = 0.9, 0.999, ε = 1e-8, as the papers), optional step decay of the learning rate
   at ``lr_milestones``; gradient clipping by global norm (``grad_clip``, 0 = off).
-- **Precision**: ``precision="auto"`` follows :mod:`featstat.engine.precision` (unmeasured): bfloat16
-  autocast on
-  CUDA GPUs that support it (float16 with a gradient scaler otherwise), bfloat16 on CPUs with AMX, float32 on
-  other CPUs; "fp32", "bf16", "fp16" force a mode. Autocast covers the
-  network and the discriminator; the objective (loss network and statistics) runs in float32, because the
-  contextual-loss kernel is not autocast-safe yet.
+- **Precision**: ``precision="auto"`` is :func:`featstat.engine.precision.choose`, the one policy of every
+  engine: bfloat16 autocast on CUDA GPUs that support it (float16 with a gradient scaler otherwise), float32
+  on CPUs without native bfloat16, and on CPUs with native bfloat16 the measured choice: before the first
+  step the trainer times a few training steps (on a throw-away copy of the model, the optimiser and the first
+  batch, in fp32 and bf16) and keeps bf16 only when it is faster (cached per machine, network and batch
+  shape); "fp32", "bf16", "fp16" force a mode. A resumed run keeps the precision its checkpoint recorded.
+  Autocast covers the network and the discriminator; the objective (loss network and statistics) runs in
+  float32, because the contextual-loss kernel is not autocast-safe yet.
 - **Data**: :class:`~featstat.restoration.data.EpochSampler` shards each epoch's shuffled indices over the
   processes like ``DistributedSampler``; items are seeded by (seed, epoch, index). ``batch_size`` is per
   process: with W processes a step sees W·batch_size crops and DDP averages the gradients, which equals one
   process on the combined batch.
+- **The run loop**: :meth:`Trainer.fit` drives a :class:`TrainingRun` with
+  :func:`featstat.engine.loop.run_loop`, which owns progress, the history, Ctrl-C/SIGTERM, checkpoints, the
+  resume check, the divergence hook and ``train_log.csv`` / ``curves_train.png`` / ``run.json``.
 - **Checkpoints** (rank 0, atomic, ``torch.load(weights_only=True)``-readable): ``checkpoint.pt`` every
-  ``checkpoint_every`` steps, on Ctrl-C and at the end; it holds the model, optimiser(s), scheduler, gradient
-  scaler, discriminator, step, epoch and position in the epoch, random-number states (global and those of
-  sampling losses) and the logged history, so ``fit(resume=True)`` continues *exactly* (bit for bit on CPU).
-  ``model.pt`` holds the final weights and the network spec for ``featstat restore``.
+  ``checkpoint_every`` steps, on Ctrl-C and at the end, with the loop's header (kind ``"restoration"``); its
+  state holds the model, optimiser(s), scheduler, gradient scaler, discriminator, step, epoch and position in
+  the epoch, the generators of sampling losses and the validation history, the header the global
+  random-number states and the training history, so ``fit(resume=True)`` continues *exactly* (bit for bit
+  on CPU). A resume with other settings (options but the step count and output cadences, network, recipe,
+  world size) raises ``ValueError`` naming them. ``model.pt`` holds the final weights and the network spec for
+  ``featstat restore``.
 - **Validation** (rank 0) every ``validate_every`` steps and at the end on whole images (tiled inference):
   PSNR (RGB; for SR also on the luma with the scale cropped, as SR papers report), SSIM and an LPIPS-style
   distance from :mod:`featstat.metrics` (``lpips=``; "auto" uses LPIPS-AlexNet when its weights are on this
@@ -42,13 +50,12 @@ What a run does, step by step:
 
 from __future__ import annotations
 
-import csv
-import io
+import copy
+import hashlib
 import math
 import os
-import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,21 +66,18 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from .._atomic import atomic_write_text
 from .._checks import check_choice, check_positive
-from ..engine.precision import PRECISIONS, autocast
+from ..engine import loop as run_loop_module
+from ..engine.loop import Outputs, checkpoint_header, read_checkpoint, resumed_choice, run_loop, write_csv
+from ..engine.precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
 from ..engine.precision import choose as choose_precision
 from ..engine.runs import (
     DivergenceWatch,
-    Progress,
-    graceful_interrupt,
-    interruptible,
     load_checkpoint,
     plot_curves,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    write_json,
 )
 from ..io import write_image
 from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
@@ -88,10 +92,13 @@ __all__ = [
     "AdversarialOptions",
     "TrainOptions",
     "Trainer",
+    "TrainingRun",
     "load_model",
     "restore",
 ]
 
+#: the format of ``model.pt`` (final weights and network spec; unchanged in 0.2). ``checkpoint.pt`` has the
+#: run loop's header (:data:`featstat.engine.loop.CHECKPOINT_FORMAT`, kind ``"restoration"``).
 CHECKPOINT_FORMAT = "featstat-restoration-1"
 
 
@@ -200,14 +207,6 @@ class AdversarialOptions:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    """The shared policy (:func:`featstat.engine.precision.choose`), unmeasured: a training step needs the
-    data, so
-    "auto" follows its rule — bf16 on CUDA with bfloat16 (fp16 + scaler without), bf16 on CPUs with AMX,
-    fp32 on every other CPU (bfloat16 without AMX is often slower)."""
-    return choose_precision(precision, device, allow_fp16=True).precision
-
-
 def _distributed() -> tuple[int, int, int, bool]:
     """(rank, world size, local rank, whether this call created the process group)."""
     if dist.is_available() and dist.is_initialized():
@@ -240,20 +239,6 @@ def _generators(module: nn.Module) -> dict[str, torch.Generator]:
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        for k in row:
-            if k not in columns:
-                columns.append(k)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
 
 
 def _default_lpips(lpips: nn.Module | str | None) -> nn.Module | None:
@@ -302,6 +287,8 @@ def load_model(
     """Rebuild a trained network from ``checkpoint.pt`` or ``model.pt`` of a run: (model in eval mode,
     metadata dict with the recipe, task and degradation of the run)."""
     state = load_checkpoint(checkpoint, map_location=device)
+    if state.get("format") == run_loop_module.CHECKPOINT_FORMAT and state.get("kind") == TrainingRun.kind:
+        state = state["state"]  # a training checkpoint: the trainer's state is under the loop's header
     if state.get("format") != CHECKPOINT_FORMAT or "network" not in state:
         raise ValueError(
             f"{str(checkpoint)!r} is not a featstat restoration checkpoint (format {state.get('format')!r}); "
@@ -375,7 +362,11 @@ class Trainer:
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is not None:
             torch.cuda.set_device(self.device)
-        self.precision = _resolve_precision(self.options.precision, self.device)
+        # unmeasured until fit() resolves it (a measurement needs the first batch; CPU-only, so the gradient
+        # scaler, which only fp16 on CUDA uses, is right already)
+        self.choice = choose_precision(self.options.precision, self.device, allow_fp16=True)
+        self.precision = self.choice.precision
+        self.channels_last = False
         self.out = Path(out_dir)
         self.model = model.to(self.device)
         self.objective = objective.to(self.device)
@@ -420,6 +411,8 @@ class Trainer:
         self.history = _History()
         self._train_seconds = 0.0
         self._session_steps = 0
+        self._session_seconds = 0.0
+        self._last_log_step = 0
         self._phase = "main"
         # checks at log steps (the loss is on the host there anyway): patience in checks, ~the texture
         # trainer's 5 and 25 steps, at least 2 and 3 checks (a window mean is smoother than one step's loss)
@@ -448,8 +441,26 @@ class Trainer:
             gens.update({f"pretrain.{k}": g for k, g in _generators(self.pretrain_objective).items()})
         return gens
 
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the checkpointed one: the options but the step count,
+        the output cadences and display switches; the network spec, the metadata (recipe, task), the GAN
+        term, the world size."""
+        options = {k: v for k, v in asdict(self.options).items() if k not in _RESUMABLE}
+        metadata = dict(self.metadata)
+        if isinstance(metadata.get("recipe"), Mapping):  # its training section is the options (above)
+            metadata["recipe"] = {k: v for k, v in metadata["recipe"].items() if k != "training"}
+        return {
+            "options": options,
+            "network": getattr(self.model, "spec", None),
+            "metadata": metadata,
+            "adversarial": asdict(self.adversarial) if self.adversarial is not None else None,
+            "world_size": self.world,
+        }
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the run exactly (plain containers of tensors and numbers)."""
+        """Everything of the trainer a run needs to continue exactly (plain containers of tensors and
+        numbers); the run loop's checkpoint header adds the global random-number states and the training
+        history."""
         state: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT,
             "step": self.step,
@@ -459,10 +470,12 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng_state(),
             "loss_generators": {k: g.get_state() for k, g in self._loss_generators().items()},
-            "history": {"train": self.history.train, "val": self.history.val},
+            "val_history": self.history.val,
+            "baseline": getattr(self, "baseline", None),
             "train_seconds": self._train_seconds,
+            "last_log_step": self._last_log_step,
+            "watch": self._watch_state(),
             "options": asdict(self.options),
             "metadata": self.metadata,
             "world_size": self.world,
@@ -476,7 +489,7 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (from :func:`featstat.engine.runs.load_checkpoint`)."""
+        """Restore a :meth:`state_dict` (the ``state`` of a checkpoint; :meth:`fit` does this on resume)."""
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"not a restoration training checkpoint (format {state.get('format')!r})")
         self.model.load_state_dict(state["model"])
@@ -491,21 +504,52 @@ class Trainer:
             self.d_optimizer.load_state_dict(state["d_optimizer"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
-        set_rng_state(state["rng"])
         gens = self._loss_generators()
         for key, value in state.get("loss_generators", {}).items():
             if key in gens:
                 gens[key].set_state(value)
-        hist = state.get("history", {})
-        self.history = _History(list(hist.get("train", [])), list(hist.get("val", [])))
+        self.history.val = list(state.get("val_history", []))
+        if state.get("baseline") is not None:
+            self.baseline = dict(state["baseline"])
         self._train_seconds = float(state.get("train_seconds", 0.0))
+        self._last_log_step = int(state.get("last_log_step", self.step))
+        self._load_watch_state(state.get("watch"))
+
+    def _watch_state(self) -> dict[str, Any] | None:
+        if self.watch is None:
+            return None
+        return {
+            "best": self.watch.best,
+            "flat_steps": self.watch.flat_steps,
+            "spike_steps": self.watch.spike_steps,
+            "key": list(self._watch_key) if self._watch_key is not None else None,
+            "window_keys": sorted([list(k) for k in self._window_keys]),
+            "window_low": self._window_low,
+        }
+
+    def _load_watch_state(self, state: Mapping[str, Any] | None) -> None:
+        if self.watch is None or state is None:
+            return
+        self.watch.best = float(state["best"])
+        self.watch.flat_steps, self.watch.spike_steps = int(state["flat_steps"]), int(state["spike_steps"])
+        self._watch_key = (str(state["key"][0]), bool(state["key"][1])) if state["key"] is not None else None
+        self._window_keys = {(str(p), bool(g)) for p, g in state["window_keys"]}
+        low = state["window_low"]
+        self._window_low = None if low is None else low.to(self.device)
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Write the checkpoint and the training curves (rank 0 only; atomic). Returns its path."""
+        """Write a checkpoint with the run loop's header (rank 0 only; atomic) and return its path; the run
+        loop saves one itself every ``checkpoint_every`` steps, on Ctrl-C and at the end."""
         p = Path(path) if path is not None else self.checkpoint_path
         if self.rank == 0:
-            save_checkpoint(p, self.state_dict())
-            self._write_train_log(plot=True)
+            run = TrainingRun(self)
+            save_checkpoint(
+                p,
+                checkpoint_header(
+                    run, step=self.step, steps=self.options.steps, status="saved", history=self.history.train,
+                    precision=self.choice,
+                ),
+            )  # fmt: skip
         return p
 
     # -- training ------------------------------------------------------------------------------------
@@ -523,6 +567,8 @@ class Trainer:
 
     def _train_step(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
         inp = batch["input"].to(self.device, non_blocking=True)
+        if self.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
         tgt = batch["target"].to(self.device, non_blocking=True)
         objective = self._objective_now()
         self._phase = "pretrain" if objective is self.pretrain_objective else "main"
@@ -581,9 +627,11 @@ class Trainer:
             values[name] = v.detach().float()
         return values
 
-    def _log(self, sums: dict[str, Tensor], count: int, seconds: float) -> dict[str, Any]:
-        keys = sorted(sums)
-        stacked = torch.stack([sums[k].float() for k in keys]) / count
+    def _log(self, step: int, means: Mapping[str, Tensor], seconds: float) -> dict[str, Any]:
+        """The history row of the steps since the last one: their mean values (all-reduced over the
+        processes, with the divergence watch's numbers in the same reduction: one host sync)."""
+        keys = sorted(means)
+        stacked = torch.stack([torch.as_tensor(means[k], device=self.device).float() for k in keys])
         watching = self._spread is not None and self._window_low is not None
         if watching:  # the watch's numbers travel with the means: no extra host sync
             assert self._spread is not None and self._window_low is not None
@@ -599,115 +647,131 @@ class Trainer:
             del numbers[-2:]
         row: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "lr": self.scheduler.get_last_lr()[0]}
         row.update({k: float(v) for k, v in zip(keys, numbers, strict=True)})
+        count = self.step - self._last_log_step
         row["steps_per_s"] = count / seconds if seconds > 0 else float("nan")
         row["phase"] = self._phase
+        self._last_log_step = self.step
+        self._train_seconds += seconds
+        if self.rank == 0:
+            self.history.train.append(row)
         return row
+
+    def _precision_choice(self, header: Mapping[str, Any] | None) -> Choice:
+        """``options.precision`` resolved by the shared policy: the checkpoint's choice on resume; for "auto"
+        on a CPU with native bfloat16, a timing of training steps on the first batch (cached)."""
+        saved = resumed_choice(header)
+        if saved is not None:
+            return saved
+        o = self.options
+        batch: dict[str, Tensor] | None = None
+
+        def first_batch() -> dict[str, Tensor]:
+            nonlocal batch
+            if batch is None:
+                items = [self.train_data[(0, i)] for i in range(o.batch_size)]
+                batch = torch.utils.data.default_collate(items)
+            return batch
+
+        def measure(precision: str, channels_last: bool) -> float:
+            saved_rng = rng_state()
+            gens = {k: g.get_state() for k, g in self._loss_generators().items()}
+            try:
+                b = first_batch()
+                fmt = torch.channels_last if channels_last else torch.contiguous_format
+                net = copy.deepcopy(self.model).to(memory_format=fmt).train()
+                inp = b["input"].to(self.device).contiguous(memory_format=fmt)
+                tgt = b["target"].to(self.device)
+                opt = torch.optim.Adam(net.parameters(), lr=o.lr)
+                objective = self._objective_now()
+
+                def one_step() -> None:
+                    with autocast(self.device, precision):
+                        pred = net(inp)
+                    loss = objective(pred.float(), tgt, validate=False).total
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+                return time_steps(one_step, warmup=1, steps=2)
+            finally:  # measuring must not move the run's random streams
+                set_rng_state(saved_rng)
+                for k, g in self._loss_generators().items():
+                    g.set_state(gens[k])
+
+        key = ""
+        if o.precision == "auto" and self.device.type == "cpu":
+            shape = tuple(first_batch()["input"].shape) if cpu_bf16_supported() else ()
+            key = f"restoration:{hashlib.sha1(repr(self.model).encode()).hexdigest()[:12]}:{shape}"
+        return choose_precision(o.precision, self.device, key=key, measure=measure, allow_fp16=True)
+
+    def _apply_precision(self, choice: Choice) -> None:
+        self.choice, self.precision = choice, choice.precision
+        self.channels_last = choice.channels_last
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+            if self.discriminator is not None:
+                self.discriminator.to(memory_format=torch.channels_last)
 
     def fit(
         self,
         resume: bool | str | os.PathLike[str] = False,
         *,
-        on_step: Callable[[int, dict[str, Any]], None] | None = None,
+        on_step: Callable[[int, dict[str, Any]], bool | None] | None = None,
     ) -> dict[str, Any]:
-        """Train until ``options.steps``; returns the final numbers (also in ``run.json``).
+        """Train until ``options.steps`` (a :class:`TrainingRun` on :func:`featstat.engine.loop.run_loop`);
+        returns the final numbers (also in ``run.json``).
 
         ``resume``: True continues from ``out_dir/checkpoint.pt`` when it exists (a fresh run otherwise), a
-        path continues from that checkpoint. ``on_step(step, values)`` is called after every step (values:
-        the step's loss terms as floats on log steps, else an empty dict); raising KeyboardInterrupt in it
-        behaves like Ctrl-C: the checkpoint is saved and the exception propagates.
+        path continues from that checkpoint; a checkpoint of other settings raises ``ValueError`` naming
+        them. ``on_step(step, values)`` is the loop's callback, called after every step (values: the logged
+        row on log steps, else an empty dict); returning True stops early (checkpoint and outputs written),
+        raising KeyboardInterrupt behaves like Ctrl-C: the checkpoint is saved and the exception propagates.
         """
         o = self.options
+        header = None
         if resume:
             path = self.checkpoint_path if resume is True else Path(resume)
             if path.is_file():
-                self.load_state_dict(load_checkpoint(path, map_location=self.device))
+                header = read_checkpoint(path, TrainingRun.kind)
+                self.history.train = [dict(r) for r in header["history"]]
             elif resume is not True:
                 raise ValueError(f"resume checkpoint {str(path)!r} does not exist")
-        if self.step == 0:
+        if header is None:
             torch.manual_seed(o.seed)
+        self._apply_precision(self._precision_choice(header))
         self.out.mkdir(parents=True, exist_ok=True)
         self.model.train()
         if self.discriminator is not None:
             self.discriminator.train()
-        sums: dict[str, Tensor] = {}
-        count, window = 0, 0.0
-        cuda = self.device.type == "cuda"
-        with (
-            graceful_interrupt() as stop,
-            Progress(o.steps, "training", start=self.step, enabled=o.progress and self.rank == 0) as bar,
-            interruptible(self._on_interrupt),
-        ):
-            sampler = EpochSampler(
-                len(self.train_data),  # type: ignore[arg-type]
-                epoch=self.epoch,
-                seed=o.seed,
-                rank=self.rank,
-                world=self.world,
-            )
-            # one loader for the whole run: workers (and their image caches) persist across epochs
-            loader = DataLoader(
-                self.train_data,
-                batch_size=o.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=o.num_workers,
-                pin_memory=cuda,
-                worker_init_fn=seed_worker,
-                persistent_workers=o.num_workers > 0,
-            )
-            while self.step < o.steps:
-                sampler.set_epoch(self.epoch, skip=self.batch_in_epoch * o.batch_size)
-                finished_epoch = True
-                for batch in loader:
-                    t0 = time.perf_counter()
-                    values = self._train_step(batch)
-                    if cuda:
-                        torch.cuda.synchronize(self.device)
-                    dt = time.perf_counter() - t0
-                    window += dt
-                    self._train_seconds += dt
-                    self._session_steps += 1
-                    for k, v in values.items():
-                        sums[k] = sums[k] + v if k in sums else v.clone()
-                    count += 1
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    logged: dict[str, Any] = {}
-                    if (o.log_every and self.step % o.log_every == 0) or self.step == o.steps:
-                        logged = self._log(sums, count, window)
-                        sums, count, window = {}, 0, 0.0
-                        if self.rank == 0:
-                            self.history.train.append(logged)
-                            bar.update(self.step, loss=logged["loss"])
-                            self._write_train_log()
-                        self._check_divergence(logged)
-                    elif self.rank == 0:
-                        bar.update(self.step)
-                    if o.validate_every and self.step % o.validate_every == 0 and self.step < o.steps:
-                        self.validate()
-                    if o.checkpoint_every and self.step % o.checkpoint_every == 0 and self.step < o.steps:
-                        self.save()
-                    if on_step is not None:
-                        on_step(self.step, logged)
-                    if stop.requested:
-                        raise stop.interrupt()
-                    if self.step >= o.steps:
-                        finished_epoch = False
-                        break
-                if finished_epoch:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-        final = self.validate(final=True) if self.val_data is not None else {}
-        self.save()
-        summary = self._finish(final)
+        run = TrainingRun(self)
+        outputs = Outputs(
+            self.out, history=None, csv="train_log.csv", curves="curves_train.png" if o.plots else None,
+            run_json="run.json", title="training",
+        )  # fmt: skip
+        try:
+            looped = run_loop(
+                run, o.steps, log_every=o.log_every, checkpoint=self.checkpoint_path,
+                checkpoint_every=o.checkpoint_every, resume=header if header is not None else False,
+                callback=on_step, snapshot_every=o.validate_every, precision=self.choice, outputs=outputs,
+                progress=o.progress, description="training", device=self.device,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            if self.rank == 0 and self.checkpoint_path.is_file():
+                print(
+                    f"\ninterrupted at step {self.step}; checkpoint saved to {self.checkpoint_path} (resume: "
+                    "--resume on the command line, fit(resume=True) in Python)"
+                )
+            raise
+        finally:
+            run.close()
         if self._owns_group:
             dist.destroy_process_group()
-        return summary
+        return looped.summary["summary"]
 
     def _check_divergence(self, row: Mapping[str, Any]) -> None:
         """Stop with :class:`~featstat.engine.runs.TrainingDiverged` when the run went dead (non-finite
-        loss, flat
-        outputs, a spike that stays); every rank sees the same reduced numbers, so all stop together."""
+        loss, flat outputs, a spike that stays); every rank sees the same reduced numbers, so all stop
+        together."""
         keys, self._window_keys = self._window_keys, set()
         if self.watch is None:
             return
@@ -718,14 +782,6 @@ class Trainer:
             if len(keys) > 1 and math.isfinite(loss):
                 return  # a window mixing two objectives: its mean is no reference for later spikes
         self.watch.update(self.step, loss, None, lr, spread=self._last_spread, low=self._last_low)
-
-    def _on_interrupt(self) -> None:
-        path = self.save()
-        if self.rank == 0:
-            print(
-                f"\ninterrupted at step {self.step}; checkpoint saved to {path} (resume: --resume on the "
-                "command line, fit(resume=True) in Python)"
-            )
 
     # -- validation ----------------------------------------------------------------------------------
 
@@ -798,22 +854,14 @@ class Trainer:
 
     # -- outputs -------------------------------------------------------------------------------------
 
-    def _write_train_log(self, *, plot: bool = False) -> None:
-        rows = self.history.train
-        if not rows:
-            return
-        _write_csv(self.out / "train_log.csv", rows)
-        if not (plot and self.options.plots):
-            return
+    def _train_curves(self, rows: list[dict[str, Any]]) -> dict[str, list[float]]:
         keys = [k for k in rows[-1] if k not in ("step", "epoch", "lr", "phase", "steps_per_s")]
-        curves = {
-            k: [float(r.get(k, math.nan)) for r in rows] for k in ["loss", *[k for k in keys if k != "loss"]]
-        }
-        plot_curves(self.out / "curves_train.png", curves, steps=[r["step"] for r in rows], title="training")
+        order = ["loss", *[k for k in keys if k != "loss"]]
+        return {k: [float(r.get(k, math.nan)) for r in rows] for k in order}
 
     def _write_val_log(self) -> None:
         rows = self.history.val
-        _write_csv(self.out / "val_log.csv", rows)
+        write_csv(self.out / "val_log.csv", rows)
         model_rows = [r for r in rows if r.get("what") == "model"]
         if not model_rows or not self.options.plots:
             return
@@ -828,7 +876,8 @@ class Trainer:
         )
 
     def _finish(self, final: dict[str, float]) -> dict[str, Any]:
-        sps = self._session_steps / self._train_seconds if self._train_seconds > 0 else float("nan")
+        """The summary, ``model.pt`` (rank 0) and what ``run.json`` holds besides the loop's own keys."""
+        sps = self._session_steps / self._session_seconds if self._session_seconds > 0 else float("nan")
         summary: dict[str, Any] = {
             "steps": self.step,
             "final_loss": self.history.train[-1]["loss"] if self.history.train else None,
@@ -837,24 +886,114 @@ class Trainer:
             "train_seconds": self._train_seconds,
             "steps_per_second": sps,
         }
+        spec = getattr(self.model, "spec", None)
         if self.rank == 0:
             state = {"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "metadata": self.metadata}
-            spec = getattr(self.model, "spec", None)
             if spec is not None:
                 state["network"] = spec
             save_checkpoint(self.out / "model.pt", state)
-            write_json(
-                self.out / "run.json",
-                {
-                    "summary": summary,
-                    "options": asdict(self.options),
-                    "metadata": self.metadata,
-                    "network": spec,
-                    "precision": self.precision,
-                    "device": str(self.device),
-                    "world_size": self.world,
-                    "torch": torch.__version__,
-                    "adversarial": asdict(self.adversarial) if self.adversarial is not None else None,
-                },
+        return {
+            "summary": summary,
+            "options": asdict(self.options),
+            "metadata": self.metadata,
+            "network": spec,
+            "precision": self.precision,
+            "precision_choice": self.choice.info(),
+            "device": str(self.device),
+            "world_size": self.world,
+            "adversarial": asdict(self.adversarial) if self.adversarial is not None else None,
+        }
+
+
+# options a resumed run may change (step count, cadences, display, loader workers, validation tiling)
+_RESUMABLE = {
+    "steps", "checkpoint_every", "validate_every", "log_every", "num_workers", "tile", "overlap",
+    "save_images", "plots", "progress", "watch",
+}  # fmt: skip
+
+
+class TrainingRun:
+    """A :class:`Trainer` as a :class:`featstat.engine.loop.Run` (kind ``"restoration"``): one step is one
+    batch of the epoch sampler's order (a new epoch starts when one is used up), validation is the
+    ``snapshot`` hook (every ``validate_every`` steps) and the final validation, ``model.pt`` and the
+    summary are ``finish``. Built by :meth:`Trainer.fit`."""
+
+    kind = "restoration"
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.rank0 = trainer.rank == 0
+        self._loader: DataLoader | None = None
+        self._sampler: EpochSampler | None = None
+        self._batches: Iterator[Any] | None = None
+        self._per_epoch = 0
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.trainer.fingerprint()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.trainer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.trainer.load_state_dict(state)
+        self._batches = None  # the next step starts from the saved position in the epoch
+
+    def _next_batch(self) -> Mapping[str, Tensor]:
+        t, o = self.trainer, self.trainer.options
+        if self._loader is None:
+            self._sampler = EpochSampler(
+                len(t.train_data),  # type: ignore[arg-type]
+                epoch=t.epoch,
+                seed=o.seed,
+                rank=t.rank,
+                world=t.world,
             )
-        return summary
+            self._per_epoch = len(self._sampler) // o.batch_size
+            # one loader for the whole run: workers (and their image caches) persist across epochs
+            self._loader = DataLoader(
+                t.train_data,
+                batch_size=o.batch_size,
+                sampler=self._sampler,
+                drop_last=True,
+                num_workers=o.num_workers,
+                pin_memory=t.device.type == "cuda",
+                worker_init_fn=seed_worker,
+                persistent_workers=o.num_workers > 0,
+            )
+        assert self._sampler is not None
+        if t.batch_in_epoch >= self._per_epoch:  # the epoch is used up: the next one
+            t.epoch, t.batch_in_epoch, self._batches = t.epoch + 1, 0, None
+        if self._batches is None:
+            self._sampler.set_epoch(t.epoch, skip=t.batch_in_epoch * o.batch_size)
+            self._batches = iter(self._loader)
+        return next(self._batches)
+
+    def step(self, step: int) -> dict[str, Tensor]:
+        t = self.trainer
+        values = t._train_step(self._next_batch())
+        t.step += 1
+        t.batch_in_epoch += 1
+        t._session_steps += 1
+        return values
+
+    def log(self, step: int, means: Mapping[str, Tensor], seconds: float) -> dict[str, Any]:
+        self.trainer._session_seconds += seconds
+        return self.trainer._log(step, means, seconds)
+
+    def check(self, step: int, row: Mapping[str, Any]) -> None:
+        self.trainer._check_divergence(row)
+
+    def snapshot(self, step: int) -> None:
+        self.trainer.validate()
+
+    def curves(self, history: list[dict[str, Any]]) -> dict[str, list[float]]:
+        return self.trainer._train_curves(history)
+
+    def finish(self, step: int) -> dict[str, Any]:
+        t = self.trainer
+        final = t.validate(final=True) if t.val_data is not None else {}
+        return t._finish(final)
+
+    def close(self) -> None:
+        """Let the loader's workers go."""
+        self._batches = self._loader = None
