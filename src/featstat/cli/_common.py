@@ -562,7 +562,7 @@ def _merge_into(target: dict[str, Any], keys: Sequence[str], value: Any) -> None
 
 
 def _unknown_key(key: str, valid: Collection[str], where: str) -> click.ClickException:
-    close = difflib.get_close_matches(key, list(valid), n=1)
+    close = difflib.get_close_matches(key, [v.removesuffix(".KEY") for v in valid], n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return _error(
         f"--set: unknown key {key!r}{where}{hint}; valid keys: {', '.join(sorted(valid))}", USAGE_EXIT
