@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.." || exit 1
 PY=""  # the first interpreter whose torch sees CUDA, else the first with torch
 for c in .venv/bin/python python3 python; do
   command -v "$c" >/dev/null 2>&1 || continue
-  "$c" -c 'import torch' 2>/dev/null || continue
-  [ -z "$PY" ] && PY=$c
-  if "$c" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then PY=$c; break; fi
+  "$c" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)' 2>/dev/null; found=$?
+  if [ $found -eq 0 ]; then PY=$c; break; fi
+  if [ $found -eq 3 ] && [ -z "$PY" ]; then PY=$c; fi
 done
 [ -n "$PY" ] || { echo "no Python with torch found (tried .venv/bin/python, python3, python)"; exit 1; }
 LIMIT=540; case " $* " in *" --quick "*) LIMIT=180;; esac

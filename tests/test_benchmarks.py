@@ -148,6 +148,18 @@ def test_gpu_script_without_cuda_measures_nothing(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_sh_without_cuda_exits_0(tmp_path):
+    """The device tool's one-liner: finds a Python with torch, says why nothing ran, copies nothing."""
+    wrapper = subprocess.run(
+        ["bash", str(BENCH / "gpu.sh"), "--quick"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, OUT=str(tmp_path)), check=False,
+    )  # fmt: skip
+    assert wrapper.returncode == 0, wrapper.stderr
+    assert "no CUDA device: nothing measured" in wrapper.stdout and not list(tmp_path.glob("gpu*.json"))
+
+
+@pytest.mark.slow
 def test_gpu_script_on_cpu_end_to_end(tmp_path):
     """``gpu.py --device cpu --quick``: every section runs, every registered loss and metric is checked, and
     compare.py judges the document (the CPU stands in for CUDA: same code paths, tiny sizes)."""
