@@ -44,6 +44,10 @@ VERBS: dict[str, tuple[str, str, str]] = {
                "Score metrics against human 2AFC judgements on a BAPPS-layout folder"),
     "weights": ("featstat.cli.weights", "weights",
                 "Pretrained backbone weights: list the registry, locate files, import downloaded files."),
+    "translate": ("featstat.cli.adversarial", "translate_command",
+                  "Translate IMAGES (files or folders, any size) with a generator trained by"),
+    "age": ("featstat.cli.adversarial", "age",
+            "Use a trained AGE: draw samples, reconstruct images."),
 }  # fmt: skip
 
 
@@ -62,9 +66,11 @@ class _LazyMain(FeatstatGroup):
             module, attr, _ = VERBS[name]
             command = getattr(importlib.import_module(module), attr)
             if name == "train":  # featstat train <recipe> for the supervised restoration recipes
+                from .adversarial import add_train_commands
                 from .restoration import add_recipe_commands
 
                 add_recipe_commands(command)
+                add_train_commands(command)  # featstat train translate / train age
             self._loaded[name] = command
         return self._loaded[name]
 
