@@ -104,6 +104,8 @@ _TV = "BSD-3-Clause (torchvision); trained on ImageNet, whose terms restrict use
 _CAFFE = "CC BY 4.0 (Oxford VGG, Simonyan & Zisserman); converted by J. Johnson's pytorch-vgg (MIT)"
 _JJ = "https://web.eecs.umich.edu/~justincj/models/"
 _PT = "https://download.pytorch.org/models/"
+_LP = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/"
+_LPIPS = "BSD-2-Clause (Zhang et al., PerceptualSimilarity); heads calibrated on BAPPS"
 
 _BUILT_IN: dict[str, WeightEntry] = {
     e.name: e
@@ -136,6 +138,20 @@ _BUILT_IN: dict[str, WeightEntry] = {
         WeightEntry("vgg19-caffe-to-relu2_2", "vgg19", "vgg19-caffe-to-relu2_2.pth", None,
                     "e133c41961cad03c8c04d3a0095a19eb1c8a3aab3b00205b782ac70ec7a0bbe3", "caffe", "relu2_2",
                     "Caffe VGG-19 conv1_1..conv2_2, original weights", "CC BY 4.0 (Oxford VGG)"),
+        # LPIPS v0.1 linear calibration heads (lin{k}.model.1.weight, 1×C×1×1 per LPIPS layer): heads only,
+        # not trunks; featstat.metrics.LPIPS applies them to the torchvision trunk named by ``arch``
+        WeightEntry("lpips-alex", "alexnet", "lpips-v0.1/alex.pth", _LP + "alex.pth",
+                    "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", "torchvision",
+                    "relu5",
+                    "LPIPS v0.1 linear calibration heads for alexnet (heads only, not a trunk)", _LPIPS),
+        WeightEntry("lpips-vgg", "vgg16", "lpips-v0.1/vgg.pth", _LP + "vgg.pth",
+                    "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", "torchvision",
+                    "relu5_3", "LPIPS v0.1 linear calibration heads for vgg16 (heads only, not a trunk)",
+                    _LPIPS),
+        WeightEntry("lpips-squeeze", "squeezenet1_1", "lpips-v0.1/squeeze.pth", _LP + "squeeze.pth",
+                    "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76", "torchvision",
+                    "fire9", "LPIPS v0.1 linear calibration heads for squeezenet1_1 (heads, not a trunk)",
+                    _LPIPS),
     )
 }  # fmt: skip
 
