@@ -42,8 +42,8 @@ _PRESET_HELP = (
     "layers on torchvision's VGG-19 file), gatys-vgg16-hed (the same layer names on HED's VGG-16: "
     "`featstat weights fetch vgg16-hed`), caffe-relu3_1 (the real Caffe VGG-19 layers up to relu3_1, file "
     "vgg19-caffe-normalised-to-relu3_1: relu1_1, relu2_1, relu3_1), random-filters (no download at all: "
-    "random filters of sizes 3…55, Ustyuzhaninov et al. 2017). Files are looked up in $FEATSTAT_WEIGHTS and "
-    "the torch hub cache; 'auto' never downloads."
+    "random filters of sizes 3, 5, 7, 15, 37, after Ustyuzhaninov et al. 2017). Files are looked up in "
+    "$FEATSTAT_WEIGHTS and the torch hub cache; 'auto' never downloads."
 )
 
 
@@ -464,7 +464,7 @@ def style_command(
     Examples:
       featstat style amber.jpg wave.jpg -o amber_wave.png --size 256
       featstat style photo.jpg starry_night.jpg -o out.png --style-weight 1e3 --scales 2 --steps 200
-      featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --option contextual.bandwidth=0.5
+      featstat style photo.jpg udnie.jpg -o cx.png --statistic cx --set contextual.bandwidth=0.5
       featstat style photo.jpg wave.jpg -o out/ --preserve-color   # the photo's colours, the wave's strokes
       featstat style photo.jpg two.jpg -o out.png --content-mask sky.png --style-mask left.png
     """
@@ -740,9 +740,7 @@ def train_texture_command(
         resume=resume,
         progress=not quiet,
     )
-    images = generate(
-        result.generator, max(1, samples), size, seed=torch.Generator(dev).manual_seed(seed)
-    )
+    images = generate(result.generator, max(1, samples), size, seed=torch.Generator(dev).manual_seed(seed))
     _finish_training(
         out_dir,
         result,
@@ -964,9 +962,7 @@ def sample_command(
     hw = _parse_size(size)
     assert hw is not None
     t0 = time.perf_counter()
-    images = generate(
-        net, count, hw, seed=torch.Generator(dev).manual_seed(seed), noise_scale=noise_scale
-    )
+    images = generate(net, count, hw, seed=torch.Generator(dev).manual_seed(seed), noise_scale=noise_scale)
     seconds = time.perf_counter() - t0
     out_dir.mkdir(parents=True, exist_ok=True)
     names = []
