@@ -15,7 +15,12 @@ oneDNN cannot run it at all on AVX2-only CPUs. So ``"auto"`` resolves as follows
   ``~/.cache/featstat``), written atomically; later runs reuse it without measuring. Without a ``measure``
   function (or with ``FEATSTAT_PRECISION_MEASURE=0``) the rule is: bf16 where the CPU has AMX, else fp32.
 
-Every engine records :meth:`Choice.info` (precision, layout, the reason, the timings) in its run JSON.
+This is the one meaning of "auto" for every engine: each passes a ``measure`` function of its real step —
+Deep Image Prior times its network on its input, restoration training times training steps on a copy of
+the model and the first batch — so the unmeasured AMX rule only applies with ``FEATSTAT_PRECISION_MEASURE=0``
+(or to callers that have no step to time). A resumed run keeps the choice its checkpoint recorded
+(:func:`featstat.engine.loop.resumed_choice`). Every engine records :meth:`Choice.info` (precision, layout,
+the reason, the timings) in its run JSON.
 """
 
 from __future__ import annotations
