@@ -144,6 +144,24 @@ def test_a_real_sigint_mid_step_finishes_the_step_saves_and_reraises(tmp_path):
     assert torch.equal(straight.w, again.w)
 
 
+def test_a_second_signal_stops_at_once_keeping_the_last_consistent_checkpoint(tmp_path):
+    ck = tmp_path / "ck.pt"
+
+    def twice(step: int) -> None:
+        if step == 4:  # during the 5th step
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(Toy(on_step=twice), 8, checkpoint=ck, checkpoint_every=2)
+    header = read_checkpoint(ck, "toy")
+    assert header["status"] == "running" and header["step"] == 4  # the half-done 5th step was not saved
+    straight, again = Toy(), Toy()
+    run_loop(straight, 8)
+    run_loop(again, 8, checkpoint=ck, resume=True)
+    assert torch.equal(straight.w, again.w)
+
+
 def test_resume_check_names_the_differences_and_the_fix(tmp_path):
     ck = tmp_path / "ck.pt"
     run_loop(Toy(), 3, checkpoint=ck)

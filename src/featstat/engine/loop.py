@@ -494,7 +494,7 @@ def run_loop(
                 run.snapshot(step)
             if checkpoint_every and step % checkpoint_every == 0 and step < steps:
                 save("running")
-            if callback is not None and callback(step, reported) is True:
+            if callback is not None and callback(step, reported) is True and step < steps:
                 stopped_early = True
             if stop.requested:
                 raise stop.interrupt()
