@@ -184,10 +184,9 @@ def _extra(o: dict[str, Any], device: torch.device) -> Any:
     terms: dict[str, float] = {}
     for name, weight in extra.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise click.BadParameter(
-                f"extra.{name}: the weight must be a number (LOSS=WEIGHT, e.g. extra.cx=0.05), "
-                f"got {weight!r}",
-                param_hint="--set",
+            raise ValueError(
+                f"--set extra.{name}: the weight must be a number (LOSS=WEIGHT, e.g. extra.cx=0.05), "
+                f"got {weight!r}"
             )
         terms[name] = float(weight)
     weights = None if o["extra_weights"] == "random" else o["extra_weights"]

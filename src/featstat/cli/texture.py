@@ -326,23 +326,17 @@ def texture_command(
     )
 
 
-def _ycbcr(image: Any) -> Any:
-    """RGB in [0, 1] → Y, Cb, Cr (ITU-R BT.601, full range, Cb/Cr centred on 0)."""
-    r, g, b = image.unbind(1)
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return y, 0.564 * (b - y), 0.713 * (r - y)
-
-
 def luminance_transfer(stylised: Any, content: Any) -> Any:
     """The stylised image's luminance with the content's chrominance (colour preservation by luminance-only
-    transfer, Gatys et al. 2016): Y from ``stylised``, Cb and Cr from ``content`` (same size), back to RGB."""
+    transfer, Gatys et al. 2016): Y from ``stylised``, Cb and Cr from ``content`` (same size; full-swing
+    BT.601, :func:`featstat.ops.rgb_to_ycbcr`), back to RGB clamped to [0, 1]."""
     import torch
 
-    y, _, _ = _ycbcr(stylised)
-    _, cb, cr = _ycbcr(content)
-    r, b = y + cr / 0.713, y + cb / 0.564
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b], 1).clamp(0, 1)
+    from ..ops import rgb_to_ycbcr, ycbcr_to_rgb
+
+    y = rgb_to_ycbcr(stylised, swing="full")[:, :1]
+    cbcr = rgb_to_ycbcr(content, swing="full")[:, 1:]
+    return ycbcr_to_rgb(torch.cat([y, cbcr], 1), swing="full").clamp(0, 1)
 
 
 def _resize_to(image: Any, hw: Any) -> Any:
