@@ -692,6 +692,28 @@ def _style_layers(
     return list(style_layers or extractor.layers), list(content_layers)
 
 
+def _preset_style_objective(
+    preset: Preset,
+    extractor: nn.Module,
+    style_layers: Sequence[str],
+    content_layers: Sequence[str],
+    statistic: str | Mapping[str, float],
+    style_weight: float | None,
+    content_weight: float | None,
+    **kwargs: Any,
+) -> Objective:
+    """:func:`style_objective` with the preset's style and content weights where none are given."""
+    return style_objective(
+        extractor,
+        style_layers,
+        content_layers,
+        statistic,
+        style_weight=preset.style_weight if style_weight is None else style_weight,
+        content_weight=preset.content_weight if content_weight is None else content_weight,
+        **kwargs,
+    )
+
+
 def transfer_style(
     content: Tensor,
     style: Tensor,
@@ -743,13 +765,14 @@ def transfer_style(
             p, list(dict.fromkeys(style_layers + content_layers)), device=content.device
         )
     masks = _style_guides(content_mask, style_mask, statistic, content.device)
-    objective = style_objective(
+    objective = _preset_style_objective(
+        p,
         extractor,
         style_layers,
         content_layers,
         statistic,
-        style_weight=p.style_weight if style_weight is None else style_weight,
-        content_weight=p.content_weight if content_weight is None else content_weight,
+        style_weight,
+        content_weight,
         tv_weight=tv_weight,
         layer_weights=layer_weights,
         options=options,

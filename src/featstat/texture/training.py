@@ -53,11 +53,11 @@ from ..nets.texture import ARCHITECTURES, build_generator
 from ..objective.core import Objective, Term
 from .synthesis import (
     Preset,
+    _preset_style_objective,
     _style_layers,
     build_extractor,
     parse_statistic,
     resolve_preset,
-    style_objective,
     texture_objective,
 )
 
@@ -644,13 +644,14 @@ def train_style(
     s_layers, c_layers = _style_layers(p, extractor, style_layers, content_layers)
     names = list(dict.fromkeys(s_layers + c_layers + ([diversity_layer] if diversity_layer else [])))
     ext = _extractor(p, extractor, names, device, normalize_gradients)
-    objective = style_objective(
+    objective = _preset_style_objective(
+        p,
         ext,
         s_layers,
         c_layers,
         statistic,
-        style_weight=p.style_weight if style_weight is None else style_weight,
-        content_weight=p.content_weight if content_weight is None else content_weight,
+        style_weight,
+        content_weight,
         tv_weight=tv_weight,
         layer_weights=layer_weights,
         options=options,
