@@ -373,11 +373,8 @@ def eval_command(
                     rows.append(done[stem])
                     progress.advance(task)
                     continue
-                try:
-                    pred = read_image(pp, alpha=alpha, device=dev)
-                    ref = read_image(rp, alpha=alpha, device=dev)
-                except ValueError as exc:
-                    raise click.ClickException(str(exc)) from exc
+                pred = read_image(pp, alpha=alpha, device=dev)
+                ref = read_image(rp, alpha=alpha, device=dev)
                 if pred.shape != ref.shape and any(_facts(n).same_size for n in names):
                     raise click.ClickException(
                         f"{pp.name} is {pred.shape[3]}×{pred.shape[2]} but {rp.name} is {ref.shape[3]}×"
@@ -390,7 +387,7 @@ def eval_command(
                         try:
                             row[n] = float(modules[n](pred, ref).reshape(-1)[0])
                         except ValueError as exc:
-                            raise click.ClickException(f"{n} on {pp.name}: {exc}") from exc
+                            raise ValueError(f"{n} on {pp.name}: {exc}") from exc
                 rows.append(row)
                 progress.advance(task)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (featstat.engine.runs.Terminated)
@@ -543,11 +540,8 @@ def compare_command(
     modules = _build_metrics(names, _metric_options(overrides), y_channel=y_channel, crop_border=crop_border,
                              random_weights=random_weights)  # fmt: skip
     dev = resolve_device(device)
-    try:
-        tensors = [read_image(p, device=dev) for p in images]
-        ref = read_image(ref_path, device=dev) if ref_path is not None else tensors[0]
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    tensors = [read_image(p, device=dev) for p in images]
+    ref = read_image(ref_path, device=dev) if ref_path is not None else tensors[0]
     paths = list(images)
     ref_index = None if ref_path is not None else 0
     for p, t in zip([*paths, ref_path or paths[0]], [*tensors, ref], strict=True):
@@ -578,7 +572,7 @@ def compare_command(
             try:
                 numbers.append({n: float(modules[n](t, ref).reshape(-1)[0]) for n in names})
             except ValueError as exc:
-                raise click.ClickException(f"{paths[i].name}: {exc}") from exc
+                raise ValueError(f"{paths[i].name}: {exc}") from exc
     plt = _pyplot()
     from matplotlib.patches import Rectangle
 
@@ -694,10 +688,7 @@ def spectrum_command(
         lo, hi = (float(v) for v in fit_range.split(","))
     except ValueError:
         raise click.BadParameter(f"expected FMIN,FMAX, got {fit_range!r}", param_hint="--fit-range") from None
-    try:
-        loaded = [[read_image(f) for f in files] for files in sets]
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    loaded = [[read_image(f) for f in files] for files in sets]
     n_bins = bins or min(min(t.shape[-2:]) for group in loaded for t in group) // 2
     curves: dict[str, Any] = {}
     plt = _pyplot()
@@ -707,7 +698,7 @@ def spectrum_command(
             win = None if window == "none" else window
             freqs, power = mean_power_spectrum(group, n_bins=n_bins, window=win, channel=ch)
         except ValueError as exc:
-            raise click.ClickException(f"{name}: {exc}") from exc
+            raise ValueError(f"{name}: {exc}") from exc
         try:
             slope = float(spectral_slope(freqs, power, fmin=lo, fmax=hi))
         except ValueError:
@@ -791,11 +782,8 @@ def twoafc_command(
     modules = _build_metrics(names, _metric_options(overrides), random_weights=random_weights)
     dev = resolve_device(device)
     wanted = [s.strip() for s in subsets.split(",")] if subsets else None
-    try:
-        found = find_subsets(root)
-        total = sum(len(list_triplets(f)) for n, f in found.items() if wanted is None or n in wanted)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    found = find_subsets(root)
+    total = sum(len(list_triplets(f)) for n, f in found.items() if wanted is None or n in wanted)
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, disable=quiet) as progress:
@@ -812,7 +800,7 @@ def twoafc_command(
                                batch_size=batch_size, device=dev, progress=advance)
                 )  # fmt: skip
             except ValueError as exc:
-                raise click.ClickException(f"{n}: {exc}") from exc
+                raise ValueError(f"{n}: {exc}") from exc
     table = format_table(results)
     click.echo(table)
     if output is not None:
