@@ -304,7 +304,9 @@ def equality(device: str, sizes: dict[str, Any], budget: Budget) -> dict[str, An
             if not budget.left():
                 entries.append({"kind": kind, "name": name, "ok": None, "error": "skipped: time budget"})
                 continue
+            t0 = time.perf_counter()
             entry = check_entry(kind, name, factory, device, sizes)
+            entry["seconds"] = round(time.perf_counter() - t0, 3)
             entries.append(entry)
             failed = [d for d, c in entry.get("checks", {}).items() if not c["ok"]]
             note = entry.get("error") or (f"outside tolerance: {', '.join(failed)}" if failed else "ok")
