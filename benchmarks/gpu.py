@@ -22,10 +22,11 @@ budget are recorded as skipped):
    functions of ``losses.py`` with ``device``; time = median after a warm-up, each call synchronised; peak =
    ``torch.cuda.max_memory_allocated`` minus the memory in use before the calls. Same JSON shape as
    ``results/losses.json`` (``results``, ``ratios``).
-3. ``prior`` — Deep Image Prior seconds per Adam step of the default skip network at 256² (``prior.py``'s
-   speed case with ``device``): "fp32" is float32, NCHW, eager — the public reference code's settings, our
-   faithful stand-in for it — against "auto" (what the precision policy picks) and the explicit
-   bf16 / fp16 + channels_last variants. Same shape as ``results/prior.json`` (``speed.rows``).
+3. ``prior`` — Deep Image Prior seconds per Adam step of the default skip network at 256² (and 512² in the
+   full run; ``prior.py``'s speed case with ``device``): "fp32" is float32, NCHW, eager — the public
+   reference code's settings, our faithful stand-in for it (TF32 as torch's defaults leave it, like the
+   reference) — against "auto" (what the precision policy picks) and the explicit fp32 / bf16 / fp16 +
+   channels_last variants. Same shape as ``results/prior.json`` (``speed.rows``).
 
 Cases run in this one process (the CUDA allocator's peak statistics are per case; ``--fresh`` runs the loss
 cases in fresh processes instead, as ``losses.py`` does). The JSON goes to ``results/gpu.json`` (CUDA) or
@@ -76,7 +77,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "feature": (2, 32, 32, 32), "image": 64, "ms_ssim": 192, "metric_options": {},
         "cx": [64, 128, 256], "channels": 256, "cx_repeat": 3,
         "objective": 256, "step": (4, 256), "repeat": 5,
-        "dip": 256, "dip_steps": 20, "dip_warmup": 3,
+        "dip": [256, 512], "dip_steps": 20, "dip_warmup": 3,
     },
     "quick": {
         "feature": (2, 32, 32, 32), "image": 64, "ms_ssim": 192, "metric_options": {},
@@ -109,6 +110,10 @@ def versions() -> dict[str, Any]:
         "cuda_build": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "cpu_threads": torch.get_num_threads(),
+        "tf32": {  # torch's defaults, which the speed cases keep (the equality check turns both off)
+            "matmul": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn": torch.backends.cudnn.allow_tf32,
+        },
     }
     if info["cuda_available"]:
         props = torch.cuda.get_device_properties(0)
@@ -315,8 +320,8 @@ def equality(device: str, sizes: dict[str, Any], budget: Budget) -> dict[str, An
         "tolerances": TOLERANCES,
         "entries": entries,
         "passed": sum(e["ok"] is True for e in entries),
-        "failed": [e["name"] for e in entries if e["ok"] is False],
-        "skipped": [e["name"] for e in entries if e["ok"] is None],
+        "failed": [f"{e['kind']} {e['name']}" for e in entries if e["ok"] is False],
+        "skipped": [f"{e['kind']} {e['name']}" for e in entries if e["ok"] is None],
     }
 
 
@@ -386,21 +391,20 @@ def dip_variants(device: str) -> dict[str, dict[str, Any]]:
 def measure_prior(device: str, sizes: dict[str, Any], budget: Budget) -> dict[str, Any]:
     import prior as bench
 
-    cases = []
-    for options in dip_variants(device).values():
-        case = {"kind": "speed", "variant": "fp32", "size": sizes["dip"], "steps": sizes["dip_steps"],
-                "warmup": sizes["dip_warmup"], "device": device, "options": options}  # fmt: skip
-        if not device.startswith("cuda"):
-            case["threads"] = torch.get_num_threads()
-        cases.append(case)
-    results = []
-    for case, variant in zip(cases, dip_variants(device), strict=True):
-        r = _run(bench.run_speed_case, case, budget, fresh=False)
-        r["variant"] = variant  # the label; the options above say what ran
-        results.append(r)
-        _log(f"prior {variant} {case['size']}²: " + (r["error"] if "error" in r else
-             f"{r['seconds']:.4f} s/step, {r['peak_extra_mib']:.0f} MiB"))  # fmt: skip
-    labelled = [{**c, "variant": v} for c, v in zip(cases, dip_variants(device), strict=True)]
+    labelled, results = [], []
+    dip_sizes = sizes["dip"] if isinstance(sizes["dip"], list) else [sizes["dip"]]
+    for size in dip_sizes:
+        for variant, options in dip_variants(device).items():
+            # "variant" of the case is the VARIANTS base the options override; the label goes on the result
+            case = {"kind": "speed", "variant": "fp32", "size": size, "steps": sizes["dip_steps"],
+                    "warmup": sizes["dip_warmup"], "device": device, "options": options}  # fmt: skip
+            if not device.startswith("cuda"):
+                case["threads"] = torch.get_num_threads()
+            r = {**_run(bench.run_speed_case, case, budget, fresh=False), "variant": variant}
+            labelled.append({**case, "variant": variant})
+            results.append(r)
+            _log(f"prior {variant} {size}²: " + (r["error"] if "error" in r else
+                 f"{r['seconds']:.4f} s/step, {r['peak_extra_mib']:.0f} MiB"))  # fmt: skip
     return {"speed": {"cases": results, "rows": bench.speed_rows(labelled, results)}}
 
 
