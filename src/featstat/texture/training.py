@@ -298,7 +298,7 @@ class GeneratorTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         noise = net.noise(
-            self.batch_size, self.size, self.size, generator=self.noise_generator, scale=self.noise_scale
+            self.batch_size, self.size, self.size, seed=self.noise_generator, scale=self.noise_scale
         )
         targets: dict[str, Tensor] = {"style": self.style}
         if net.takes_content:
@@ -342,7 +342,7 @@ class GeneratorTrainer:
             net.train()
             for _ in range(self.calibration_batches):
                 noise = net.noise(
-                    self.batch_size, self.size, self.size, generator=noise_g, scale=self.noise_scale
+                    self.batch_size, self.size, self.size, seed=noise_g, scale=self.noise_scale
                 )
                 if net.takes_content:
                     net(noise, self._content_batch(data_g))
