@@ -102,6 +102,9 @@ def _verbs(tmp: Path) -> dict[str, list[str]]:
         "prior flash": ["prior", "flash", str(img), str(img), "-o", str(tmp / "pf")],
         "prior invert": ["prior", "invert", str(img), "-o", str(tmp / "pv")],
     }
+    verbs["weights list"] = ["weights", "list"]
+    verbs["weights path"] = ["weights", "path", "vgg19"]
+    verbs["weights import"] = ["weights", "import", str(ckpt)]
     for name in recipe_names():
         verbs[f"train {name}"] = ["train", name, "--data", str(folder), "-o", str(tmp / name)]
     return verbs
@@ -118,8 +121,8 @@ def test_every_verb_accepts_set_and_a_bad_key_is_one_line(tmp_path):
             res.output,
         )
         assert "valid keys:" in lines[0], verb
-        assert "--set KEY=VALUE" in runner.invoke(main, [*args[: 2 if args[0] in ("train", "prior") else 1],
-                                                       "--help"]).output, verb  # fmt: skip
+        head = args[: 2 if args[0] in ("train", "prior", "weights") else 1]
+        assert "--set KEY=VALUE" in runner.invoke(main, [*head, "--help"]).output, verb
     assert not list(tmp_path.glob("**/*.ckpt.pt")) and not (tmp_path / "pd" / "checkpoint.pt").exists()
 
 
@@ -244,7 +247,7 @@ def test_device_defaults_to_auto(monkeypatch, tmp_path):
     assert resolve_device("auto") == torch.device("cuda")
     computing = [v for v in _verbs(tmp_path).values()]
     for args in computing:
-        if args[0] in ("degrade", "spectrum"):  # CPU file transforms: no device to choose
+        if args[0] in ("degrade", "spectrum", "weights"):  # CPU file transforms: no device to choose
             continue
         head = args[: 2 if args[0] in ("train", "prior") else 1]
         text = CliRunner().invoke(main, [*head, "--help"]).output
@@ -334,3 +337,15 @@ def test_short_help():
         "Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic).", 40
     )
     assert text.endswith("...") and len(text) <= 40 and text.startswith("Synthesise a texture")
+
+
+def test_image_files_lists_files_and_folders(tmp_path):
+    from featstat.cli._common import image_files
+
+    a = _image(tmp_path / "f" / "b.png")
+    _image(tmp_path / "f" / "a.png")
+    assert image_files([a, a.parent]) == [a, a.parent / "a.png", a]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(click.ClickException, match="CONTENTS: no image files found") as info:
+        image_files([tmp_path / "empty"], hint="CONTENTS")
+    assert info.value.exit_code == 2

@@ -53,6 +53,7 @@ __all__ = [
     "cli_words",
     "configure_logging",
     "device_option",
+    "image_files",
     "is_grayscale_file",
     "on_interrupt",
     "output_file",
@@ -309,6 +310,20 @@ def checkpoint_file(path: Path, names: Sequence[str] = ("checkpoint.pt", "model.
             "CHECKPOINT",
         )
     return path
+
+
+def image_files(paths: Iterable[Path], *, hint: str = "IMAGES") -> list[Path]:
+    """The image files that ``paths`` name: each file as given, each folder's images (sorted, see
+    :func:`featstat.io.list_images`). None at all is a one-line usage error (status 2) naming ``hint``."""
+    from ..io import list_images
+
+    paths = [Path(p) for p in paths]
+    files: list[Path] = []
+    for p in paths:
+        files.extend(list_images(p) if p.is_dir() else [p])
+    if not files:
+        raise _error(f"{hint}: no image files found in {', '.join(str(p) for p in paths)}", USAGE_EXIT)
+    return files
 
 
 def is_grayscale_file(path: str | os.PathLike[str]) -> bool:
@@ -651,9 +666,12 @@ def set_option(
     ``aliases`` names old spellings that still work (deprecated), for the help text; ``names()`` (computed
     when the help is shown, e.g. from a registry) lists the names the dotted keys take.
     """
-    text = "Override a setting, repeatable: an option (KEY without a dot, e.g. steps=100)"
-    text += f" or {what}" if what else ""
-    text += f", e.g. --set {example}. VALUE is a TOML/JSON value, a string or a comma list."
+    if what:
+        text = (f"Override a setting, repeatable: an option (KEY without a dot: --set seed=1 is --seed 1) or "
+                f"{what}, e.g. --set {example}.")  # fmt: skip
+    else:
+        text = f"Set an option by name, repeatable: --set NAME=VALUE is --NAME VALUE, e.g. --set {example}."
+    text += " VALUE is a TOML/JSON value, a string or a comma list."
     if aliases:
         text += f" Deprecated, still accepted: {aliases}."
 

@@ -20,7 +20,7 @@ import torch
 from .. import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
 from .._atomic import atomic_write_bytes, atomic_write_text
 from ..io import list_images, read_image
-from ._common import FeatstatCommand, device_option, resolve_device, set_option
+from ._common import FeatstatCommand, device_option, image_files, resolve_device, set_option
 from ._registry import RegistryHelpOption, names_help
 
 _CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -622,12 +622,7 @@ def compare_command(
 
 
 def _images_of(path: Path) -> list[Path]:
-    if path.is_dir():
-        files = list_images(path)
-        if not files:
-            raise click.ClickException(f"{path} holds no image files")
-        return files
-    return [path]
+    return image_files([path], hint="INPUTS")
 
 
 @click.command(cls=FeatstatCommand, name="spectrum", context_settings=_CTX)
@@ -654,7 +649,7 @@ def _images_of(path: Path) -> list[Path]:
     show_default=True,
     help="Frequencies (cycles/pixel) over which the log-log slope is fitted.",
 )
-@set_option()
+@set_option(example="bins=64")
 def spectrum_command(
     inputs: tuple[Path, ...],
     output: Path,

@@ -21,6 +21,7 @@ from ._common import (
     check_output_folder,
     checkpoint_file,
     device_option,
+    image_files,
     on_interrupt,
     parse_assignment,
     resolve_device,
@@ -260,17 +261,6 @@ def add_recipe_commands(group: click.Group) -> None:
 # ------------------------------------------------------------------------------------------------ restore
 
 
-def _inputs(paths: tuple[Path, ...]) -> list[Path]:
-    from ..io import list_images
-
-    files: list[Path] = []
-    for p in paths:
-        files.extend(list_images(p) if p.is_dir() else [p])
-    if not files:
-        raise click.BadParameter("no images found", param_hint="IMAGES")
-    return files
-
-
 @click.command(cls=FeatstatCommand, name="restore", context_settings=_CTX)
 @click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -297,7 +287,7 @@ def _inputs(paths: tuple[Path, ...]) -> list[Path]:
 )
 @device_option()
 @click.option("--suffix", default="", help="Appended to output file stems.")
-@set_option()
+@set_option(example="tile=256")
 def restore_command(
     checkpoint: Path,
     images: tuple[Path, ...],
@@ -333,7 +323,7 @@ def restore_command(
     check_output_folder(out)
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, device=dev)
-    files = _inputs(images)
+    files = image_files(images)
     start = time.perf_counter()
     with Progress(len(files), "restoring") as bar:
         for k, f in enumerate(files):
@@ -382,7 +372,7 @@ def degrade_command(
 
     check_output_folder(out)
     degradation = make_degradation(task, **overrides)
-    files = _inputs(images)
+    files = image_files(images)
     for i, f in enumerate(files):
         x = read_image(f, alpha="drop")
         m = degradation.multiple

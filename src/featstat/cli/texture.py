@@ -24,6 +24,7 @@ from ._common import (
     check_output_folder,
     checkpoint_file,
     device_option,
+    image_files,
     is_grayscale_file,
     log,
     on_interrupt,
@@ -838,7 +839,7 @@ def train_style_command(
     dev = resolve_device(device)
     apply_threads(threads, dev)
     s = io.read_image(style, alpha="composite").to(dev)
-    files = _image_files(contents)
+    files = image_files(contents, hint="CONTENTS")
     pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
     log.info(f"train style: preset {p.name} ({p.description}); {len(pool)} content images")
     net = (
@@ -898,17 +899,6 @@ def _center_crop(image: Any, size: int) -> Any:
     return image[..., top : top + size, left : left + size]
 
 
-def _image_files(paths: Sequence[Path]) -> list[Path]:
-    from ..io import list_images
-
-    files: list[Path] = []
-    for p in paths:
-        files.extend(list_images(p) if p.is_dir() else [p])
-    if not files:
-        raise ValueError(f"no image files found in {[str(p) for p in paths]}")
-    return files
-
-
 # --------------------------------------------------------------------------------------------------- sample
 
 
@@ -927,7 +917,7 @@ def _image_files(paths: Sequence[Path]) -> list[Path]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
 @click.option("--noise-scale", type=float, default=1.0, show_default=True, help="Multiplies the input noise.")
 @device_option()
-@set_option()
+@set_option(example="count=8")
 def sample_command(
     checkpoint: Path, out_dir: Path, count: int, size: str, seed: int, noise_scale: float, device: str
 ) -> None:
@@ -1005,7 +995,7 @@ def sample_command(
 @click.option("--max-size", type=int, default=None, help="Downscale images whose longer side exceeds this.")
 @click.option("--suffix", default="", help="Appended to output file stems.")
 @device_option()
-@set_option()
+@set_option(example="noise-scale=2")
 def stylize_command(
     checkpoint: Path,
     images: tuple[Path, ...],
@@ -1038,7 +1028,7 @@ def stylize_command(
     check_output_folder(out_dir)
     dev = resolve_device(device)
     net = load_generator(checkpoint, dev)
-    files = _image_files(images)
+    files = image_files(images)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, t0 = [], time.perf_counter()
     for i, f in enumerate(files):

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..features.weights import get_entry, import_weights, list_weights, resolve_weights
-from ._common import FeatstatGroup
+from ._common import FeatstatGroup, set_option
 
 
 @click.group(cls=FeatstatGroup)
@@ -28,6 +28,7 @@ def weights() -> None:
 
 @weights.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@set_option(example="json=true")
 def list_command(as_json: bool) -> None:
     """List the known weights: architecture, preprocessing, deepest layer, where found, URL.
 
@@ -81,6 +82,7 @@ def list_command(as_json: bool) -> None:
 @weights.command("path")
 @click.argument("name")
 @click.option("--download", is_flag=True, help="Download the file if it is missing (when not offline).")
+@set_option(example="download=true")
 def path_command(name: str, download: bool) -> None:
     """Print the local path of weights NAME (a registry name or file name), or how to get the file.
 
@@ -106,6 +108,7 @@ def path_command(name: str, download: bool) -> None:
     default=None,
     help="Name the layers of a converted truncated trunk as this VGG (default: from the file).",
 )
+@set_option(example="name=vgg19-caffe")
 def import_command(file: str, name: str | None, arch: str | None) -> None:
     """Store a downloaded weights FILE in $FEATSTAT_WEIGHTS (default: the torch hub cache).
 
