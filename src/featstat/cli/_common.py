@@ -382,8 +382,7 @@ def configure_logging(*, quiet: bool = False) -> None:
             handler = _EchoHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         handler._featstat_cli = True  # type: ignore[attr-defined]
-        log.addHandler(handler)
-        log.propagate = False
+        log.addHandler(handler)  # records still propagate (pytest's caplog, an embedding application)
     log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
