@@ -38,6 +38,8 @@ from ..engine.loop import LoopResult, Outputs, run_loop
 from ..engine.runs import load_checkpoint
 from ..io import list_images, read_image
 from ..losses.diversity import nearest_neighbour_distance
+from ..ops import lab_to_rgb, rgb_to_lab
+from .nets import ColorizationGenerator
 
 __all__ = [
     "DIVERGENCES",
@@ -47,9 +49,13 @@ __all__ = [
     "AGERun",
     "age_encoder_loss",
     "age_generator_loss",
+    "color_transfer",
+    "colorize",
     "data_reconstruction_loss",
     "gaussian_kl_divergence",
     "kl_divergence_knn",
+    "lab_merge",
+    "lab_split",
     "latent_divergence",
     "latent_reconstruction_loss",
     "load_age",
@@ -243,6 +249,7 @@ class AGEOptions:
     data_weight: float = 10.0  # μ, eq. 4.6
     generator_updates: int = 2
     divergence: str = "gaussian"  # eq. 4.7, or "knn" (Kozachenko–Leonenko)
+    conditional: bool = False  # 4.3.2: colourisation, x = ab given L (data: RGB images; latent 3 there)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -253,8 +260,10 @@ class AGEOptions:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         if self.batch < 2:
             raise ValueError("batch must be at least 2 (the divergence fits a distribution to the batch)")
-        if self.channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {self.channels!r}")
+        if self.channels not in (1, 3) or (self.conditional and self.channels != 3):
+            raise ValueError(
+                f"channels must be 1 or 3 (3 for conditional colourisation), got {self.channels!r}"
+            )
         self.betas = tuple(self.betas)  # type: ignore[assignment]
 
 
@@ -271,11 +280,13 @@ class AGERun:
                 f"data must be N×{opts.channels}×{opts.size}×{opts.size}, got {tuple(data.shape)}"
             )
         self.opts, self.data, self.device = opts, data, torch.device(device)
-        shape = dict(size=opts.size, channels=opts.channels, width=opts.width)
         with torch.random.fork_rng(devices=[]):  # default initialisation, seeded; global RNG untouched
             torch.manual_seed(opts.seed)
-            self.encoder = AGEEncoder(opts.latent, **shape).to(device)
-            self.generator = AGEGenerator(opts.latent, **shape).to(device)
+            self.encoder, self.generator = _networks(opts)
+        self.encoder, self.generator = self.encoder.to(device), self.generator.to(device)
+        self.lightness: Tensor | None = None
+        if opts.conditional:  # x = ab, conditioned on L (4.3.2)
+            self.lightness, self.data = lab_split(data)
         self.opt_e = torch.optim.Adam(self.encoder.parameters(), lr=opts.lr, betas=opts.betas)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=opts.lr, betas=opts.betas)
         self.sampler = torch.Generator().manual_seed(opts.seed + 1)
@@ -290,17 +301,27 @@ class AGERun:
     def _z(self, n: int) -> Tensor:
         return sample_sphere(n, self.opts.latent, seed=self.sampler).to(self.device)
 
+    def _batch(self) -> tuple[Tensor, Tensor | None]:
+        idx = torch.randint(self.data.shape[0], (self.opts.batch,), generator=self.sampler)
+        lum = self.lightness[idx].to(self.device) if self.lightness is not None else None
+        return self.data[idx].to(self.device), lum
+
+    def _g(self, z: Tensor, lum: Tensor | None) -> Tensor:
+        return self.generator(z) if lum is None else self.generator(z, lum)
+
+    def _e(self, x: Tensor, lum: Tensor | None) -> Tensor:
+        return self.encoder(x) if lum is None else self.encoder(x, lum)
+
     def step(self, step: int) -> dict[str, Tensor]:
         o = self.opts
         self.encoder.train(), self.generator.train()
-        idx = torch.randint(self.data.shape[0], (o.batch,), generator=self.sampler)
-        x = self.data[idx].to(self.device)
+        x, lum = self._batch()
         # encoder: max_ψ Δ(e(g(z))) − Δ(e(x)) − μ L_X  (eq. 4.6), as a loss to minimise
-        e_x = self.encoder(x)
+        e_x = self._e(x, lum)
         with torch.no_grad():
-            fake = self.generator(self._z(o.batch))
-        e_gz = self.encoder(fake)
-        x_rec = self.generator(e_x)
+            fake = self._g(self._z(o.batch), lum)
+        e_gz = self._e(fake, lum)
+        x_rec = self._g(e_x, lum)
         loss_e = age_encoder_loss(e_x, e_gz, x, x_rec, weight=o.data_weight, divergence=o.divergence)
         self.opt_e.zero_grad(set_to_none=True)
         loss_e.backward()
@@ -309,7 +330,8 @@ class AGERun:
         # generator: min_θ Δ(e(g(z))) + λ L_Z  (eq. 4.5), ``generator_updates`` times
         for _ in range(o.generator_updates):
             z = self._z(o.batch)
-            e_gz = self.encoder(self.generator(z))
+            _, lum = self._batch() if lum is not None else (None, None)
+            e_gz = self._e(self._g(z, lum), lum)
             loss_g = age_generator_loss(e_gz, z, weight=o.latent_weight, divergence=o.divergence)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -325,7 +347,7 @@ class AGERun:
             "opt_e": self.opt_e.state_dict(), "opt_g": self.opt_g.state_dict(),
             "sampler": self.sampler.get_state(),
             "spec": {"latent": self.opts.latent, "size": self.opts.size, "channels": self.opts.channels,
-                     "width": self.opts.width},
+                     "width": self.opts.width, "conditional": self.opts.conditional},
         }  # fmt: skip
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -385,6 +407,53 @@ def train_age(
     return run, result
 
 
+def _networks(opts: AGEOptions) -> tuple[nn.Module, nn.Module]:
+    if opts.conditional:
+        return (AGEEncoder(opts.latent, size=opts.size, channels=2, condition=1, width=opts.width),
+                ColorizationGenerator(opts.latent, width=max(8, opts.width // 2)))  # fmt: skip
+    shape = dict(size=opts.size, channels=opts.channels, width=opts.width)
+    return AGEEncoder(opts.latent, **shape), AGEGenerator(opts.latent, **shape)
+
+
+_AB_SCALE = 110.0  # |a|, |b| of sRGB colours stay below ~108
+
+
+def lab_split(images: Tensor) -> tuple[Tensor, Tensor]:
+    """RGB images in [0, 1] → (L, ab) for conditional AGE: L/100 (N×1×H×W) and (ab/110 + 1)/2 (N×2×H×W),
+    both in [0, 1] (:func:`featstat.ops.rgb_to_lab`)."""
+    lab = rgb_to_lab(check_tensor("images", images, ndim=4, channels=3).float())
+    return lab[:, :1] / 100, (lab[:, 1:] / _AB_SCALE + 1).clamp(0, 2) / 2
+
+
+def lab_merge(lightness: Tensor, ab: Tensor) -> Tensor:
+    """(L, ab) as :func:`lab_split` returns them → RGB images in [0, 1] (out-of-gamut colours clipped)."""
+    return lab_to_rgb(torch.cat([lightness * 100, (ab * 2 - 1) * _AB_SCALE], dim=1))
+
+
+@torch.no_grad()
+def colorize(generator: nn.Module, images: Tensor, z: Tensor) -> Tensor:
+    """Colourisations g(z | L) of the lightness of ``images`` (N×3 or N×1 ×H×W in [0, 1]; for N×1 the channel
+    is taken as L/100), one per row of ``z`` (K×M): returns K·N RGB images, all of image 0 first."""
+    if images.shape[1] == 3:
+        lum, _ = lab_split(images)
+    else:
+        lum = check_tensor("images", images, ndim=4, channels=1)
+    n, k = lum.shape[0], z.shape[0]
+    zz = z.to(lum).repeat_interleave(n, dim=0)
+    ab = generator.eval()(zz, lum.repeat(k, 1, 1, 1))
+    return lab_merge(lum.repeat(k, 1, 1, 1), ab).view(k, n, 3, *lum.shape[-2:]).transpose(0, 1).flatten(0, 1)
+
+
+@torch.no_grad()
+def color_transfer(encoder: nn.Module, generator: nn.Module, source: Tensor, target: Tensor) -> Tensor:
+    """Thesis fig. 4.4b: z₁ = e(x₁ | L₁) of each ``source`` image colours the lightness of ``target``:
+    g(z₁ | L₂). Both N×3×H×W RGB in [0, 1] at the model's size; returns N×3×H×W."""
+    l1, ab1 = lab_split(source)
+    l2, _ = lab_split(target)
+    z = encoder.eval()(ab1, l1)
+    return lab_merge(l2, generator.eval()(z, l2))
+
+
 def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AGEEncoder, AGEGenerator]:
     """The (encoder, generator) pair saved by :func:`train_age` (a checkpoint file or run folder), in eval
     mode."""
@@ -395,8 +464,8 @@ def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tupl
     if ck.get("kind") != AGERun.kind:
         raise ValueError(f"checkpoint {str(path)!r} is a {ck.get('kind')!r} run, not an AGE run")
     spec = ck["state"]["spec"]
-    enc = AGEEncoder(spec["latent"], size=spec["size"], channels=spec["channels"], width=spec["width"])
-    gen = AGEGenerator(spec["latent"], size=spec["size"], channels=spec["channels"], width=spec["width"])
+    enc, gen = _networks(AGEOptions(latent=spec["latent"], size=spec["size"], channels=spec["channels"],
+                                    width=spec["width"], conditional=spec.get("conditional", False)))
     enc.load_state_dict(ck["state"]["encoder"])
     gen.load_state_dict(ck["state"]["generator"])
     return enc.to(device).eval(), gen.to(device).eval()

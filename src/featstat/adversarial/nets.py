@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from .._checks import check_tensor, make_generator
 
-__all__ = ["ResnetTranslator"]
+__all__ = ["ColorizationGenerator", "ResnetTranslator"]
 
 
 def _int(name: str, value: object, low: int) -> int:
@@ -46,6 +46,8 @@ class ResnetTranslator(nn.Module):
 
     Args:
         downsamplings: M (default 2, Johnson et al.).
+        in_channels, out_channels: 3 and 3 for translation; the colourisation generator of conditional AGE
+            uses 1 + M in (L and the latent code as constant maps) and 2 out (ab).
         blocks: N residual blocks (default 6, CycleGAN's 128² setting).
         width: channels of the first convolution; doubled at every downsampling.
         seed: int or ``torch.Generator`` for the (N(0, 0.02)) initialisation.
@@ -53,20 +55,23 @@ class ResnetTranslator(nn.Module):
     ``spec`` records the constructor arguments (checkpoints rebuild the network from it).
     """
 
-    def __init__(self, downsamplings: int = 2, blocks: int = 6, width: int = 32, *,
-                 seed: int | torch.Generator = 0) -> None:  # fmt: skip
+    def __init__(self, downsamplings: int = 2, blocks: int = 6, width: int = 32, *, in_channels: int = 3,
+                 out_channels: int = 3, seed: int | torch.Generator = 0) -> None:  # fmt: skip
         super().__init__()
         m, n, c = _int("downsamplings", downsamplings, 0), _int("blocks", blocks, 0), _int("width", width, 1)
-        layers: list[nn.Module] = _block(3, c, 7)
+        self.in_channels = _int("in_channels", in_channels, 1)
+        self.out_channels = _int("out_channels", out_channels, 1)
+        layers: list[nn.Module] = _block(in_channels, c, 7)
         for i in range(m):
             layers += _block(c * 2**i, c * 2 ** (i + 1), 3, stride=2)
         layers += [_Residual(c * 2**m) for _ in range(n)]
         for i in range(m, 0, -1):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_block(c * 2**i, c * 2 ** (i - 1), 3)]
-        layers.append(nn.Conv2d(c, 3, 7, padding=3, padding_mode="reflect"))
+        layers.append(nn.Conv2d(c, out_channels, 7, padding=3, padding_mode="reflect"))
         self.body = nn.Sequential(*layers)
         self.size_multiple = 2**m
-        self.spec = {"downsamplings": m, "blocks": n, "width": c}
+        self.spec = {"downsamplings": m, "blocks": n, "width": c, "in_channels": in_channels,
+                     "out_channels": out_channels}  # fmt: skip
         g = make_generator(seed)
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
@@ -75,10 +80,32 @@ class ResnetTranslator(nn.Module):
                     mod.bias.zero_()
 
     def forward(self, images: Tensor) -> Tensor:
-        x = check_tensor("images", images, ndim=4, channels=3)
+        x = check_tensor("images", images, ndim=4, channels=self.in_channels)
         h, w = x.shape[-2:]
         k = self.size_multiple
         ph, pw = (-h) % k, (-w) % k
         if ph or pw:  # reflect-pad to the multiple, crop back
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
         return torch.sigmoid(self.body(x * 2 - 1))[..., :h, :w]
+
+
+class ColorizationGenerator(nn.Module):
+    """The conditional AGE generator g(z | L) of thesis 4.3.2: the lightness L (N×1×H×W in [0, 1]) with the
+    latent z (N×M) expanded to M constant maps, through a :class:`ResnetTranslator`, to the ab channels
+    (N×2×H×W in [0, 1]: ``ab = (2·out − 1) · 110``, see :func:`featstat.adversarial.age.lab_split`)."""
+
+    def __init__(self, latent: int = 3, *, downsamplings: int = 2, blocks: int = 6, width: int = 32,
+                 seed: int | torch.Generator = 0) -> None:  # fmt: skip
+        super().__init__()
+        self.latent = _int("latent", latent, 1)
+        self.net = ResnetTranslator(downsamplings, blocks, width, in_channels=1 + latent, out_channels=2,
+                                    seed=seed)  # fmt: skip
+        self.size_multiple = self.net.size_multiple
+
+    def forward(self, z: Tensor, lightness: Tensor) -> Tensor:
+        z = check_tensor("z", z, ndim=2)
+        lum = check_tensor("lightness", lightness, ndim=4, channels=1)
+        if z.shape != (lum.shape[0], self.latent):
+            raise ValueError(f"z must be N×{self.latent} with N = lightness's batch, got {tuple(z.shape)}")
+        maps = z[:, :, None, None].to(lum.dtype).expand(-1, -1, *lum.shape[-2:])
+        return self.net(torch.cat([lum, maps], dim=1))

@@ -14,7 +14,8 @@ This layer imports only :mod:`featstat._checks`, torch, NumPy and Pillow. See ``
 - blurs (:mod:`.blur`): :func:`gaussian_blur`, :func:`box_blur`, :func:`blur` (per-image kernels),
   :func:`camera_shake_kernel`, :func:`random_motion_kernels`;
 - Bayer CFA (:mod:`.bayer`): :func:`bayer_mask`, :func:`bayer_mosaic`, :func:`demosaic_bilinear`;
-- colour (:mod:`.color`): :func:`rgb_to_y`, :func:`rgb_to_ycbcr`, :func:`ycbcr_to_rgb`, :func:`is_grayscale`;
+- colour (:mod:`.color`): :func:`rgb_to_y`, :func:`rgb_to_ycbcr`, :func:`ycbcr_to_rgb`, :func:`is_grayscale`,
+  :func:`rgb_to_lab`, :func:`lab_to_rgb`;
 - masks (:mod:`.masks`): :func:`random_mask`.
 """
 
@@ -29,7 +30,7 @@ from .blur import (
     random_motion_kernels,
     separable_blur,
 )
-from .color import SWINGS, is_grayscale, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
+from .color import SWINGS, is_grayscale, lab_to_rgb, rgb_to_lab, rgb_to_y, rgb_to_ycbcr, ycbcr_to_rgb
 from .jpeg import SUBSAMPLINGS, jpeg, quantize_8bit
 from .masks import random_mask
 from .noise import UNITS, gaussian_noise, white_level
@@ -72,12 +73,14 @@ __all__ = [
     "imresize_matrix",
     "is_grayscale",
     "jpeg",
+    "lab_to_rgb",
     "quantize_8bit",
     "random_mask",
     "random_motion_kernels",
     "resample_matrix",
     "resize",
     "resize_bicubic",
+    "rgb_to_lab",
     "rgb_to_y",
     "rgb_to_ycbcr",
     "separable_blur",

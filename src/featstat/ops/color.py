@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_number, check_tensor
 
-__all__ = ["SWINGS", "is_grayscale", "rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = ["SWINGS", "is_grayscale", "lab_to_rgb", "rgb_to_lab", "rgb_to_y", "rgb_to_ycbcr", "ycbcr_to_rgb"]
 
 SWINGS = ("studio", "full")
 
@@ -93,3 +93,51 @@ def is_grayscale(images: Tensor, *, tol: float = 0.0) -> Tensor:
         raise ValueError(f"images must have 1 or 3 channels, got shape {tuple(x.shape)}")
     spread = torch.maximum((x[:, 0] - x[:, 1]).abs(), (x[:, 1] - x[:, 2]).abs())
     return spread.flatten(1).amax(dim=1) <= tol
+
+
+# -- CIE L*a*b* (sRGB, D65) --------------------------------------------------------------------------------
+
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])  # fmt: skip
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+_LAB_EPS, _LAB_KAPPA = 216 / 24389, 24389 / 27
+
+
+def _srgb_to_linear(c: Tensor) -> Tensor:
+    return torch.where(c <= 0.04045, c / 12.92, ((c.clamp(min=0) + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(c: Tensor) -> Tensor:
+    return torch.where(c <= 0.0031308, c * 12.92, 1.055 * c.clamp(min=0) ** (1 / 2.4) - 0.055)
+
+
+def _mix(x: Tensor, matrix: np.ndarray) -> Tensor:
+    m = torch.as_tensor(matrix, dtype=x.dtype, device=x.device)
+    return torch.einsum("ij,njhw->nihw", m, x)
+
+
+def rgb_to_lab(images: Tensor) -> Tensor:
+    """sRGB images in [0, 1] (N×3×H×W) → CIE L*a*b* (D65): L ∈ [0, 100], a, b ≈ [−128, 127] (N×3×H×W).
+
+    sRGB transfer curve, the sRGB→XYZ matrix of IEC 61966-2-1, white D65, CIE 1976 with the exact
+    ε = 216/24389 and κ = 24389/27; within 0.01 of scikit-image's ``rgb2lab`` (slightly other matrix digits).
+    Computed in the images' dtype (use float32 or float64)."""
+    x = _rgb("images", images)
+    white = torch.as_tensor(_WHITE_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    xyz = _mix(_srgb_to_linear(x), _RGB_TO_XYZ) / white
+    f = torch.where(xyz > _LAB_EPS, xyz.clamp(min=_LAB_EPS) ** (1 / 3), (_LAB_KAPPA * xyz + 16) / 116)
+    fx, fy, fz = f.unbind(1)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=1)
+
+
+def lab_to_rgb(lab: Tensor) -> Tensor:
+    """CIE L*a*b* (D65, N×3×H×W) → sRGB, clipped to [0, 1] (colours outside the sRGB gamut are clipped)."""
+    x = check_tensor("lab", lab, ndim=4)
+    if x.shape[1] != 3:
+        raise ValueError(f"lab must have 3 channels (L, a, b), got shape {tuple(x.shape)}")
+    fy = (x[:, 0] + 16) / 116
+    f = torch.stack([fy + x[:, 1] / 500, fy, fy - x[:, 2] / 200], dim=1)
+    xyz = torch.where(f**3 > _LAB_EPS, f**3, (116 * f - 16) / _LAB_KAPPA)
+    xyz = xyz * torch.as_tensor(_WHITE_D65, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return _linear_to_srgb(_mix(xyz, np.linalg.inv(_RGB_TO_XYZ))).clamp(0, 1)
