@@ -627,6 +627,40 @@ _train_common = [
 ]
 
 
+def _read(path: Path, device: Any) -> Any:
+    from .. import io
+
+    return io.read_image(path, alpha="composite").to(device)
+
+
+def _start_training(run: dict[str, Any]) -> tuple[Path, Any, Any]:
+    """What both generator-training verbs do first: check the run folder, register its checkpoint for
+    Ctrl-C, resolve the preset, device and threads. Returns (run folder, device, preset)."""
+    from ..texture.synthesis import resolve_preset
+
+    out_dir = check_output_folder(run["out_dir"])
+    on_interrupt(out_dir / "checkpoint.pt")
+    preset = resolve_preset(run["preset"])
+    device = resolve_device(run["device"])
+    apply_threads(run["threads"], device)
+    return out_dir, device, preset
+
+
+def _training_kwargs(run: dict[str, Any], preset: Any, default_lr: float) -> dict[str, Any]:
+    """The keywords ``train_texture`` and ``train_style`` share, from the options of ``_train_common``."""
+    keep = ("steps", "size", "batch_size", "diversity", "diversity_layer", "normalize_gradients", "lr_decay",
+            "decay_start", "decay_every", "seed", "checkpoint_every", "resume")  # fmt: skip
+    return {
+        **{k: run[k] for k in keep},
+        "preset": preset,
+        "statistic": _parse_statistic(run["statistics"]),
+        "options": run["overrides"] or None,
+        "lr": default_lr if run["lr"] is None else run["lr"],
+        "checkpoint": run["out_dir"] / "checkpoint.pt",
+        "progress": not run["quiet"],
+    }
+
+
 def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, Any], title: str) -> None:
     from .. import io
     from ..engine.runs import write_json
@@ -663,27 +697,7 @@ def train_texture_command(
     example: Path,
     arch: str,
     layers: str | None,
-    out_dir: Path,
-    steps: int,
-    size: int,
-    batch_size: int,
-    lr: float,
-    lr_decay: float,
-    decay_start: int,
-    decay_every: int,
-    diversity: float,
-    diversity_layer: str | None,
-    normalize_gradients: bool,
-    preset: str,
-    statistics: tuple[str, ...],
-    overrides: dict[str, Any],
-    threads: int | None,
-    seed: int,
-    checkpoint_every: int,
-    resume: bool,
-    samples: int,
-    device: str,
-    quiet: bool,
+    **run: Any,
 ) -> None:
     """Train a texture generator on EXAMPLE (Texture Networks; --diversity for Improved Texture Networks).
 
@@ -698,44 +712,18 @@ def train_texture_command(
     """
     import torch
 
-    check_output_folder(out_dir)
-    lr = TEXTURE_LR if lr is None else lr
-    from .. import io
     from ..nets.texture import build_generator, generate
-    from ..texture.synthesis import resolve_preset
     from ..texture.training import train_texture
 
-    on_interrupt(out_dir / "checkpoint.pt")
-    p = resolve_preset(preset)
-    dev = resolve_device(device)
-    apply_threads(threads, dev)
-    ex = io.read_image(example, alpha="composite").to(dev)
+    out_dir, dev, p = _start_training(run)
+    ex = _read(example, dev)
     log.info(f"train texture: preset {p.name} ({p.description})")
+    seed, size = run["seed"], run["size"]
     net = (_v2_for_size(size, seed) if arch == "texture_v2" else build_generator(arch, seed=seed)).to(dev)
-    result = train_texture(
-        net,
-        ex,
-        steps=steps,
-        size=size,
-        batch_size=batch_size,
-        preset=p,
-        layers=_layers(layers),
-        statistic=_parse_statistic(statistics),
-        options=overrides or None,
-        diversity=diversity,
-        diversity_layer=diversity_layer,
-        normalize_gradients=normalize_gradients,
-        lr=lr,
-        lr_decay=lr_decay,
-        decay_start=decay_start,
-        decay_every=decay_every,
-        seed=seed,
-        checkpoint=out_dir / "checkpoint.pt",
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=not quiet,
+    result = train_texture(net, ex, layers=_layers(layers), **_training_kwargs(run, p, TEXTURE_LR))
+    images = generate(
+        result.generator, max(1, run["samples"]), size, seed=torch.Generator(dev).manual_seed(seed)
     )
-    images = generate(result.generator, max(1, samples), size, seed=torch.Generator(dev).manual_seed(seed))
     _finish_training(
         out_dir,
         result,
@@ -793,27 +781,7 @@ def train_style_command(
     style_weight: float | None,
     content_weight: float | None,
     tv_weight: float,
-    out_dir: Path,
-    steps: int,
-    size: int,
-    batch_size: int,
-    lr: float,
-    lr_decay: float,
-    decay_start: int,
-    decay_every: int,
-    diversity: float,
-    diversity_layer: str | None,
-    normalize_gradients: bool,
-    preset: str,
-    statistics: tuple[str, ...],
-    overrides: dict[str, Any],
-    threads: int | None,
-    seed: int,
-    checkpoint_every: int,
-    resume: bool,
-    samples: int,
-    device: str,
-    quiet: bool,
+    **run: Any,
 ) -> None:
     """Train a stylisation network for STYLE on CONTENTS (image files or folders; ~16 images suffice).
 
@@ -827,21 +795,15 @@ def train_style_command(
     """
     import torch
 
-    check_output_folder(out_dir)
-    lr = STYLE_LR if lr is None else lr
-    from .. import io
     from ..nets.texture import StyleNet, TextureNetV1, stylize
-    from ..texture.synthesis import resolve_preset
     from ..texture.training import train_style
 
-    on_interrupt(out_dir / "checkpoint.pt")
-    p = resolve_preset(preset)
-    dev = resolve_device(device)
-    apply_threads(threads, dev)
-    s = io.read_image(style, alpha="composite").to(dev)
+    out_dir, dev, p = _start_training(run)
+    s = _read(style, dev)
     files = image_files(contents, hint="CONTENTS")
-    pool = [io.read_image(f, alpha="composite").to(dev) for f in files]
+    pool = [_read(f, dev) for f in files]
     log.info(f"train style: preset {p.name} ({p.description}); {len(pool)} content images")
+    seed = run["seed"]
     net = (
         StyleNet(norm=norm, seed=seed)
         if arch == "stylenet"
@@ -851,31 +813,14 @@ def train_style_command(
         net,
         s,
         pool,
-        steps=steps,
-        size=size,
-        batch_size=batch_size,
-        preset=p,
         style_layers=_layers(style_layers),
         content_layers=_layers(content_layers),
-        statistic=_parse_statistic(statistics),
         style_weight=style_weight,
         content_weight=content_weight,
         tv_weight=tv_weight,
-        options=overrides or None,
-        diversity=diversity,
-        diversity_layer=diversity_layer,
-        normalize_gradients=normalize_gradients,
-        lr=lr,
-        lr_decay=lr_decay,
-        decay_start=decay_start,
-        decay_every=decay_every,
-        seed=seed,
-        checkpoint=out_dir / "checkpoint.pt",
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=not quiet,
+        **_training_kwargs(run, p, STYLE_LR),
     )
-    shown = torch.cat([_center_crop(img, size) for img in pool[: max(1, samples)]])
+    shown = torch.cat([_center_crop(img, run["size"]) for img in pool[: max(1, run["samples"])]])
     images = stylize(result.generator, shown, seed=torch.Generator(dev).manual_seed(seed))
     _finish_training(
         out_dir,
