@@ -172,6 +172,44 @@ def _write_run(paths: dict[str, Path], result: Any, extra: dict[str, Any], title
     _plot(paths["curve"], result.history, title)
 
 
+def _read(path: Path, device: Any) -> Any:
+    from .. import io
+
+    return io.read_image(path, alpha="composite").to(device)
+
+
+def _start_synthesis(run: dict[str, Any], paths: dict[str, Path]) -> tuple[Any, Any]:
+    """What texture and style do first (after checking -o): register the checkpoint and the image so far for
+    Ctrl-C, resolve the preset, device and threads. Returns (device, preset)."""
+    from ..texture.synthesis import resolve_preset
+
+    on_interrupt(paths["checkpoint"], save_image=_image_so_far(paths["image"]))
+    preset = resolve_preset(run["preset"])
+    device = resolve_device(run["device"])
+    apply_threads(run["threads"], device)
+    return device, preset
+
+
+def _synthesis_kwargs(run: dict[str, Any], paths: dict[str, Path], preset: Any) -> dict[str, Any]:
+    """The keywords ``synthesize_texture`` and ``transfer_style`` share, from the options of ``_common``."""
+    keep = ("steps", "optimizer", "lr", "scales", "seed", "checkpoint_every", "resume")
+    return {
+        **{k: run[k] for k in keep},
+        "preset": preset,
+        "statistic": _parse_statistic(run["statistics"]),
+        "layer_weights": _layer_weights(run["layer_weights"]),
+        "options": run["overrides"] or None,
+        "checkpoint": paths["checkpoint"],
+        "progress": not run["quiet"],
+    }
+
+
+def _wrote(paths: dict[str, Path], result: Any) -> None:
+    click.echo(
+        f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
+    )
+
+
 _common = [
     click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
     click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
@@ -260,20 +298,7 @@ def texture_command(
     layers: str | None,
     tile: bool,
     example_size: int | None,
-    steps: int,
-    optimizer: str,
-    lr: float | None,
-    scales: int,
-    seed: int,
-    preset: str,
-    statistics: tuple[str, ...],
-    overrides: dict[str, Any],
-    threads: int | None,
-    layer_weights: str,
-    checkpoint_every: int,
-    resume: bool,
-    device: str,
-    quiet: bool,
+    **run: Any,
 ) -> None:
     """Synthesise a texture like EXAMPLE by optimising pixels (Gatys et al.; any statistic).
 
@@ -290,41 +315,24 @@ def texture_command(
     """
     paths = _outputs(output_file(out, f"{example.stem}.png"))
     from .. import io
-    from ..texture.synthesis import resolve_preset, synthesize_texture
+    from ..texture.synthesis import synthesize_texture
 
-    on_interrupt(paths["checkpoint"], save_image=_image_so_far(paths["image"]))
-    p = resolve_preset(preset)
-    dev = resolve_device(device)
-    apply_threads(threads, dev)
-    ex = io.read_image(example, alpha="composite").to(dev)
+    dev, p = _start_synthesis(run, paths)
+    ex = _read(example, dev)
     if example_size:
         ex = _resize_longer(ex, example_size)
     log.info(f"texture: preset {p.name} ({p.description})")
     result = synthesize_texture(
         ex,
         _parse_size(size),
-        preset=p,
         layers=_layers(layers),
-        statistic=_parse_statistic(statistics),
-        layer_weights=_layer_weights(layer_weights),
-        options=overrides or None,
-        steps=steps,
-        optimizer=optimizer,
-        lr=lr,
-        scales=scales,
-        seed=seed,
         tile=tile,
-        checkpoint=paths["checkpoint"],
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=not quiet,
+        **_synthesis_kwargs(run, paths, p),
     )
     gray = is_grayscale_file(example)  # a grayscale example gives a grayscale texture
     io.write_image(paths["image"], result.image.mean(1, keepdim=True) if gray else result.image)
     _write_run(paths, result, {"command": "texture", "example": str(example)}, f"texture: {example.name}")
-    click.echo(
-        f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
-    )
+    _wrote(paths, result)
 
 
 def luminance_transfer(stylised: Any, content: Any) -> Any:
@@ -436,20 +444,7 @@ def style_command(
     preserve_color: bool,
     content_mask: Path | None,
     style_mask: Path | None,
-    steps: int,
-    optimizer: str,
-    lr: float | None,
-    scales: int,
-    seed: int,
-    preset: str,
-    statistics: tuple[str, ...],
-    overrides: dict[str, Any],
-    threads: int | None,
-    layer_weights: str,
-    checkpoint_every: int,
-    resume: bool,
-    device: str,
-    quiet: bool,
+    **run: Any,
 ) -> None:
     """Paint CONTENT in the style of STYLE by optimising pixels (Gatys et al. 2016; any statistic).
 
@@ -465,14 +460,11 @@ def style_command(
     """
     paths = _outputs(output_file(out, f"{content.stem}_{style.stem}.png"))
     from .. import io
-    from ..texture.synthesis import resolve_preset, transfer_style
+    from ..texture.synthesis import transfer_style
 
-    on_interrupt(paths["checkpoint"], save_image=_image_so_far(paths["image"]))
-    p = resolve_preset(preset)
-    dev = resolve_device(device)
-    apply_threads(threads, dev)
-    c = io.read_image(content, alpha="composite").to(dev)
-    s = io.read_image(style, alpha="composite").to(dev)
+    dev, p = _start_synthesis(run, paths)
+    c = _read(content, dev)
+    s = _read(style, dev)
     if (content_mask is None) != (style_mask is None):
         raise ValueError("--content-mask and --style-mask go together: give both or neither")
     masks = {
@@ -489,26 +481,14 @@ def style_command(
         c,
         s,
         size=hw,
-        preset=p,
         style_layers=_layers(style_layers),
         content_layers=_layers(content_layers),
-        statistic=_parse_statistic(statistics),
         style_weight=style_weight,
         content_weight=content_weight,
         tv_weight=tv_weight,
         style_scale=style_scale,
-        layer_weights=_layer_weights(layer_weights),
-        options=overrides or None,
         init=init,
-        steps=steps,
-        optimizer=optimizer,
-        lr=lr,
-        scales=scales,
-        seed=seed,
-        checkpoint=paths["checkpoint"],
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=not quiet,
+        **_synthesis_kwargs(run, paths, p),
         **masks,
     )
     image = result.image
@@ -528,9 +508,7 @@ def style_command(
         },
         f"style: {content.name} × {style.name}",
     )
-    click.echo(
-        f"wrote {paths['image']} (final loss {result.total:.4g}; {paths['json'].name}, {paths['curve'].name})"
-    )
+    _wrote(paths, result)
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -625,12 +603,6 @@ _train_common = [
     ),
     alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
 ]
-
-
-def _read(path: Path, device: Any) -> Any:
-    from .. import io
-
-    return io.read_image(path, alpha="composite").to(device)
 
 
 def _start_training(run: dict[str, Any]) -> tuple[Path, Any, Any]:
