@@ -66,7 +66,22 @@ def test_train_age_sample_reconstruct(data, tmp_path):
 
 
 @pytest.mark.parametrize("verb", [["train", "translate"], ["translate"], ["train", "age"], ["age"],
-                                  ["age", "sample"], ["age", "reconstruct"]])  # fmt: skip
+                                  ["age", "sample"], ["age", "reconstruct"], ["age", "colorize"],
+                                  ["age", "transfer"]])  # fmt: skip
 def test_help_has_examples(verb):
     r = run(*verb, "--help")
     assert r.exit_code == 0 and "Examples:" in r.output
+
+
+def test_conditional_age_colorize_and_transfer(data, tmp_path):
+    out = tmp_path / "color"
+    r = run("train", "age", "--data", data / "a", "-o", out, "--size", 16, "--latent", 3, "--conditional",
+            "--batch-size", 2, "--steps", 2, "--set", "options.width=8", "-q")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = run("age", "colorize", out, data / "a", "-o", tmp_path / "c", "--count", 3)
+    assert r.exit_code == 0, r.output
+    assert read_image(tmp_path / "c" / "0.png").shape == (1, 3, 16, 64)  # gray + 3 colourisations
+    r = run("age", "transfer", out, data / "a" / "0.png", data / "a" / "1.png", "-o", tmp_path / "t.png")
+    assert r.exit_code == 0 and read_image(tmp_path / "t.png").shape == (1, 3, 16, 48)
+    r = run("age", "colorize", tmp_path / "missing", data / "a", "-o", tmp_path / "x")
+    assert r.exit_code == 2

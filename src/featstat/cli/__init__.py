@@ -47,7 +47,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "translate": ("featstat.cli.adversarial", "translate_command",
                   "Translate IMAGES (files or folders, any size) with a generator trained by"),
     "age": ("featstat.cli.adversarial", "age",
-            "Use a trained AGE: draw samples, reconstruct images."),
+            "Use a trained AGE: draw samples, reconstruct images, colourise, transfer colours."),
 }  # fmt: skip
 
 

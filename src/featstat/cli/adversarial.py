@@ -183,13 +183,17 @@ def translate_command(
 @click.option("--data-weight", type=float, default=10.0, show_default=True, help="μ of eq. 4.6.")
 @click.option("--divergence", type=click.Choice(["gaussian", "knn"]), default="gaussian", show_default=True,
               help="gaussian: eq. 4.7; knn: Kozachenko–Leonenko.")
+@click.option("--conditional", is_flag=True,
+              help="Colourisation (thesis 4.3.2): learn the ab channels given L (RGB data; the thesis uses "
+              "--latent 3).")
 @run_options(steps=5000, checkpoint_every=500, steps_help="Encoder updates (each followed by two generator "
              "updates).")  # fmt: skip
 @device_option()
 @set_option(_age_keys, what="an AGE option (options.KEY)", example="options.width=32")
 def train_age_command(
     data: Path, out_dir: Path, size: int, channels: str, latent: int, batch_size: int, latent_weight: float,
-    data_weight: float, divergence: str, steps: int, seed: int, threads: int | None, checkpoint_every: int,
+    data_weight: float, divergence: str, conditional: bool, steps: int, seed: int, threads: int | None,
+    checkpoint_every: int,
     resume: bool, quiet: bool, device: str, overrides: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """Train an Adversarial Generator-Encoder (thesis ch. 4) on a folder of images.
@@ -199,6 +203,7 @@ def train_age_command(
       featstat train age --data digits/ -o runs/age --size 16 --channels 1 --latent 16
       featstat age sample runs/age -o samples.png
       featstat age reconstruct runs/age digits/ -o recon/
+      featstat train age --data cars/ -o runs/color --conditional --latent 3 --size 64
     """
     from ..adversarial.age import AGEOptions, sample_sphere, train_age
     from ..io import write_image
@@ -209,27 +214,36 @@ def train_age_command(
     apply_threads(threads, dev)
     options = AGEOptions(steps=steps, batch=batch_size, size=size, channels=int(channels), latent=latent,
                          latent_weight=latent_weight, data_weight=data_weight, divergence=divergence,
-                         seed=seed)  # fmt: skip
+                         conditional=conditional, seed=seed)  # fmt: skip
     if overrides and overrides.get("options"):
         options = dataclasses.replace(options, **overrides["options"])
     run, _ = train_age(data, out_dir, options, device=dev, resume=resume, checkpoint_every=checkpoint_every,
                        progress=not quiet)  # fmt: skip
     import torch
 
-    with torch.no_grad():
-        x = run.generator.eval()(sample_sphere(16, options.latent, seed=seed, device=dev))
-    write_image(out_dir / "samples.png", x.permute(1, 2, 0, 3).reshape(1, x.shape[1], size, -1))
+    z = sample_sphere(8, options.latent, seed=seed, device=dev)
+    if conditional:  # 4 training images × 8 colourisations
+        from ..adversarial.age import colorize, lab_merge
+
+        rgb = lab_merge(run.lightness[:4], run.data[:4]).to(dev)
+        x = _grid(colorize(run.generator, rgb, z), 8)
+    else:
+        with torch.no_grad():
+            x = _grid(run.generator.eval()(z), 8)
+    write_image(out_dir / "samples.png", x)
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, curves.png, run.json")
 
 
 @click.group(name="age", cls=FeatstatGroup, context_settings=_CTX)
 def age() -> None:
-    """Use a trained AGE: draw samples, reconstruct images.
+    """Use a trained AGE: draw samples, reconstruct images, colourise, transfer colours.
 
     \b
     Examples:
       featstat age sample runs/age -o samples.png --count 64
       featstat age reconstruct runs/age images/ -o recon/
+      featstat age colorize runs/color photos/ -o colored/
+      featstat age transfer runs/color a.jpg b.jpg -o ab.png
     """
 
 
@@ -295,6 +309,81 @@ def age_reconstruct_command(checkpoint: Path, images: tuple[Path, ...], out_dir:
         write_image(out_dir / f"{f.stem}.png", torch.cat([x, rec], dim=-1))
     click.echo(f"wrote {len(files)} image(s) (input | reconstruction) to {out_dir}; "
                f"mean L1 {sum(errors) / len(errors):.4f}")  # fmt: skip
+
+
+@age.command(name="colorize", cls=FeatstatCommand, context_settings=_CTX)
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder: one PNG row per image (its gray input, then --count colourisations).")
+@click.option("--count", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Colourisations per image (latent codes z drawn on the sphere).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option()
+def age_colorize_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Path, count: int, seed: int,
+                         device: str) -> None:  # fmt: skip
+    """Colourise the lightness of IMAGES with a conditional AGE, --count ways (thesis fig. 4.4a).
+
+    \b
+    Examples:
+      featstat age colorize runs/color photos/ -o colored/ --count 8
+    """
+    import torch
+
+    from ..adversarial.age import colorize, lab_merge, lab_split, load_age, sample_sphere
+    from ..io import list_images, write_image
+
+    check_output_folder(out_dir)
+    dev = resolve_device(device)
+    enc, gen = load_age(checkpoint, device=dev)
+    if not hasattr(gen, "net"):
+        raise click.UsageError(f"{checkpoint} is an unconditional AGE; train with --conditional to colourise")
+    z = sample_sphere(count, gen.latent, seed=seed, device=dev)
+    files = [f for p in images for f in (list_images(p) if p.is_dir() else [p])]
+    for f in files:
+        x = _load(f, enc.size, dev)
+        lum, _ = lab_split(x)
+        gray = lab_merge(lum, torch.full((1, 2, enc.size, enc.size), 0.5, device=dev))
+        write_image(out_dir / f"{f.stem}.png", _grid(torch.cat([gray, colorize(gen, x, z)]), count + 1))
+    click.echo(f"wrote {len(files)} row(s) of {count} colourisations to {out_dir}")
+
+
+@age.command(name="transfer", cls=FeatstatCommand, context_settings=_CTX)
+@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG: source | target | target coloured like the source.")
+@device_option()
+def age_transfer_command(checkpoint: Path, source: Path, target: Path, out: Path, device: str) -> None:
+    """Colour TARGET like SOURCE: z = e(ab₁ | L₁) of the source colours the target's lightness (fig. 4.4b).
+
+    \b
+    Examples:
+      featstat age transfer runs/color red_car.jpg blue_car.jpg -o transfer.png
+    """
+    import torch
+
+    from ..adversarial.age import color_transfer, load_age
+    from ..io import write_image
+
+    dev = resolve_device(device)
+    enc, gen = load_age(checkpoint, device=dev)
+    if not hasattr(gen, "net"):
+        raise click.UsageError(f"{checkpoint} is an unconditional AGE; train with --conditional to transfer")
+    a, b = _load(source, enc.size, dev), _load(target, enc.size, dev)
+    write_image(out, torch.cat([a, b, color_transfer(enc, gen, a, b)], dim=-1))
+    click.echo(f"wrote {out}")
+
+
+def _load(path: Path, size: int, device: Any) -> Any:
+    import torch.nn.functional as F
+
+    from ..io import read_image
+
+    x = read_image(path, alpha="drop").to(device)
+    mode = "area" if min(x.shape[-2:]) >= size else "bicubic"
+    return F.interpolate(x, size=(size, size), mode=mode).clamp(0, 1)
 
 
 def _grid(images: Any, cols: int) -> Any:
