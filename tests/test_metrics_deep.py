@@ -235,3 +235,107 @@ def test_lpips_heads_are_in_the_weights_registry(shared, monkeypatch):
     monkeypatch.setenv("FEATSTAT_WEIGHTS", str(shared / "weights"))
     assert resolve_weights("lpips-vgg") == shared / "weights" / "lpips-v0.1" / "vgg.pth"
     assert [h.numel() for h in fm.load_lpips_heads("vgg")] == [64, 128, 256, 512, 512]
+
+
+# ------------------------------------------------------- built on the Objective: caching, modules, devices
+
+
+def test_one_backbone_pass_per_image_and_the_reference_cached(images):
+    pred, target = images
+    m = fm.LPIPS("alex", weights=None, calibration=None, reduction="none")
+    first = m(pred, target)
+    assert m.objective.last_passes == 2  # pred and target, every layer from one pass each
+    again = m(pred, target)
+    assert m.objective.last_passes == 1  # the same unmodified reference: its features come from the cache
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+    changed = target.clone()
+    m(pred, changed)
+    assert m.objective.last_passes == 2
+    changed.mul_(0.5)  # modified in place: the cache must not answer for it
+    torch.testing.assert_close(
+        m(pred, changed),
+        fm.LPIPS("alex", weights=None, calibration=None, reduction="none")(pred, changed.clone()),
+    )
+
+
+def test_functional_form_takes_a_module_the_caller_owns(images):
+    pred, target = images
+    m = fm.GramDistance("vgg19", ["relu1_2", "relu2_1"], weights=None, reduction="none")
+    got = fm.gram_distance(pred, target, module=m, reduction="none")
+    torch.testing.assert_close(got, m(pred, target))
+    built = fm.gram_distance(
+        pred, target, "vgg19", layers=("relu1_2", "relu2_1"), weights=None, reduction="none"
+    )
+    torch.testing.assert_close(got, built)
+    with pytest.raises(ValueError, match=r"module= carries its own configuration, but \['layers'\]"):
+        fm.gram_distance(pred, target, layers=["relu1_2"], module=m)
+    with pytest.raises(ValueError, match="module must be a CXDistance"):
+        fm.cx_distance(pred, target, module=m)
+
+
+def test_functional_calls_keep_no_hidden_module(images):
+    import gc
+
+    from featstat.features import FeatureExtractor
+
+    def alive() -> int:
+        gc.collect()
+        return sum(type(o) is FeatureExtractor for o in gc.get_objects())
+
+    pred, target = images
+    before = alive()
+    fm.pdl_distance(pred, target, "vgg19", layers=["relu1_2"], weights=None)
+    fm.lpips(pred, target, weights=None, calibration=None)
+    assert alive() == before
+
+
+def test_a_module_is_never_moved_by_a_call(images):
+    """A metric on another device than the images raises (naming it and the fix) instead of moving."""
+    pred, target = images
+    m = fm.GramDistance("vgg19", ["relu1_2"], weights=None, device="meta")
+    with pytest.raises(ValueError, match=r"GramDistance is on meta but the images are on cpu.*\.to\('cpu'\)"):
+        m(pred, target)
+    with pytest.raises(ValueError, match=r"module is on meta"):
+        fm.gram_distance(pred, target, module=m)
+    assert m.device == torch.device("meta") and m.extractor.mean.is_meta
+
+
+def test_functional_form_builds_on_the_images_device_and_dtype(images, device):
+    pred, target = (x[..., :32, :32].to(device) for x in images)
+    got = fm.gram_distance(pred, target, "vgg19", layers=["relu1_2"], weights=None, reduction="none")
+    assert got.device.type == torch.device(device).type and got.dtype == torch.float32
+    double = fm.gram_distance(pred.double(), target.double(), "vgg19", layers=["relu1_2"], weights=None,
+                              reduction="none")  # fmt: skip
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), got, rtol=1e-3, atol=1e-9)
+
+
+def test_deep_metric_is_any_loss_on_a_fixed_extractor(images):
+    from featstat.losses import ChamferLoss, GramLoss
+    from featstat.losses.functional import chamfer_distance
+
+    pred, target = images[0][..., :32, :32], images[1][..., :32, :32]
+    m = fm.DeepMetric("vgg19", ["relu1_2", "relu2_1"], weights=None, loss=ChamferLoss(reduction="none"),
+                      reduction="none")  # fmt: skip
+    net = vgg19(["relu1_2", "relu2_1"], weights=None, seed=0)
+    fp, ft = net(pred), net(target)
+    want = sum(chamfer_distance(fp[k], ft[k], reduction="none") for k in fp) / 2  # layers averaged
+    torch.testing.assert_close(m(pred, target), want, rtol=1e-5, atol=1e-7)
+    by_name = fm.DeepMetric("vgg19", ["relu1_2", "relu2_1"], weights=None, loss="chamfer", reduction="none")
+    torch.testing.assert_close(by_name(pred, target), want, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="reduction='none'"):
+        fm.DeepMetric("vgg19", ["relu1_2"], weights=None, loss=GramLoss())
+    with pytest.raises(ValueError, match="has no loss"):
+        fm.DeepMetric("vgg19", ["relu1_2"], weights=None)(pred, target)
+
+
+def test_lpips_heads_are_declared_without_importing_metrics():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, featstat.features as f; e = f.REGISTRY['lpips-squeeze']; "
+        "assert e.arch == 'squeezenet1_1' and e.full_hash and e.url.endswith('v0.1/squeeze.pth'); "
+        "assert 'featstat.metrics' not in sys.modules, 'metrics was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

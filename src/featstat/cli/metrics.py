@@ -17,7 +17,6 @@ from typing import Any
 import click
 import torch
 
-from .. import metrics as _metrics  # noqa: F401  (registers the LPIPS heads, so `weights list` shows them)
 from .._atomic import atomic_write_bytes, atomic_write_text
 from ..io import list_images, read_image
 from ._common import FeatstatCommand, device_option, image_files, resolve_device, set_option
@@ -107,8 +106,10 @@ def _build_metrics(
     crop_border: int = 0,
     random_weights: bool = False,
     encoded_normals: bool = True,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Metric modules (reduction "none") by name, with the command's options applied."""
+    """Metric modules (reduction "none") by name, with the command's options applied, built once per run and
+    moved to ``device`` here (a metric never moves itself to its inputs)."""
     from ..metrics import build_metric
 
     modules: dict[str, Any] = {}
@@ -127,7 +128,7 @@ def _build_metrics(
             options["encoded"] = encoded_normals
         options.update(sets.get(name, {}))
         try:
-            modules[name] = build_metric(name, **options)
+            modules[name] = build_metric(name, **options).to(device)
         except (TypeError, ValueError, FileNotFoundError) as exc:
             raise click.ClickException(f"cannot build metric {name!r} with options {options}: {exc}") from exc
     return modules
@@ -337,7 +338,7 @@ def eval_command(
     pairs, unmatched = _pair_files(pred_dir, ref_dir, skip_missing)
     out_dir = output if output is not None else Path(f"eval-{pred_dir.resolve().name}")
     modules = _build_metrics(names, set_options, y_channel=y_channel, crop_border=crop_border,
-                             random_weights=random_weights)  # fmt: skip
+                             random_weights=random_weights, device=dev)  # fmt: skip
     higher = _higher(names, modules)
     settings = {
         "pred_dir": str(pred_dir),
@@ -537,9 +538,9 @@ def compare_command(
       featstat compare a.png b.png --crop 100,80,64,64 --crop 300,200,48,48 -o cmp.png
     """
     names = _metric_names(metrics_text)
-    modules = _build_metrics(names, _metric_options(overrides), y_channel=y_channel, crop_border=crop_border,
-                             random_weights=random_weights)  # fmt: skip
     dev = resolve_device(device)
+    modules = _build_metrics(names, _metric_options(overrides), y_channel=y_channel, crop_border=crop_border,
+                             random_weights=random_weights, device=dev)  # fmt: skip
     tensors = [read_image(p, device=dev) for p in images]
     ref = read_image(ref_path, device=dev) if ref_path is not None else tensors[0]
     paths = list(images)
@@ -774,8 +775,8 @@ def twoafc_command(
     from ..metrics import find_subsets, format_table, list_triplets, score_2afc
 
     names = _metric_names(metrics_text)
-    modules = _build_metrics(names, _metric_options(overrides), random_weights=random_weights)
     dev = resolve_device(device)
+    modules = _build_metrics(names, _metric_options(overrides), random_weights=random_weights, device=dev)
     wanted = [s.strip() for s in subsets.split(",")] if subsets else None
     found = find_subsets(root)
     total = sum(len(list_triplets(f)) for n, f in found.items() if wanted is None or n in wanted)

@@ -18,11 +18,12 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .._checks import check_reduction, reduce
 from ..registry import LOSSES
-from .deep import DeepMetric, _combine, paper_gram_layers
+from .deep import DeepMetric, paper_gram_layers
 
 __all__ = ["StatisticDistance", "statistic_distance"]
 
@@ -31,7 +32,7 @@ class StatisticDistance(DeepMetric):
 
     Args:
         loss: a loss name or alias with ``distribution_statistic = True`` (e.g. "chamfer", "swd").
-        net, layers, weights, seed, normalize, layer_reduction, reduction: as :class:`DeepMetric`
+        net, layers, weights, seed, normalize, layer_reduction, reduction, device: as :class:`DeepMetric`
             (default VGG-16 relu2_2, relu3_3, relu4_3; "mean" over layers).
         **loss_options: constructor options of the loss (``bandwidth=0.2`` for "contextual", ...).
     """
@@ -50,6 +51,7 @@ class StatisticDistance(DeepMetric):
         normalize: bool = False,
         layer_reduction: str | None = None,
         reduction: str = "mean",
+        device: torch.device | str | None = None,
         **loss_options: Any,
     ) -> None:
         cls = LOSSES.get(loss)
@@ -59,18 +61,13 @@ class StatisticDistance(DeepMetric):
                 f"{', '.join(LOSSES.names(distribution_statistic=True))}"
             )
         super().__init__(
-            net, layers, weights, seed=seed, normalize=normalize, layer_reduction=layer_reduction,
-            reduction=reduction,
+            net, layers, weights, loss=cls(**loss_options, reduction="none"), seed=seed, normalize=normalize,
+            layer_reduction=layer_reduction, reduction=reduction, device=device,
         )  # fmt: skip
         self.loss_name = LOSSES.canonical(loss)
-        self.loss = cls(**loss_options, reduction="none")
 
     def default_layers(self, arch: str) -> tuple[str, ...]:
         return paper_gram_layers(arch)
-
-    def compare_features(self, fp: dict[str, Tensor], ft: dict[str, Tensor]) -> Tensor:
-        per_layer = [self.loss(fp[layer], ft[layer]) for layer in self.layers]
-        return _combine(per_layer, self.layer_reduction)
 
     def extra_repr(self) -> str:
         return f"loss={self.loss_name!r}, " + super().extra_repr()
@@ -83,5 +80,6 @@ def statistic_distance(
     :class:`StatisticDistance` to reuse its backbone). Images N×3×H×W in [0, 1]; one value per image
     before ``reduction``."""
     check_reduction(reduction)
-    return reduce(StatisticDistance(loss, **options).values(pred, target), reduction)
+    device = pred.device if isinstance(pred, Tensor) else None  # built where the images are
+    return reduce(StatisticDistance(loss, device=device, **options).values(pred, target), reduction)
 

@@ -183,8 +183,9 @@ def score_2afc(
     """Score ``distance`` on the BAPPS-layout 2AFC folder ``root``.
 
     Args:
-        distance: ``distance(pred, target)`` → one value per image (N), e.g. ``partial(featstat.metrics.lpips,
-            reduction="none")`` or a metric module with ``reduction="none"``; called with pred = p0 or p1 and
+        distance: ``distance(pred, target)`` → one value per image (N), e.g. a metric module with
+            ``reduction="none"`` (``featstat.metrics.LPIPS("alex", reduction="none")``, built once on
+            ``device``: it caches the reference's features between p0 and p1); called with pred = p0 or p1 and
             target = ref, batches of N×3×H×W in [0, 1].
         root: a subset folder or a folder of subsets (see :func:`find_subsets`).
         name: label of the result.
