@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .._checks import check_finite, check_reduction, check_tensor, compute_dtype, reduce
+from .._checks import check_finite, check_reduction, check_tensor, check_values, compute_dtype, reduce
 from ..ops import rgb_to_y
 from .base import Metric
 
@@ -175,8 +175,8 @@ def spectrum_distance(
     empty on both sides are equal and count 0. A flat image therefore never matches a texture.
     """
     check_reduction(reduction)
-    pred = check_tensor("pred", pred, ndim=4)
-    target = check_tensor("target", target, ndim=4)
+    pred = check_values("pred", check_tensor("pred", pred, ndim=4))  # finite; obeys the value-check switch
+    target = check_values("target", check_tensor("target", target, ndim=4))
     if target.shape[0] not in (1, pred.shape[0]):
         raise ValueError(f"target batch size must be 1 or {pred.shape[0]}, got shape {tuple(target.shape)}")
     if n_bins is None:
