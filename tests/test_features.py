@@ -336,6 +336,18 @@ def test_cpu_and_cuda_agree():
         torch.testing.assert_close(value.cpu(), reference[name], rtol=0, atol=5e-3 * scale)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_extractor_is_never_moved_to_the_images_device():
+    """Images on another device are refused with the fix; the user's module stays where it is."""
+    from featstat.features import RandomFilterExtractor
+
+    x = torch.rand(1, 3, 64, 64, device="cuda")  # above the largest random filter (55)
+    for extractor in (features.vgg19(["relu1_1"], weights=None), RandomFilterExtractor(seed=0)):
+        with pytest.raises(ValueError, match=r"move the extractor with \.to\(images\.device\)"):
+            extractor(x)
+        assert next(iter(extractor.buffers())).device.type == "cpu"
+
+
 def test_cache_key_and_with_layers_share_one_backbone():
     a = features.vgg19(["relu1_1", "relu3_1"], weights=None, seed=1)
     b = features.vgg19(["relu2_1"], weights=None, seed=1)

@@ -58,6 +58,15 @@ def _check_layers(arch: str, layers: str | Sequence[str]) -> list[str]:
     return names
 
 
+
+def _check_module_device(images: Tensor, device: torch.device, what: str) -> None:
+    """A user's module is never moved implicitly: images on another device are refused with the fix."""
+    if images.device != device:
+        raise ValueError(
+            f"images are on {images.device} but the {what} extractor is on {device}; move the extractor with "
+            f".to(images.device) (featstat never moves a module you own)"
+        )
+
 class FeatureExtractor(nn.Module):
     """Named-layer features of a fixed backbone.
 
@@ -205,6 +214,7 @@ class FeatureExtractor(nn.Module):
         (:func:`featstat.set_value_checks`, ``FEATSTAT_VALUE_CHECKS=0``) or ``validate=False`` is passed.
         """
         x = self.check_images(images, validate=validate)
+        _check_module_device(x, self.mean.device, self.arch)
         dtype = self.mean.dtype
         x = self.preprocess(x if x.dtype == dtype else x.to(dtype))
         out: dict[str, Tensor] = {}

@@ -250,6 +250,11 @@ class RandomFilterExtractor(nn.Module):
                 f"smaller sizes=... or padding='circular'"
             )
         check_image("images", x.detach(), validate=validate)  # values: per the switch unless given
+        if x.device != self.mean.device:  # a user's module is never moved implicitly
+            raise ValueError(
+                f"images are on {x.device} but the random-filter extractor is on {self.mean.device}; move "
+                f"the extractor with .to(images.device)"
+            )
         dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         x = (x.to(dtype) - self.mean.to(dtype)) / self.std.to(dtype)
         maps = {s: torch.relu(self._response(x, s)) for s in self._computed}
