@@ -99,6 +99,11 @@ def _fit_options(func: Callable) -> Callable:
     return func
 
 
+def _clean_option(help: str) -> Callable:
+    """``--clean FILE``: the ground truth a verb tracks the PSNR against."""
+    return click.option("--clean", type=click.Path(exists=True, dir_okay=False), default=None, help=help)
+
+
 def _fit_kwargs(o: dict[str, Any], device: torch.device) -> dict[str, Any]:
     kw: dict[str, Any] = {
         "steps": o["steps"],
@@ -367,12 +372,7 @@ def _generated_image(size: int) -> torch.Tensor:
     default=None,
     help="Add Gaussian noise of this σ (0-255 scale) to IMAGE, which is then the ground truth.",
 )
-@click.option(
-    "--clean",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Ground truth of a noisy IMAGE, to track the PSNR.",
-)
+@_clean_option("Ground truth of a noisy IMAGE, to track the PSNR.")
 @_fit_options
 @_command("denoise")
 def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
@@ -453,12 +453,7 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     show_default=True,
     help="With --from-hr: how the input is made (lanczos3 = Pillow ANTIALIAS).",
 )
-@click.option(
-    "--clean",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="High-resolution ground truth of IMAGE, to track the PSNR.",
-)
+@_clean_option("High-resolution ground truth of IMAGE, to track the PSNR.")
 @click.option(
     "--extra-target",
     type=click.Choice(["bicubic", "input"]),
@@ -523,12 +518,7 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 @click.option(
     "--drop", type=float, default=None, help="Instead of --mask: remove this fraction of pixels at random."
 )
-@click.option(
-    "--clean",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Ground truth, to track the PSNR (with --drop, IMAGE itself).",
-)
+@_clean_option("Ground truth, to track the PSNR (with --drop, IMAGE itself).")
 @_fit_options
 @_command("inpaint")
 def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
@@ -578,12 +568,7 @@ def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
     default=None,
     help="Compress IMAGE at this JPEG quality first (IMAGE is then the ground truth).",
 )
-@click.option(
-    "--clean",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Ground truth of IMAGE, to track the PSNR.",
-)
+@_clean_option("Ground truth of IMAGE, to track the PSNR.")
 @_fit_options
 @_command("jpeg")
 def jpeg_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
