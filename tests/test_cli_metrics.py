@@ -78,7 +78,7 @@ def test_eval_fails_clearly_on_mismatches(folders, tmp_path):
     pred, gt = folders
     (pred / "img2.png").rename(pred / "other.png")
     res = CliRunner().invoke(eval_command, [str(pred), str(gt), "-o", str(tmp_path / "o")])
-    assert res.exit_code != 0
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1  # one Error: line
     assert "PRED_DIR only: other" in res.output and "REF_DIR only: img2" in res.output
     res = CliRunner().invoke(
         eval_command, [str(pred), str(gt), "--skip-missing", "-q", "-o", str(tmp_path / "o")]
@@ -87,7 +87,7 @@ def test_eval_fails_clearly_on_mismatches(folders, tmp_path):
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["count"] == 2
     write_image(pred / "img0.png", _img(0, 32, 32))
     res = CliRunner().invoke(eval_command, [str(pred), str(gt), "--skip-missing", "-o", str(tmp_path / "o2")])
-    assert res.exit_code != 0 and "img0.png is 32×32 but img0.png is 48×40" in res.output
+    assert res.exit_code == 2 and "img0.png is 32×32 but img0.png is 48×40" in res.output
     res = CliRunner().invoke(eval_command, [str(pred), str(gt), "-m", "psnr,lpipz"])
     assert res.exit_code != 0 and "did you mean 'lpips'" in res.output
     res = CliRunner().invoke(eval_command, [str(pred), str(gt), "-m", "psnr", "--set", "ssim.k1=0.1"])
@@ -113,7 +113,7 @@ def test_compare_and_help(folders, tmp_path):
     res = CliRunner().invoke(
         compare_command, [str(gt / "img0.png"), str(tmp_path / "small.png"), "-o", str(out)]
     )
-    assert res.exit_code != 0 and "same size" in res.output
+    assert res.exit_code == 2 and "same size" in res.output
     for cmd in (eval_command, compare_command, spectrum_command, twoafc_command):
         assert "Examples" in CliRunner().invoke(cmd, ["--help"]).output
 
@@ -166,7 +166,7 @@ def test_eval_interrupt_then_resume(folders, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cm, "read_image", flaky_read)
     res = CliRunner().invoke(eval_command, [str(pred), str(gt), "-q", "-o", str(out)])
-    assert res.exit_code != 0 and "--resume" in res.output
+    assert res.exit_code == 130 and "--resume" in res.output
     partial = json.loads((out / "metrics.json").read_text())
     assert not partial["complete"] and partial["count"] == 1 and partial["total"] == 3
     monkeypatch.setattr(cm, "read_image", real_read)

@@ -130,7 +130,7 @@ def _build_metrics(
         try:
             modules[name] = build_metric(name, **options).to(device)
         except (TypeError, ValueError, FileNotFoundError) as exc:
-            raise click.ClickException(f"cannot build metric {name!r} with options {options}: {exc}") from exc
+            raise ValueError(f"cannot build metric {name!r} with options {options}: {exc}") from exc
     return modules
 
 
@@ -188,7 +188,7 @@ def _pair_files(
         out: dict[str, Path] = {}
         for f in list_images(folder):
             if f.stem in out:
-                raise click.ClickException(
+                raise ValueError(
                     f"{folder} holds two images named {f.stem!r} ({out[f.stem].name}, {f.name}); files are "
                     f"paired by name without extension, so keep one of them"
                 )
@@ -204,14 +204,14 @@ def _pair_files(
             parts.append(f"{len(only_pred)} in PRED_DIR only: {', '.join(only_pred[:8])}")
         if only_ref:
             parts.append(f"{len(only_ref)} in REF_DIR only: {', '.join(only_ref[:8])}")
-        raise click.ClickException(
+        raise ValueError(
             "PRED_DIR and REF_DIR do not hold the same image names (paired by name without extension): "
             + "; ".join(parts)
             + ". Rename the files, or pass --skip-missing to score only the names both have"
         )
     common = sorted(set(preds) & set(refs))
     if not common:
-        raise click.ClickException(
+        raise ValueError(
             f"no image name is in both {pred_dir} ({len(preds)} images) and {ref_dir} ({len(refs)} images)"
         )
     return [(s, preds[s], refs[s]) for s in common], {"only_pred": only_pred, "only_ref": only_ref}
@@ -355,7 +355,7 @@ def eval_command(
     if resume and json_path.exists():
         previous = json.loads(json_path.read_text())
         if previous.get("settings", {}).get("modules") != settings["modules"]:
-            raise click.ClickException(
+            raise ValueError(
                 f"--resume: {json_path} was written with other settings; use another --output or drop "
                 f"--resume"
             )
@@ -377,7 +377,7 @@ def eval_command(
                 pred = read_image(pp, alpha=alpha, device=dev)
                 ref = read_image(rp, alpha=alpha, device=dev)
                 if pred.shape != ref.shape and any(_facts(n).same_size for n in names):
-                    raise click.ClickException(
+                    raise ValueError(
                         f"{pp.name} is {pred.shape[3]}×{pred.shape[2]} but {rp.name} is {ref.shape[3]}×"
                         f"{ref.shape[2]} (W×H); pointwise metrics ({', '.join(names)}) need equal sizes: "
                         f"crop or resize the predictions"
@@ -547,7 +547,7 @@ def compare_command(
     ref_index = None if ref_path is not None else 0
     for p, t in zip([*paths, ref_path or paths[0]], [*tensors, ref], strict=True):
         if t.shape != tensors[0].shape:
-            raise click.ClickException(
+            raise ValueError(
                 f"all images must have the same size: {paths[0].name} is "
                 f"{tensors[0].shape[3]}×{tensors[0].shape[2]} but {p.name} is {t.shape[3]}×{t.shape[2]} (W×H)"
             )
