@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_same_shape, check_tensor, compute_dtype, make_generator
-from ..engine.loop import LoopResult, Outputs, run_loop
-from ..engine.runs import load_checkpoint
+from ..engine.loop import LoopResult
 from ..io import list_images, read_image
 from ..losses.diversity import nearest_neighbour_distance
 from ..ops import lab_to_rgb, rgb_to_lab
+from ._runs import drive, load_run
 from .nets import ColorizationGenerator
 
 __all__ = [
@@ -397,13 +397,9 @@ def train_age(
     if not isinstance(data, Tensor):
         data = load_images(data, opts.size, opts.channels)
     run = AGERun(opts, data, device=device)
-    out = Path(folder) if folder is not None else None
-    result = run_loop(
-        run, opts.steps, log_every=log_every,
-        checkpoint=out / "checkpoint.pt" if out else None, checkpoint_every=checkpoint_every if out else 0,
-        resume=resume, callback=callback, outputs=Outputs(out) if out else None, progress=progress,
-        description="age", device=device,
-    )  # fmt: skip
+    result = drive(run, opts.steps, folder, description="age", device=device, resume=resume,
+                   checkpoint_every=checkpoint_every, log_every=log_every, progress=progress,
+                   callback=callback)
     return run, result
 
 
@@ -457,12 +453,7 @@ def color_transfer(encoder: nn.Module, generator: nn.Module, source: Tensor, tar
 def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AGEEncoder, AGEGenerator]:
     """The (encoder, generator) pair saved by :func:`train_age` (a checkpoint file or run folder), in eval
     mode."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    ck = load_checkpoint(path)
-    if ck.get("kind") != AGERun.kind:
-        raise ValueError(f"checkpoint {str(path)!r} is a {ck.get('kind')!r} run, not an AGE run")
+    ck = load_run(checkpoint, AGERun.kind, "an AGE run")
     spec = ck["state"]["spec"]
     enc, gen = _networks(AGEOptions(latent=spec["latent"], size=spec["size"], channels=spec["channels"],
                                     width=spec["width"], conditional=spec.get("conditional", False)))

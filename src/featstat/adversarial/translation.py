@@ -38,14 +38,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, make_generator
-from ..engine.loop import LoopResult, Outputs, run_loop
-from ..engine.runs import load_checkpoint
+from ..engine.loop import LoopResult
 from ..features import FeatureExtractor, PatchExtractor
 from ..features.sources import choose_features
 from ..io import list_images, read_image
 from ..losses.adversarial import GAN_KINDS
 from ..nets.restoration import tiled_forward
 from ..objective import Objective
+from ._runs import drive, load_run
 from .discriminators import (
     VGG_LAYERS,
     ImageDiscriminator,
@@ -355,24 +355,15 @@ def train_translation(
 
         objective = build_objective(opts.objective)
     run = TranslationRun(opts, UnpairedCrops(source, target, opts.size), device=device, objective=objective)
-    out = Path(folder) if folder is not None else None
-    result = run_loop(
-        run, opts.steps, log_every=log_every,
-        checkpoint=out / "checkpoint.pt" if out else None, checkpoint_every=checkpoint_every if out else 0,
-        resume=resume, callback=callback, outputs=Outputs(out) if out else None, progress=progress,
-        description="translate", device=device,
-    )  # fmt: skip
+    result = drive(run, opts.steps, folder, description="translate", device=device, resume=resume,
+                   checkpoint_every=checkpoint_every, log_every=log_every, progress=progress,
+                   callback=callback)
     return run, result
 
 
 def load_translator(checkpoint: str | Path, device: torch.device | str = "cpu") -> ResnetTranslator:
     """The source → target generator saved by :func:`train_translation` (a checkpoint file or run folder)."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    ck = load_checkpoint(path)
-    if ck.get("kind") != TranslationRun.kind:
-        raise ValueError(f"checkpoint {str(path)!r} is a {ck.get('kind')!r} run, not a translation run")
+    ck = load_run(checkpoint, TranslationRun.kind, "a translation run")
     state = ck["state"]
     net = ResnetTranslator(**state["g_spec"])
     net.load_state_dict(state["g_xy"])
