@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -100,3 +103,22 @@ def test_curves_png_and_json(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1.5, "y": 2.0, "z": [[1, 2]]}
     with pytest.raises(ValueError, match="empty"):
         plot_curves(tmp_path / "e.png", {})
+
+
+def test_plot_curves_leaves_the_users_matplotlib_backend_alone(tmp_path):
+    """Library code never calls ``matplotlib.use`` nor imports pyplot: a user's backend (here pdf, chosen
+    before) is still the backend after a plot, and pyplot's global figure state is never touched."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import matplotlib
+        matplotlib.use("pdf")
+        from featstat.engine.runs import plot_curves
+        plot_curves({str(tmp_path / "c.png")!r}, {{"loss": [3.0, 2.0, 1.0]}})
+        print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["pdf", "False"]
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -260,9 +260,10 @@ def test_auto_precision_is_measured_on_the_first_batch_without_moving_the_random
 
 
 @pytest.mark.parametrize(("stop_at", "log_every"), [(3, 1), (4, 1), (3, 2)])
-def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path, stop_at, log_every):
+def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path, stop_at, log_every, caplog, capsys):
     """Interrupted mid-epoch (3), at an epoch's end (4: the epoch has 4 batches) or inside a logging window
-    (3 with log_every 2): the resumed run equals the uninterrupted one bit for bit, history included."""
+    (3 with log_every 2): the resumed run equals the uninterrupted one bit for bit, history included. The
+    interruption is reported through the ``featstat`` logger, never printed."""
     straight = _resumable(tmp_path, tmp_path / "a", 0, log_every=log_every)
     straight.fit()
 
@@ -271,8 +272,12 @@ def test_interrupt_saves_and_resume_is_bitwise_exact(tmp_path, stop_at, log_ever
             raise KeyboardInterrupt
 
     first = _resumable(tmp_path, tmp_path / "b", 0, log_every=log_every)
-    with pytest.raises(KeyboardInterrupt):
+    capsys.readouterr()
+    with caplog.at_level("INFO", logger="featstat"), pytest.raises(KeyboardInterrupt):
         first.fit(on_step=stop)
+    said = [r for r in caplog.records if r.name == "featstat" and "checkpoint saved" in r.getMessage()]
+    assert len(said) == 1 and f"interrupted at step {stop_at}" in said[0].getMessage()
+    assert "checkpoint saved" not in capsys.readouterr().out
     saved = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert saved["kind"] == "restoration" and saved["status"] == "interrupted" and saved["step"] == stop_at
     assert saved["state"]["batch_in_epoch"] == stop_at and saved["state"]["epoch"] == 0

@@ -400,16 +400,19 @@ def plot_curves(
     steps: Sequence[int] | None = None,
 ) -> None:
     """Plot named curves (one panel each) to a PNG, atomically. Non-finite or non-positive values on a log
-    axis are skipped."""
-    import matplotlib
+    axis are skipped.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a :class:`matplotlib.figure.Figure` with its own Agg canvas, without pyplot: the caller's
+    matplotlib backend and pyplot's figure list are left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     names = [n for n, v in curves.items() if len(v)]
     if not names:
         raise ValueError("curves is empty: nothing to plot")
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(names), 3.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         ys = np.asarray(curves[name], dtype=float)
         xs = np.asarray(steps if steps is not None else range(1, len(ys) + 1), dtype=float)[: len(ys)]
@@ -425,5 +428,4 @@ def plot_curves(
     fig.tight_layout()
     buffer = _io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

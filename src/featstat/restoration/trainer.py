@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 import math
 import os
 import warnings
@@ -85,6 +86,8 @@ from ..nets.restoration import network_from_spec, tiled_forward
 from ..objective.core import Objective
 from .data import EpochSampler, seed_worker
 from .degrade import resize_bicubic
+
+log = logging.getLogger("featstat")
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -757,10 +760,10 @@ class Trainer:
             )  # fmt: skip
         except KeyboardInterrupt:
             if self.rank == 0 and self.checkpoint_path.is_file():
-                print(
-                    f"\ninterrupted at step {self.step}; checkpoint saved to {self.checkpoint_path} (resume: "
-                    "--resume on the command line, fit(resume=True) in Python)"
-                )
+                log.info(
+                    "interrupted at step %d; checkpoint saved to %s (resume: --resume on the command line, "
+                    "fit(resume=True) in Python)", self.step, self.checkpoint_path,
+                )  # fmt: skip
             raise
         finally:
             run.close()
