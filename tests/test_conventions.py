@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -87,19 +88,46 @@ def _library_files() -> list[Path]:
     return [p for p in SRC.rglob("*.py") if "cli" not in p.relative_to(SRC).parts and p.name != "__main__.py"]
 
 
+def _random_generator_keywords(source: str) -> list[str]:
+    """Public functions and methods (``__init__``/``__call__`` included) of ``source`` with a parameter
+    ``generator`` that is not annotated as a network (``nn.Module``: a GAN's or texture net's generator is a
+    model, not a random stream)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        dunder = node.name.startswith("__") and node.name.endswith("__")
+        if dunder or not node.name.startswith("_"):
+            for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs:
+                network = a.annotation is not None and "Module" in ast.unparse(a.annotation)
+                if a.arg == "generator" and not network:
+                    found.append(f"{node.lineno} {node.name}")
+    return found
+
+
+def test_the_generator_keyword_check_tells_random_streams_from_networks():
+    source = textwrap.dedent(
+        """
+        def noise(x, generator: torch.Generator | None = None): ...
+        def draw(x, *, generator=None): ...
+        def translate(generator: nn.Module, images): ...
+        def train(generator: nn.Module | str, example): ...
+        def _private(generator: torch.Generator): ...
+        def __call__(self, x, generator=None): ...
+        def sample(x, seed: int | torch.Generator = 0): ...
+        """
+    )
+    assert _random_generator_keywords(source) == ["2 noise", "3 draw", "7 __call__"]
+
+
 def test_no_generator_keyword_in_public_signatures():
-    """Randomness is ``seed: int | torch.Generator``; ``generator`` survives only as a deprecated alias."""
-    offenders = []
-    for path in _library_files():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
-                args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
-                if any(a.arg == "generator" for a in args):
-                    offenders.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}")
-    allowed = {  # files of other engineers' products being rewritten now (issue 10); shrink as they land
-        "restoration/degrade.py", "texture/training.py", "adversarial/translation.py", "adversarial/age.py",
-    }
-    offenders = [o for o in offenders if o.split(":")[0] not in allowed]
+    """Randomness is ``seed: int | torch.Generator``; ``generator`` survives only as a deprecated alias
+    (``legacy_arguments``), or as the name of a generator network."""
+    offenders = [
+        f"{path.relative_to(SRC)}:{where}"
+        for path in _library_files()
+        for where in _random_generator_keywords(path.read_text(encoding="utf-8"))
+    ]
     assert not offenders, offenders
 
 

@@ -18,6 +18,12 @@ dimension — or the non-parametric Kozachenko–Leonenko estimate of the same d
 
 Scale convention: L_X and L_Z are *means* over elements (per pixel, per latent dimension) rather than sums,
 so that λ and μ keep the thesis' values at any image or latent size.
+
+Conditional variant (4.3.2, colourisation): x = the ab channels of a Lab image, L conditions both networks,
+g(z | L) is a :class:`~featstat.adversarial.nets.ColorizationGenerator`. ``AGEOptions(objective="l1")`` trains
+the same generator as the regression baseline the thesis compares against: z ignored (:class:`L1Colorizer`),
+min_θ E ‖x − g(· | L)‖₁, on the same run loop, data and seed. :func:`colorization_diversity` measures how far
+the colourisations of one grey image under several z differ.
 """
 
 from __future__ import annotations
@@ -27,13 +33,20 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_choice, check_same_shape, check_tensor, compute_dtype, make_generator
+from .._checks import (
+    check_choice,
+    check_same_shape,
+    check_tensor,
+    compute_dtype,
+    legacy_arguments,
+    make_generator,
+)
 from ..engine.loop import LoopResult
 from ..io import list_images, read_image
 from ..losses.diversity import nearest_neighbour_distance
@@ -43,13 +56,17 @@ from .nets import ColorizationGenerator
 
 __all__ = [
     "DIVERGENCES",
+    "OBJECTIVES",
     "AGEEncoder",
     "AGEGenerator",
     "AGEOptions",
     "AGERun",
+    "ColorizationDiversity",
+    "L1Colorizer",
     "age_encoder_loss",
     "age_generator_loss",
     "color_transfer",
+    "colorization_diversity",
     "colorize",
     "data_reconstruction_loss",
     "gaussian_kl_divergence",
@@ -65,6 +82,8 @@ __all__ = [
 ]
 
 DIVERGENCES = ("gaussian", "knn")
+#: ``AGEOptions.objective``: the AGE game, or (conditional only) the L1 baseline of the same generator
+OBJECTIVES = ("age", "l1")
 
 
 def _codes(name: str, z: object) -> Tensor:
@@ -230,6 +249,17 @@ class AGEGenerator(nn.Module):
         return (torch.tanh(h) + 1) / 2
 
 
+class L1Colorizer(ColorizationGenerator):
+    """The L1-regression baseline of conditional AGE (``AGEOptions(objective="l1")``): exactly the
+    :class:`~featstat.adversarial.nets.ColorizationGenerator` architecture and parameters, but ``forward(z,
+    lightness)`` feeds zeros in place of z's constant maps, so the output g(0 | L) (N×2×H×W ab in [0, 1]) does
+    not depend on z by construction. z is still checked (N×M) so it is a drop-in for :func:`colorize`."""
+
+    def forward(self, z: Tensor, lightness: Tensor) -> Tensor:
+        z = check_tensor("z", z, ndim=2)
+        return super().forward(torch.zeros_like(z), lightness)
+
+
 # --------------------------------------------------------------------------------------------- training
 
 
@@ -250,10 +280,20 @@ class AGEOptions:
     generator_updates: int = 2
     divergence: str = "gaussian"  # eq. 4.7, or "knn" (Kozachenko–Leonenko)
     conditional: bool = False  # 4.3.2: colourisation, x = ab given L (data: RGB images; latent 3 there)
+    # "age": the game above. "l1" (conditional only): the baseline — the same generator with z ignored
+    # (L1Colorizer), ``generator_updates`` L1 updates per step on fresh batches, min E‖ab − g(·|L)‖₁; the
+    # encoder is built (same seed) but never updated
+    objective: str = "age"
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice("divergence", self.divergence, DIVERGENCES)
+        check_choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "l1" and not self.conditional:
+            raise ValueError(
+                "objective='l1' is the colourisation baseline and needs conditional=True (an unconditional "
+                "generator has no input to regress from); use objective='age' or set conditional=True"
+            )
         for name in ("steps", "batch", "latent", "width", "generator_updates"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -269,7 +309,11 @@ class AGEOptions:
 
 class AGERun:
     """The AGE game (eqs. 4.5–4.6) as a :class:`~featstat.engine.loop.Run`: one encoder update, then
-    ``generator_updates`` generator updates per step. ``data``: N×C×size×size images in [0, 1]."""
+    ``generator_updates`` generator updates per step. ``data``: N×C×size×size images in [0, 1].
+
+    With ``objective="l1"`` (conditional) a step is ``generator_updates`` updates of the same generator on
+    L_X = mean |ab − g(0 | L)| over fresh batches (the regression baseline; the encoder stays as initialised).
+    """
 
     kind = "age"
 
@@ -294,6 +338,8 @@ class AGERun:
     def fingerprint(self) -> dict[str, Any]:
         rec = dataclasses.asdict(self.opts)
         rec.pop("steps")
+        if rec["objective"] == "age":  # runs saved before the option existed resume unchanged
+            rec.pop("objective")
         rec["betas"] = list(self.opts.betas)
         rec["images"] = int(self.data.shape[0])
         return rec
@@ -312,9 +358,23 @@ class AGERun:
     def _e(self, x: Tensor, lum: Tensor | None) -> Tensor:
         return self.encoder(x) if lum is None else self.encoder(x, lum)
 
+    def _l1_step(self) -> dict[str, Tensor]:
+        o = self.opts
+        for _ in range(o.generator_updates):
+            x, lum = self._batch()
+            zero = torch.zeros(o.batch, o.latent, device=self.device)  # ignored by L1Colorizer anyway
+            loss = data_reconstruction_loss(x, self._g(zero, lum))
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+        value = loss.detach()
+        return {"generator": value, "data_rec": value, "loss": value}
+
     def step(self, step: int) -> dict[str, Tensor]:
         o = self.opts
         self.encoder.train(), self.generator.train()
+        if o.objective == "l1":
+            return self._l1_step()
         x, lum = self._batch()
         # encoder: max_ψ Δ(e(g(z))) − Δ(e(x)) − μ L_X  (eq. 4.6), as a loss to minimise
         e_x = self._e(x, lum)
@@ -347,7 +407,8 @@ class AGERun:
             "opt_e": self.opt_e.state_dict(), "opt_g": self.opt_g.state_dict(),
             "sampler": self.sampler.get_state(),
             "spec": {"latent": self.opts.latent, "size": self.opts.size, "channels": self.opts.channels,
-                     "width": self.opts.width, "conditional": self.opts.conditional},
+                     "width": self.opts.width, "conditional": self.opts.conditional,
+                     "objective": self.opts.objective},
         }  # fmt: skip
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -361,8 +422,8 @@ class AGERun:
         return {"spec": self.state_dict()["spec"]}
 
     def curves(self, history: list[dict[str, Any]]) -> dict[str, list[float]]:
-        keys = ("data_rec", "latent_rec")
-        return {k: [float(r[k]) for r in history if k in r] for k in keys}
+        curves = {k: [float(r[k]) for r in history if k in r] for k in ("data_rec", "latent_rec")}
+        return {k: v for k, v in curves.items() if v}
 
 
 def load_images(folder: str | Path, size: int, channels: int = 3) -> Tensor:
@@ -405,8 +466,9 @@ def train_age(
 
 def _networks(opts: AGEOptions) -> tuple[nn.Module, nn.Module]:
     if opts.conditional:
+        colorizer = L1Colorizer if opts.objective == "l1" else ColorizationGenerator
         return (AGEEncoder(opts.latent, size=opts.size, channels=2, condition=1, width=opts.width),
-                ColorizationGenerator(opts.latent, width=max(8, opts.width // 2)))  # fmt: skip
+                colorizer(opts.latent, width=max(8, opts.width // 2), seed=opts.seed))  # fmt: skip
     shape = dict(size=opts.size, channels=opts.channels, width=opts.width)
     return AGEEncoder(opts.latent, **shape), AGEGenerator(opts.latent, **shape)
 
@@ -426,28 +488,72 @@ def lab_merge(lightness: Tensor, ab: Tensor) -> Tensor:
     return lab_to_rgb(torch.cat([lightness * 100, (ab * 2 - 1) * _AB_SCALE], dim=1))
 
 
+@legacy_arguments(renamed={"generator": "colorizer"})
 @torch.no_grad()
-def colorize(generator: nn.Module, images: Tensor, z: Tensor) -> Tensor:
+def colorize(colorizer: nn.Module, images: Tensor, z: Tensor | None = None, *, count: int = 8,
+             seed: int | torch.Generator | None = None) -> Tensor:  # fmt: skip
     """Colourisations g(z | L) of the lightness of ``images`` (N×3 or N×1 ×H×W in [0, 1]; for N×1 the channel
-    is taken as L/100), one per row of ``z`` (K×M): returns K·N RGB images, all of image 0 first."""
+    is taken as L/100), one per row of ``z`` (K×M) — or, without ``z``, per each of ``count`` codes drawn
+    uniformly on the sphere from ``seed`` (int or ``torch.Generator``; None = 0). ``colorizer``: the
+    conditional generator g(z | L) (:class:`~featstat.adversarial.nets.ColorizationGenerator` or
+    :class:`L1Colorizer`). Returns K·N RGB images in [0, 1], the K colourisations of image 0 first."""
     if images.shape[1] == 3:
         lum, _ = lab_split(images)
     else:
         lum = check_tensor("images", images, ndim=4, channels=1)
+    if z is None:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        z = sample_sphere(count, colorizer.latent, seed=seed)
+    z = check_tensor("z", z, ndim=2)
     n, k = lum.shape[0], z.shape[0]
     zz = z.to(lum).repeat_interleave(n, dim=0)
-    ab = generator.eval()(zz, lum.repeat(k, 1, 1, 1))
+    ab = colorizer.eval()(zz, lum.repeat(k, 1, 1, 1))
     return lab_merge(lum.repeat(k, 1, 1, 1), ab).view(k, n, 3, *lum.shape[-2:]).transpose(0, 1).flatten(0, 1)
 
 
+@legacy_arguments(renamed={"generator": "colorizer"})
 @torch.no_grad()
-def color_transfer(encoder: nn.Module, generator: nn.Module, source: Tensor, target: Tensor) -> Tensor:
+def color_transfer(encoder: nn.Module, colorizer: nn.Module, source: Tensor, target: Tensor) -> Tensor:
     """Thesis fig. 4.4b: z₁ = e(x₁ | L₁) of each ``source`` image colours the lightness of ``target``:
-    g(z₁ | L₂). Both N×3×H×W RGB in [0, 1] at the model's size; returns N×3×H×W."""
+    g(z₁ | L₂). Both N×3×H×W RGB in [0, 1] at the model's size; returns N×3×H×W. (With an
+    :class:`L1Colorizer` the code is ignored: the result is the baseline's colourisation of ``target``.)"""
     l1, ab1 = lab_split(source)
     l2, _ = lab_split(target)
     z = encoder.eval()(ab1, l1)
-    return lab_merge(l2, generator.eval()(z, l2))
+    return lab_merge(l2, colorizer.eval()(z, l2))
+
+
+class ColorizationDiversity(NamedTuple):
+    """Per-image diversity of K colourisations (see :func:`colorization_diversity`); each field is (N,)."""
+
+    pairwise: Tensor  # mean over pairs k < l and pixels of ‖c_k(p) − c_l(p)‖₂
+    spread: Tensor  # mean over pixels of the per-pixel standard deviation across the K (channels jointly)
+
+
+def colorization_diversity(colorizations: Tensor) -> ColorizationDiversity:
+    """How different K colourisations of the same grey image are.
+
+    ``colorizations``: N×K×C×H×W, K ≥ 2 colourisations of each of N images — typically the ab channels in
+    Lab units (``featstat.ops.rgb_to_lab(rgb)[:, 1:]``), so both numbers are in ab units. Per image n, with
+    c_k(p) ∈ R^C the colour of colourisation k at pixel p and c̄(p) their mean:
+
+        pairwise_n = 2 / (K(K−1)) · Σ_{k<l} mean_p ‖c_k(p) − c_l(p)‖₂
+        spread_n   = mean_p sqrt( (1/K) Σ_k ‖c_k(p) − c̄(p)‖²₂ )
+
+    Both are 0 exactly when every colourisation is the same (e.g. a generator that ignores z). Returns a
+    :class:`ColorizationDiversity` of two (N,) tensors (float32 for half inputs).
+    """
+    c = check_tensor("colorizations", colorizations, ndim=5)
+    if c.shape[1] < 2:
+        raise ValueError(f"colorizations must hold K ≥ 2 colourisations per image (N×K×C×H×W), got "
+                         f"{tuple(c.shape)}")  # fmt: skip
+    c = c.to(compute_dtype(c))
+    k = c.shape[1]
+    rows, cols = torch.triu_indices(k, k, offset=1)
+    pair = (c[:, rows] - c[:, cols]).square().sum(dim=2).sqrt()  # N×P×H×W
+    spread = (c - c.mean(dim=1, keepdim=True)).square().sum(dim=2).mean(dim=1).sqrt()  # N×H×W
+    return ColorizationDiversity(pair.flatten(1).mean(dim=1), spread.flatten(1).mean(dim=1))
 
 
 def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[AGEEncoder, AGEGenerator]:
@@ -456,7 +562,8 @@ def load_age(checkpoint: str | Path, device: torch.device | str = "cpu") -> tupl
     ck = load_run(checkpoint, AGERun.kind, "an AGE run")
     spec = ck["state"]["spec"]
     enc, gen = _networks(AGEOptions(latent=spec["latent"], size=spec["size"], channels=spec["channels"],
-                                    width=spec["width"], conditional=spec.get("conditional", False)))
+                                    width=spec["width"], conditional=spec.get("conditional", False),
+                                    objective=spec.get("objective", "age")))
     enc.load_state_dict(ck["state"]["encoder"])
     gen.load_state_dict(ck["state"]["generator"])
     return enc.to(device).eval(), gen.to(device).eval()
