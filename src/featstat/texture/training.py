@@ -39,7 +39,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +61,14 @@ from .synthesis import (
     texture_objective,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
+    "TRAINING_DEFAULTS",
     "DivergenceWatch",
     "GeneratorTrainer",
+    "GeneratorTraining",
     "GradientNormalized",
     "TrainResult",
     "TrainingDiverged",
@@ -493,32 +498,131 @@ def _diversity_term(weight: float, extractor: nn.Module, layer: str | None) -> T
     return Term("diversity", DiversityLoss(), weight, extractor, [layer], target=None)
 
 
+class GeneratorTraining(TypedDict, total=False):
+    """The keywords :func:`train_texture` and :func:`train_style` share (one meaning, one default:
+    :data:`TRAINING_DEFAULTS`).
+
+    ``size``, ``batch_size``, ``lr_decay``, ``decay_start``, ``decay_every``: thesis defaults 256, 16, 0.7,
+    1000, 200 (:func:`learning_rate`). ``layer_weights`` / ``options``: the objective's, as in
+    :func:`featstat.texture.synthesis.synthesize_texture`. ``diversity``: λ of the diversity term (0: Texture
+    Networks' objective); ``diversity_layer``: compare samples in this feature layer instead of pixels (must
+    be among the extractor's layers). ``normalize_gradients``: divide the gradient at each feature layer by
+    its L1 norm (reference code). ``noise_scale``: multiplies the training noise. ``seed``, ``checkpoint``,
+    ``checkpoint_every``, ``resume``, ``progress``, ``callback``: see :class:`GeneratorTrainer` and
+    :meth:`GeneratorTrainer.run`.
+    """
+
+    size: int
+    batch_size: int
+    layer_weights: str | Mapping[str, float] | None
+    options: Mapping[str, Mapping[str, Any]] | None
+    diversity: float
+    diversity_layer: str | None
+    normalize_gradients: bool
+    lr_decay: float
+    decay_start: int
+    decay_every: int
+    noise_scale: float
+    seed: int
+    checkpoint: PathLike | None
+    checkpoint_every: int
+    resume: bool
+    progress: bool
+    callback: Callable[[int, Mapping[str, float]], None] | None
+
+
+#: The defaults of :class:`GeneratorTraining` (thesis §2.4.1 for the schedule).
+TRAINING_DEFAULTS: GeneratorTraining = {
+    "size": 256,
+    "batch_size": 16,
+    "layer_weights": None,
+    "options": None,
+    "diversity": 0.0,
+    "diversity_layer": None,
+    "normalize_gradients": False,
+    "lr_decay": 0.7,
+    "decay_start": 1000,
+    "decay_every": 200,
+    "noise_scale": 1.0,
+    "seed": 0,
+    "checkpoint": None,
+    "checkpoint_every": 200,
+    "resume": False,
+    "progress": False,
+    "callback": None,
+}
+
+
+def _training(caller: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given`` (the caller's shared keywords) over :data:`TRAINING_DEFAULTS`; an unknown keyword is the
+    ``TypeError`` Python raises for a keyword a function does not take."""
+    unknown = sorted(set(given) - set(TRAINING_DEFAULTS))
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    return {**TRAINING_DEFAULTS, **given}
+
+
+def _generator(generator: nn.Module | str, seed: int, device: torch.device, stylises: bool) -> nn.Module:
+    """The generator to train: ``generator`` itself, or a net built by name (with ``seed``) on ``device``."""
+    if isinstance(generator, str):
+        generator = build_generator(generator, seed=seed).to(device)
+    if getattr(generator, "takes_content", False) != stylises:
+        raise ValueError(
+            "train_style needs a stylisation generator (StyleNet or TextureNetV1(content=True))"
+            if stylises
+            else "train_texture needs a texture generator; use train_style for stylisation nets"
+        )
+    return generator
+
+
+def _train(
+    generator: nn.Module,
+    objective: Objective,
+    extractor: nn.Module,
+    style: Tensor,
+    contents: Sequence[Tensor] | None,
+    *,
+    steps: int,
+    lr: float,
+    statistic: str | Mapping[str, float],
+    settings: tuple[Mapping[str, Any], Mapping[str, Any]],
+    o: Mapping[str, Any],
+) -> TrainResult:
+    """What :func:`train_texture` and :func:`train_style` share once their objective is built: the
+    diversity term, the run's settings (``settings``: the caller's keys before and after the shared ones),
+    the trainer and its run."""
+    check_positive("diversity", o["diversity"], allow_zero=True)
+    if o["diversity"] > 0:
+        term = _diversity_term(o["diversity"], extractor, o["diversity_layer"])
+        objective = Objective([*objective.terms, term])
+    head, tail = settings
+    shared = ("diversity", "diversity_layer", "normalize_gradients")
+    schedule = ("size", "batch_size", "lr_decay", "decay_start", "decay_every", "noise_scale", "seed")
+    device = next(generator.parameters()).device
+    trainer = GeneratorTrainer(
+        generator,
+        objective,
+        style.to(device),
+        contents,
+        lr=lr,
+        settings={**head, "statistic": parse_statistic(statistic), **{k: o[k] for k in shared}, **tail},
+        **{k: o[k] for k in schedule},
+    )
+    run = ("checkpoint", "checkpoint_every", "resume", "progress", "callback")
+    return trainer.run(steps, **{k: o[k] for k in run})
+
+
 def train_texture(
     generator: nn.Module | str,
     example: Tensor,
     *,
     steps: int = 2000,
-    size: int = 256,
-    batch_size: int = 16,
     preset: str | Preset = "auto",
     extractor: nn.Module | None = None,
     layers: Sequence[str] | None = None,
     statistic: str | Mapping[str, float] = "gram",
-    layer_weights: str | Mapping[str, float] | None = None,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-    diversity: float = 0.0,
-    diversity_layer: str | None = None,
-    normalize_gradients: bool = False,
     lr: float = 0.1,
-    lr_decay: float = 0.7,
-    decay_start: int = 1000,
-    decay_every: int = 200,
-    seed: int = 0,
-    checkpoint: PathLike | None = None,
-    checkpoint_every: int = 200,
-    resume: bool = False,
-    progress: bool = False,
-    callback: Callable[[int, Mapping[str, float]], None] | None = None,
+    **training: Unpack[GeneratorTraining],
 ) -> TrainResult:
     """Train a texture generator on one example (Texture Networks; with ``diversity`` > 0 Improved Texture
     Networks' Julesz generator, thesis eq. 3.10).
@@ -528,64 +632,33 @@ def train_texture(
             architecture name ("texture_v1", "texture_v2", built with defaults and ``seed``) — on the device
             to train on.
         example: 1×3×h×w in [0, 1].
-        steps, size, batch_size, lr, lr_decay, decay_start, decay_every: thesis defaults 2000, 256, 16, 0.1,
-            0.7, 1000, 200.
-        preset / extractor / layers / statistic / layer_weights / options: the texture objective, as in
+        steps, lr: thesis defaults 2000 and 0.1.
+        preset / extractor / layers / statistic: the texture objective, as in
             :func:`featstat.texture.synthesis.synthesize_texture`.
-        diversity: λ (0: Texture Networks' objective).
-        diversity_layer: compare samples in this feature layer instead of pixels (must be among the
-            extractor's layers).
-        normalize_gradients: divide the gradient at each feature layer by its L1 norm (reference code).
-        seed, checkpoint, checkpoint_every, resume, progress, callback: see :class:`GeneratorTrainer`.
+        training: the keywords shared with :func:`train_style` (:class:`GeneratorTraining`: ``size``,
+            ``batch_size``, ``layer_weights``, ``options``, ``diversity``, ``diversity_layer``,
+            ``normalize_gradients``, ``lr_decay``, ``decay_start``, ``decay_every``, ``noise_scale``,
+            ``seed``, ``checkpoint``, ``checkpoint_every``, ``resume``, ``progress``, ``callback``; defaults
+            :data:`TRAINING_DEFAULTS`).
     """
+    o = _training("train_texture", training)
     example = check_image("example", example)
-    if isinstance(generator, str):
-        generator = build_generator(generator, seed=seed).to(example.device)
-    if getattr(generator, "takes_content", False):
-        raise ValueError("train_texture needs a texture generator; use train_style for stylisation nets")
+    generator = _generator(generator, o["seed"], example.device, stylises=False)
     device = next(generator.parameters()).device
     p = resolve_preset(preset)
     if layers is not None:
         names = list(layers)
     else:
         names = list(extractor.layers) if extractor is not None else list(p.texture_layers)
+    diversity_layer = o["diversity_layer"]
     need = names + ([diversity_layer] if diversity_layer and diversity_layer not in names else [])
-    ext = _extractor(p, extractor, need, device, normalize_gradients)
-    objective = texture_objective(ext, names, statistic, layer_weights=layer_weights, options=options)
-    check_positive("diversity", diversity, allow_zero=True)
-    if diversity > 0:
-        objective = Objective([*objective.terms, _diversity_term(diversity, ext, diversity_layer)])
-    settings = {
-        "mode": "texture",
-        "preset": p.name if extractor is None else "custom",
-        "layers": names,
-        "statistic": parse_statistic(statistic),
-        "diversity": diversity,
-        "diversity_layer": diversity_layer,
-        "normalize_gradients": normalize_gradients,
-        "example": list(example.shape),
-    }
-    trainer = GeneratorTrainer(
-        generator,
-        objective,
-        example.to(device),
-        size=size,
-        batch_size=batch_size,
-        lr=lr,
-        lr_decay=lr_decay,
-        decay_start=decay_start,
-        decay_every=decay_every,
-        seed=seed,
-        settings=settings,
+    ext = _extractor(p, extractor, need, device, o["normalize_gradients"])
+    objective = texture_objective(
+        ext, names, statistic, layer_weights=o["layer_weights"], options=o["options"]
     )
-    return trainer.run(
-        steps,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        callback=callback,
-    )
+    head = {"mode": "texture", "preset": p.name if extractor is None else "custom", "layers": names}
+    return _train(generator, objective, ext, example, None, steps=steps, lr=lr, statistic=statistic,
+                  settings=(head, {"example": list(example.shape)}), o=o)  # fmt: skip
 
 
 def train_style(
@@ -594,8 +667,6 @@ def train_style(
     contents: Sequence[Tensor],
     *,
     steps: int = 2000,
-    size: int = 256,
-    batch_size: int = 16,
     preset: str | Preset = "auto",
     extractor: nn.Module | None = None,
     style_layers: Sequence[str] | None = None,
@@ -604,22 +675,8 @@ def train_style(
     style_weight: float | None = None,
     content_weight: float | None = None,
     tv_weight: float = 0.0,
-    layer_weights: str | Mapping[str, float] | None = None,
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-    diversity: float = 0.0,
-    diversity_layer: str | None = None,
-    normalize_gradients: bool = False,
     lr: float = 0.001,
-    lr_decay: float = 0.7,
-    decay_start: int = 1000,
-    decay_every: int = 200,
-    noise_scale: float = 1.0,
-    seed: int = 0,
-    checkpoint: PathLike | None = None,
-    checkpoint_every: int = 200,
-    resume: bool = False,
-    progress: bool = False,
-    callback: Callable[[int, Mapping[str, float]], None] | None = None,
+    **training: Unpack[GeneratorTraining],
 ) -> TrainResult:
     """Train a stylisation generator for one style on a pool of content images (thesis §2.3.3, §3.4).
 
@@ -630,20 +687,20 @@ def train_style(
         style_weight, content_weight: default the preset's.
         lr: 0.001 (Johnson et al.; the thesis' 0.1 is for texture generators and saturates StyleNet into one
             flat colour after one step).
+        training: the keywords shared with :func:`train_texture` (:class:`GeneratorTraining`).
         Other arguments as :func:`train_texture` and :func:`featstat.texture.synthesis.transfer_style`.
     """
+    o = _training("train_style", training)
     style = check_image("style", style)
-    if isinstance(generator, str):
-        generator = build_generator(generator, seed=seed).to(style.device)
-    if not getattr(generator, "takes_content", False):
-        raise ValueError("train_style needs a stylisation generator (StyleNet or TextureNetV1(content=True))")
+    generator = _generator(generator, o["seed"], style.device, stylises=True)
     if not isinstance(contents, Sequence) or isinstance(contents, Tensor) or not contents:
         raise ValueError("contents must be a non-empty list of 1×3×h×w content images")
     device = next(generator.parameters()).device
     p = resolve_preset(preset)
     s_layers, c_layers = _style_layers(p, extractor, style_layers, content_layers)
+    diversity_layer = o["diversity_layer"]
     names = list(dict.fromkeys(s_layers + c_layers + ([diversity_layer] if diversity_layer else [])))
-    ext = _extractor(p, extractor, names, device, normalize_gradients)
+    ext = _extractor(p, extractor, names, device, o["normalize_gradients"])
     objective = _preset_style_objective(
         p,
         ext,
@@ -653,46 +710,13 @@ def train_style(
         style_weight,
         content_weight,
         tv_weight=tv_weight,
-        layer_weights=layer_weights,
-        options=options,
+        layer_weights=o["layer_weights"],
+        options=o["options"],
     )
-    check_positive("diversity", diversity, allow_zero=True)
-    if diversity > 0:
-        objective = Objective([*objective.terms, _diversity_term(diversity, ext, diversity_layer)])
-    settings = {
-        "mode": "style",
-        "preset": p.name if extractor is None else "custom",
-        "style_layers": s_layers,
-        "content_layers": c_layers,
-        "statistic": parse_statistic(statistic),
-        "diversity": diversity,
-        "diversity_layer": diversity_layer,
-        "normalize_gradients": normalize_gradients,
-        "style": list(style.shape),
-    }
-    trainer = GeneratorTrainer(
-        generator,
-        objective,
-        style.to(device),
-        [c.to(device) for c in contents],
-        size=size,
-        batch_size=batch_size,
-        lr=lr,
-        lr_decay=lr_decay,
-        decay_start=decay_start,
-        decay_every=decay_every,
-        noise_scale=noise_scale,
-        seed=seed,
-        settings=settings,
-    )
-    return trainer.run(
-        steps,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        callback=callback,
-    )
+    head = {"mode": "style", "preset": p.name if extractor is None else "custom", "style_layers": s_layers,
+            "content_layers": c_layers}  # fmt: skip
+    return _train(generator, objective, ext, style, [c.to(device) for c in contents], steps=steps, lr=lr,
+                  statistic=statistic, settings=(head, {"style": list(style.shape)}), o=o)  # fmt: skip
 
 
 def load_generator(checkpoint: PathLike, device: torch.device | str | None = None) -> nn.Module:
