@@ -138,7 +138,6 @@ def _train(name: str, over: dict[str, Any], args: argparse.Namespace, init: dict
     from featstat.io import list_images
     from featstat.restoration.data import RestorationDataset, ValidationSet
     from featstat.restoration.recipes import get_recipe, setup
-    from featstat.restoration.trainer import Trainer
 
     kodak = list_images(SHARED / "images" / "kodak")
     set5 = [p for p in list_images(SHARED / "images" / "set5") if p.name.endswith("_HR.png")]
@@ -152,21 +151,7 @@ def _train(name: str, over: dict[str, Any], args: argparse.Namespace, init: dict
     val = ValidationSet(set5, s.degradation)
     out = args.runs / args.label / name
     t0 = time.perf_counter()
-    trainer = Trainer(
-        s.model,
-        s.objective,
-        train,
-        out,
-        options=s.options,
-        val_data=val,
-        pretrain_objective=s.pretrain_objective,
-        discriminator=s.discriminator,
-        adversarial=s.adversarial,
-        metadata=s.metadata,
-        lpips=lp,
-        task=s.task,
-        device="cpu",
-    )
+    trainer = s.trainer(train, out, val_data=val, lpips=lp, device="cpu")
     summary = trainer.fit()
     return {
         "validation": summary["validation"],
@@ -246,7 +231,6 @@ def speed(args: argparse.Namespace) -> None:
     from featstat.io import list_images
     from featstat.restoration.data import RestorationDataset
     from featstat.restoration.recipes import get_recipe, setup
-    from featstat.restoration.trainer import Trainer
 
     kodak = list_images(SHARED / "images" / "kodak")
     trainers = {}
@@ -260,17 +244,7 @@ def speed(args: argparse.Namespace) -> None:
             over["adversarial"]["enabled"] = gan
         s = setup(get_recipe(name, over))
         data = RestorationDataset(kodak, s.degradation, crop_size=args.crop, samples_per_epoch=len(kodak))
-        trainers[label] = Trainer(
-            s.model,
-            s.objective,
-            data,
-            args.runs / "speed" / name,
-            options=s.options,
-            discriminator=s.discriminator,
-            adversarial=s.adversarial,
-            lpips=None,
-            device="cpu",
-        )
+        trainers[label] = s.trainer(data, args.runs / "speed" / name, lpips=None, device="cpu")
     batch = torch.utils.data.default_collate(
         [trainers[args.recipes[0]].train_data[i] for i in range(args.batch)]
     )

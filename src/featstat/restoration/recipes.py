@@ -98,214 +98,211 @@ def _vgg(arch: str = "vgg19") -> dict[str, Any]:
     return {"arch": arch, "weights": "auto", "paper_weights": arch}
 
 
-def _l2_objective() -> dict[str, Any]:
-    return {"terms": {"l2": {"loss": "l2", "weight": 1.0}}}
+#: raw 5×5 patches with stride 2 (the CX paper's single-image SR and normal-map terms)
+_PATCHES = {"arch": "patches", "size": 5, "stride": 2}
 
 
-def _pdl(
-    name: str, task: str, network: dict[str, Any], degradation: dict[str, Any], what: str
+def _term(
+    loss: str,
+    weight: float = 1.0,
+    backbone: str | None = None,
+    layers: list[str] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "description": f"L1 + 0.01·PDL(VGG-16 conv4_3) for {what} (Delbracio et al. 2021, eq. 5)",
-        "paper": "Projected Distribution Loss for Image Enhancement (Delbracio, Talebi, Milanfar 2021)",
-        "task": task,
-        "tasks": _SR_TASKS if task.startswith("sr") else [task],
+    """An objective term table: loss, weight, then (for feature terms) backbone and layers, then options."""
+    term: dict[str, Any] = {"loss": loss, "weight": weight}
+    if backbone is not None:
+        term["backbone"] = backbone
+    if layers is not None:
+        term["layers"] = layers
+    return {**term, **options}
+
+
+def _warm_up(fraction: float) -> dict[str, Any]:
+    """A pre-training section: ``fraction`` of the steps on a plain L2 objective."""
+    return {"fraction": fraction, "objective": {"terms": {"l2": _term("l2")}}}
+
+
+def _recipe(
+    name: str,
+    description: str,
+    paper: str,
+    *,
+    terms: dict[str, Any],
+    backbones: dict[str, Any] | None = None,
+    network: str = "auto",
+    task: str = "sr4",
+    tasks: list[str] = _ALL_TASKS,
+    degradation: dict[str, Any] | None = None,
+    pretrain: dict[str, Any] | None = None,
+    adversarial: dict[str, Any] | None = None,
+    steps: int = 100000,
+    batch_size: int = 16,
+    lr: float = 1e-4,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One recipe in the layout of the module docstring (sections left None are left out); ``data``
+    defaults to 96×96 crops."""
+    objective = {"terms": terms} if backbones is None else {"backbones": backbones, "terms": terms}
+    sections = {
         "degradation": degradation,
-        "network": network,
-        "objective": {
-            "backbones": {"vgg": _vgg("vgg16")},
-            "terms": {
-                "l1": {"loss": "l1", "weight": 1.0},
-                "pdl": {
-                    "loss": "projected_distribution",
-                    "weight": 0.01,
-                    "backbone": "vgg",
-                    "layers": ["conv4_3"],
-                    "projection": "identity",
-                },
-            },
-        },
-        "training": {"steps": 100000, "batch_size": 16, "lr": 1e-4},
-        "data": {"crop_size": 128},
+        "network": {"name": network},
+        "objective": objective,
+        "pretrain": pretrain,
+        "adversarial": adversarial,
+        "training": {"steps": steps, "batch_size": batch_size, "lr": lr},
+        "data": data or {"crop_size": 96},
     }
+    head = {"name": name, "description": description, "paper": paper, "task": task, "tasks": tasks}
+    return {**head, **{k: v for k, v in sections.items() if v is not None}}
+
+
+def _pdl(name: str, task: str, network: str, degradation: dict[str, Any], what: str) -> dict[str, Any]:
+    return _recipe(
+        name,
+        f"L1 + 0.01·PDL(VGG-16 conv4_3) for {what} (Delbracio et al. 2021, eq. 5)",
+        "Projected Distribution Loss for Image Enhancement (Delbracio, Talebi, Milanfar 2021)",
+        task=task,
+        tasks=_SR_TASKS if task.startswith("sr") else [task],
+        degradation=degradation,
+        network=network,
+        backbones={"vgg": _vgg("vgg16")},
+        terms={
+            "l1": _term("l1"),
+            "pdl": _term("projected_distribution", 0.01, "vgg", ["conv4_3"], projection="identity"),
+        },
+        data={"crop_size": 128},
+    )
+
+
+def _normals(name: str, description: str, l1: bool) -> dict[str, Any]:
+    """CX paper eq. 12, with or without its L1 term."""
+    cx = {"bandwidth": 0.1, "sample_size": 65}
+    terms = {
+        "cx_patches": _term("contextual", 1.0, "patches", **cx),
+        "cx_vgg": _term("contextual", 1.0, "vgg", ["conv1_2", "conv2_2"], **cx),
+        "lf": _term("low_frequency_l2", 0.1),
+    }
+    return _recipe(
+        name,
+        description,
+        "Mechrez et al. 2018, eq. 12 (surface normal estimation)",
+        task="normals",
+        tasks=["normals"],
+        network="crn",
+        backbones={"patches": dict(_PATCHES), "vgg": _vgg("vgg19")},
+        terms={**terms, "l1": _term("l1")} if l1 else terms,
+        steps=50000,
+        batch_size=4,
+        data={"crop_size": 256},
+    )
 
 
 _BUILT_IN: dict[str, dict[str, Any]] = {
-    "pixel": {
-        "name": "pixel",
-        "description": "L1 pixel loss baseline",
-        "paper": "baseline of every paper (e.g. EDSR's L1)",
-        "task": "sr4",
-        "tasks": _ALL_TASKS,
-        "network": {"name": "auto"},
-        "objective": {"terms": {"pixel": {"loss": "l1", "weight": 1.0}}},
-        "training": {"steps": 100000, "batch_size": 16, "lr": 1e-4},
-        "data": {"crop_size": 96},
-    },
-    "pixel-l2": {
-        "name": "pixel-l2",
-        "description": "L2 (MSE) pixel loss baseline (SRResNet-MSE)",
-        "paper": "Ledig et al. 2017 (SRResNet-MSE)",
-        "task": "sr4",
-        "tasks": _ALL_TASKS,
-        "network": {"name": "auto"},
-        "objective": {"terms": {"pixel": {"loss": "l2", "weight": 1.0}}},
-        "training": {"steps": 100000, "batch_size": 16, "lr": 1e-4},
-        "data": {"crop_size": 96},
-    },
-    "perceptual": {
-        "name": "perceptual",
-        "description": "feature reconstruction loss, squared L2 at VGG-16 relu2_2 (Johnson et al. 2016, SR)",
-        "paper": "Perceptual Losses for Real-Time Style Transfer and Super-Resolution (Johnson et al. 2016)",
-        "task": "sr4",
-        "tasks": _ALL_TASKS,
-        "network": {"name": "auto"},
-        "objective": {
-            "backbones": {"vgg": _vgg("vgg16")},
-            "terms": {
-                "feature": {
-                    "loss": "perceptual",
-                    "weight": 1.0,
-                    "backbone": "vgg",
-                    "layers": ["relu2_2"],
-                    "norm": "l2",
-                }
+    r["name"]: r
+    for r in (
+        _recipe(
+            "pixel",
+            "L1 pixel loss baseline",
+            "baseline of every paper (e.g. EDSR's L1)",
+            terms={"pixel": _term("l1")},
+        ),
+        _recipe(
+            "pixel-l2",
+            "L2 (MSE) pixel loss baseline (SRResNet-MSE)",
+            "Ledig et al. 2017 (SRResNet-MSE)",
+            terms={"pixel": _term("l2")},
+        ),
+        _recipe(
+            "perceptual",
+            "feature reconstruction loss, squared L2 at VGG-16 relu2_2 (Johnson et al. 2016, SR)",
+            "Perceptual Losses for Real-Time Style Transfer and Super-Resolution (Johnson et al. 2016)",
+            backbones={"vgg": _vgg("vgg16")},
+            terms={"feature": _term("perceptual", 1.0, "vgg", ["relu2_2"], norm="l2")},
+            lr=1e-3,
+            data={"crop_size": 288},
+        ),
+        _recipe(
+            "cx-sr",
+            "0.1·CX(VGG-19 conv3_4) + 10·LF-L2 + 1e-3·GAN after an L2 warm-up (Mechrez et al.)",
+            "Maintaining Natural Image Statistics with the Contextual Loss (Mechrez et al. 2018)",
+            tasks=_SR_TASKS,
+            network="srresnet",
+            backbones={"vgg": _vgg("vgg19")},
+            terms={
+                "cx": _term("contextual", 0.1, "vgg", ["conv3_4"], bandwidth=0.1),
+                "lf": _term("low_frequency_l2", 10.0, kernel_size=21, sigma=3.0),
             },
-        },
-        "training": {"steps": 100000, "batch_size": 16, "lr": 1e-3},
-        "data": {"crop_size": 288},
-    },
-    "cx-sr": {
-        "name": "cx-sr",
-        "description": "0.1·CX(VGG-19 conv3_4) + 10·LF-L2 + 1e-3·GAN after an L2 warm-up (Mechrez et al.)",
-        "paper": "Maintaining Natural Image Statistics with the Contextual Loss (Mechrez et al. 2018)",
-        "task": "sr4",
-        "tasks": _SR_TASKS,
-        "network": {"name": "srresnet"},
-        "objective": {
-            "backbones": {"vgg": _vgg("vgg19")},
-            "terms": {
-                "cx": {
-                    "loss": "contextual",
-                    "weight": 0.1,
-                    "backbone": "vgg",
-                    "layers": ["conv3_4"],
-                    "bandwidth": 0.1,
-                },
-                "lf": {"loss": "low_frequency_l2", "weight": 10.0, "kernel_size": 21, "sigma": 3.0},
+            pretrain=_warm_up(100 / 1600),
+            adversarial={
+                "enabled": True,
+                "weight": 1e-3,
+                "kind": "nonsaturating",
+                "lr": 1e-4,
+                "discriminator": {"channels": 64},
             },
-        },
-        "pretrain": {"fraction": 100 / 1600, "objective": _l2_objective()},
-        "adversarial": {
-            "enabled": True,
-            "weight": 1e-3,
-            "kind": "nonsaturating",
-            "lr": 1e-4,
-            "discriminator": {"channels": 64},
-        },
-        "training": {"steps": 80000, "batch_size": 16, "lr": 1e-4},
-        "data": {"crop_size": 96},
-    },
-    "tsrn": {
-        "name": "tsrn",
-        "description": "Gram loss on VGG-19 conv2_2, conv3_4, conv4_4, conv5_2 after MSE pre-training",
-        "paper": "The Unreasonable Effectiveness of Texture Transfer for Single Image SR (Gondal et al.)",
-        "task": "sr4",
-        "tasks": ["sr4", "sr8"],
-        "network": {"name": "tsrn"},
-        "objective": {
-            "backbones": {"vgg": _vgg("vgg19")},
-            "terms": {
-                "gram": {
-                    "loss": "gram",
-                    "weight": 1.0,
-                    "backbone": "vgg",
-                    "layers": ["conv2_2", "conv3_4", "conv4_4", "conv5_2"],
-                    "layer_weights": {
+            steps=80000,
+        ),
+        _recipe(
+            "tsrn",
+            "Gram loss on VGG-19 conv2_2, conv3_4, conv4_4, conv5_2 after MSE pre-training",
+            "The Unreasonable Effectiveness of Texture Transfer for Single Image SR (Gondal et al.)",
+            tasks=["sr4", "sr8"],
+            network="tsrn",
+            backbones={"vgg": _vgg("vgg19")},
+            terms={
+                "gram": _term(
+                    "gram",
+                    1.0,
+                    "vgg",
+                    ["conv2_2", "conv3_4", "conv4_4", "conv5_2"],
+                    # eq. 1's unnormalised Gram loss = featstat's normalised one × C²/4 per layer
+                    layer_weights={
                         "conv2_2": 128**2 / 4,
                         "conv3_4": 256**2 / 4,
                         "conv4_4": 512**2 / 4,
                         "conv5_2": 512**2 / 4,
                     },
-                },
+                ),
             },
-        },
-        "pretrain": {"fraction": 10 / 110, "objective": _l2_objective()},
-        "training": {"steps": 100000, "batch_size": 16, "lr": 5e-4},
-        "data": {"crop_size": 256},
-    },
-    "pdl-denoise": _pdl(
-        "pdl-denoise", "denoise", {"name": "srn"}, {"sigma": 75.0, "clip": False}, "denoising (σ = 75)"
-    ),
-    "pdl-sr": _pdl("pdl-sr", "sr4", {"name": "edsr"}, {}, "×4 super-resolution (EDSR)"),
-    "pdl-deblur": _pdl("pdl-deblur", "deblur", {"name": "srn"}, {}, "camera-shake deblurring"),
-    "pdl-jpeg": _pdl("pdl-jpeg", "jpeg", {"name": "srn"}, {"quality": 20}, "JPEG artefact removal (q = 20)"),
-    "pdl-demosaic": _pdl(
-        "pdl-demosaic", "demosaic", {"name": "srn"}, {}, "demosaicking of a noisy RGGB mosaic"
-    ),
-    "single-image-sr": {
-        "name": "single-image-sr",
-        "description": "SRResNet trained on crops of one image with CX on 5×5 RGB patches (CX supplementary)",
-        "paper": "Mechrez et al. 2018, supplementary sec. 2 (image-specific ×4 SR)",
-        "task": "sr4",
-        "tasks": _SR_TASKS,
-        "network": {"name": "srresnet"},
-        "objective": {
-            "backbones": {"patches": {"arch": "patches", "size": 5, "stride": 2}},
-            "terms": {"cx": {"loss": "contextual", "weight": 1.0, "backbone": "patches", "bandwidth": 0.1}},
-        },
-        "training": {"steps": 10000, "batch_size": 1, "lr": 1e-4},
-        "data": {"crop_size": 384, "samples_per_epoch": 100, "val_same_image": True},
-    },
-    "normals": {
-        "name": "normals",
-        "description": "CX(5×5 normal patches, VGG-19 conv1_2, conv2_2) + 0.1·LF-L2 + L1, CRN",
-        "paper": "Mechrez et al. 2018, eq. 12 (surface normal estimation)",
-        "task": "normals",
-        "tasks": ["normals"],
-        "network": {"name": "crn"},
-        "objective": {
-            "backbones": {"patches": {"arch": "patches", "size": 5, "stride": 2}, "vgg": _vgg("vgg19")},
-            "terms": {
-                "cx_patches": {
-                    "loss": "contextual",
-                    "weight": 1.0,
-                    "backbone": "patches",
-                    "bandwidth": 0.1,
-                    "sample_size": 65,
-                },
-                "cx_vgg": {
-                    "loss": "contextual",
-                    "weight": 1.0,
-                    "backbone": "vgg",
-                    "layers": ["conv1_2", "conv2_2"],
-                    "bandwidth": 0.1,
-                    "sample_size": 65,
-                },
-                "lf": {"loss": "low_frequency_l2", "weight": 0.1},
-                "l1": {"loss": "l1", "weight": 1.0},
-            },
-        },
-        "training": {"steps": 50000, "batch_size": 4, "lr": 1e-4},
-        "data": {"crop_size": 256},
-    },
+            pretrain=_warm_up(10 / 110),
+            lr=5e-4,
+            data={"crop_size": 256},
+        ),
+        _pdl("pdl-denoise", "denoise", "srn", {"sigma": 75.0, "clip": False}, "denoising (σ = 75)"),
+        _pdl("pdl-sr", "sr4", "edsr", {}, "×4 super-resolution (EDSR)"),
+        _pdl("pdl-deblur", "deblur", "srn", {}, "camera-shake deblurring"),
+        _pdl("pdl-jpeg", "jpeg", "srn", {"quality": 20}, "JPEG artefact removal (q = 20)"),
+        _pdl("pdl-demosaic", "demosaic", "srn", {}, "demosaicking of a noisy RGGB mosaic"),
+        _recipe(
+            "single-image-sr",
+            "SRResNet trained on crops of one image with CX on 5×5 RGB patches (CX supplementary)",
+            "Mechrez et al. 2018, supplementary sec. 2 (image-specific ×4 SR)",
+            tasks=_SR_TASKS,
+            network="srresnet",
+            backbones={"patches": dict(_PATCHES)},
+            terms={"cx": _term("contextual", 1.0, "patches", bandwidth=0.1)},
+            steps=10000,
+            batch_size=1,
+            data={"crop_size": 384, "samples_per_epoch": 100, "val_same_image": True},
+        ),
+        _normals("normals", "CX(5×5 normal patches, VGG-19 conv1_2, conv2_2) + 0.1·LF-L2 + L1, CRN", l1=True),
+        _normals(
+            "normals-no-l1",
+            "the normals recipe without L1 (λ_L1 = 0: more natural-looking, worse angular scores)",
+            l1=False,
+        ),
+    )
 }
-_BUILT_IN["normals-no-l1"] = copy.deepcopy(_BUILT_IN["normals"])
-_BUILT_IN["normals-no-l1"].update(
-    name="normals-no-l1",
-    description="the normals recipe without L1 (λ_L1 = 0: more natural-looking, worse angular scores)",
-)
-del _BUILT_IN["normals-no-l1"]["objective"]["terms"]["l1"]
 
 #: Recipe name → recipe (plain data; :func:`get_recipe` returns merged copies): the recipe registry
 #: (:data:`featstat.registry.RECIPES`), a read-only mapping; ``RECIPES.register_value(name, recipe)`` adds
 #: one.
 RECIPES: Registry[dict[str, Any]] = _RECIPES
-for _name, _recipe in _BUILT_IN.items():
+for _name, _entry in _BUILT_IN.items():
     if _name not in RECIPES.registered_names():
-        RECIPES.register_value(_name, _recipe)
-del _name, _recipe
+        RECIPES.register_value(_name, _entry)
+del _name, _entry
 
 
 def recipe_names() -> list[str]:
@@ -473,6 +470,34 @@ class RecipeSetup:
             "features": features,
         }
 
+    def trainer(
+        self,
+        train_data: Any,
+        out_dir: str | os.PathLike[str],
+        *,
+        val_data: Any = None,
+        lpips: nn.Module | str | None = "auto",
+        device: str | None = None,
+    ) -> Trainer:
+        """The :class:`~featstat.restoration.trainer.Trainer` of this setup (network, objectives,
+        discriminator, options, metadata and task) on ``train_data``, writing to ``out_dir``; ``val_data``,
+        ``lpips`` and ``device`` as the Trainer takes them."""
+        return Trainer(
+            self.model,
+            self.objective,
+            train_data,
+            out_dir,
+            options=self.options,
+            val_data=val_data,
+            pretrain_objective=self.pretrain_objective,
+            discriminator=self.discriminator,
+            adversarial=self.adversarial,
+            metadata=self.metadata,
+            lpips=lpips,
+            task=self.task,
+            device=device,
+        )
+
 
 def setup(recipe: Mapping[str, Any], *, task: str | None = None) -> RecipeSetup:
     """Build network, objectives, discriminator and options of ``recipe`` (from :func:`get_recipe`) for
@@ -574,19 +599,4 @@ def train(
         if val_items is not None
         else None
     )
-    trainer = Trainer(
-        s.model,
-        s.objective,
-        train_set,
-        out_dir,
-        options=s.options,
-        val_data=val_set,
-        pretrain_objective=s.pretrain_objective,
-        discriminator=s.discriminator,
-        adversarial=s.adversarial,
-        metadata=s.metadata,
-        lpips=lpips,
-        task=s.task,
-        device=device,
-    )
-    return trainer.fit(resume=resume)
+    return s.trainer(train_set, out_dir, val_data=val_set, lpips=lpips, device=device).fit(resume=resume)
