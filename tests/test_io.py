@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from featstat.io import list_images, read_image, read_images, to_tensor, to_uint8, write_image
+from featstat.io import image_grid, list_images, read_image, read_images, to_tensor, to_uint8, write_image
 
 
 def _rgb(h=20, w=24, seed=0) -> np.ndarray:
@@ -307,3 +307,33 @@ def test_to_tensor_and_to_uint8():
         to_tensor([1, 2, 3])
     with pytest.raises(ValueError, match="shape"):
         to_tensor(np.zeros((2, 2, 2, 2)))
+
+
+def test_image_grid_places_images_row_by_row_and_fills_the_rest():
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(5, 3, 4, 6, generator=g)
+    grid = image_grid(images, 2)
+    assert grid.shape == (1, 3, 3 * 4, 2 * 6)
+    for i in range(6):  # an explicit oracle: cell (row, col) holds image row·2 + col, the last one `fill`
+        r, c = divmod(i, 2)
+        cell = grid[0, :, r * 4 : (r + 1) * 4, c * 6 : (c + 1) * 6]
+        expected = images[i] if i < 5 else torch.ones(3, 4, 6)
+        assert torch.equal(cell, expected), i
+    side = image_grid(images[:3], 3, fill=0.0)
+    assert torch.equal(side, torch.cat(list(images[:3]), dim=-1)[None])
+    one = image_grid(images[:1, :1].double(), 4, fill=0.25)
+    assert one.dtype == torch.float64 and one.shape == (1, 1, 4, 24)
+    assert torch.equal(one[..., 6:], torch.full((1, 1, 4, 18), 0.25, dtype=torch.float64))
+
+
+def test_image_grid_bad_inputs_name_the_argument():
+    images = torch.rand(2, 3, 4, 4)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="cols"):
+            image_grid(images, bad)
+    with pytest.raises(ValueError, match="fill"):
+        image_grid(images, 2, fill=2.0)
+    with pytest.raises(ValueError, match="images"):
+        image_grid(images[0], 2)
+    with pytest.raises(ValueError, match="images"):
+        image_grid(images[:0], 2)

@@ -43,6 +43,7 @@ from ._checks import check_device, check_finite, check_image, check_tensor
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "image_grid",
     "list_images",
     "read_image",
     "read_images",
@@ -406,6 +407,24 @@ def list_images(folder: PathLike) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ writing
+
+
+def image_grid(images: Tensor, cols: int, *, fill: float = 1.0) -> Tensor:
+    """Tile a batch N×C×H×W into one image 1×C×(rows·H)×(cols·W), row by row (image i at row i // cols,
+    column i % cols), rows = ⌈N / cols⌉; the cells after the last image are filled with ``fill`` (white by
+    default). ``cols = N`` puts the images side by side. Same device and dtype as ``images``; for
+    :func:`write_image` (contact sheets of samples, reconstructions, colourisations)."""
+    x = check_tensor("images", images, ndim=4, channels=None)
+    if not isinstance(cols, int) or isinstance(cols, bool) or cols < 1:
+        raise ValueError(f"cols must be a positive int (images per row), got {cols!r}")
+    if not isinstance(fill, (int, float)) or isinstance(fill, bool) or not 0.0 <= float(fill) <= 1.0:
+        raise ValueError(f"fill must be a number in [0, 1] (the value of empty cells), got {fill!r}")
+    n, c, h, w = x.shape
+    if n == 0:
+        raise ValueError("images holds no image (batch size 0); pass at least one")
+    rows = -(-n // cols)
+    x = torch.cat([x, x.new_full((rows * cols - n, c, h, w), float(fill))])
+    return x.view(rows, cols, c, h, w).permute(2, 0, 3, 1, 4).reshape(1, c, rows * h, cols * w)
 
 
 def write_image(path: PathLike, image: Tensor, *, quality: int = 95) -> None:

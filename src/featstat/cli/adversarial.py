@@ -112,7 +112,7 @@ def train_translate_command(
       featstat translate runs/p2p new_photos/ -o out/
     """
     from ..adversarial.translation import TranslationOptions, train_translation, translate
-    from ..io import write_image
+    from ..io import image_grid, write_image
 
     check_output_folder(out_dir)
     on_interrupt(out_dir / "checkpoint.pt")
@@ -133,8 +133,7 @@ def train_translate_command(
 
     g = torch.Generator().manual_seed(seed)
     x = run.data.draw("source", 4, g).to(dev)
-    write_image(out_dir / "samples.png", torch.cat([x, translate(run.g_xy, x)], dim=-2).permute(1, 2, 0, 3)
-                .reshape(1, 3, 2 * size, -1))  # fmt: skip
+    write_image(out_dir / "samples.png", image_grid(torch.cat([x, translate(run.g_xy, x)], dim=-2), len(x)))
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png (sources over translations), run.json")
 
 
@@ -206,7 +205,7 @@ def train_age_command(
       featstat train age --data cars/ -o runs/color --conditional --latent 3 --size 64
     """
     from ..adversarial.age import AGEOptions, sample_sphere, train_age
-    from ..io import write_image
+    from ..io import image_grid, write_image
 
     check_output_folder(out_dir)
     on_interrupt(out_dir / "checkpoint.pt")
@@ -226,10 +225,10 @@ def train_age_command(
         from ..adversarial.age import colorize, lab_merge
 
         rgb = lab_merge(run.lightness[:4], run.data[:4]).to(dev)
-        x = _grid(colorize(run.generator, rgb, z), 8)
+        x = image_grid(colorize(run.generator, rgb, z), 8)
     else:
         with torch.no_grad():
-            x = _grid(run.generator.eval()(z), 8)
+            x = image_grid(run.generator.eval()(z), 8)
     write_image(out_dir / "samples.png", x)
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, curves.png, run.json")
 
@@ -265,13 +264,13 @@ def age_sample_command(checkpoint: Path, out: Path, count: int, seed: int, devic
     import torch
 
     from ..adversarial.age import load_age, sample_sphere
-    from ..io import write_image
+    from ..io import image_grid, write_image
 
     dev = resolve_device(device)
     _, gen = load_age(checkpoint, device=dev)
     with torch.no_grad():
         x = gen(sample_sphere(count, gen.latent, seed=seed, device=dev))
-    write_image(out, _grid(x, 8))
+    write_image(out, image_grid(x, 8))
     click.echo(f"wrote {out}")
 
 
@@ -331,7 +330,7 @@ def age_colorize_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Pa
     import torch
 
     from ..adversarial.age import colorize, lab_merge, lab_split, load_age, sample_sphere
-    from ..io import list_images, write_image
+    from ..io import image_grid, list_images, write_image
 
     check_output_folder(out_dir)
     dev = resolve_device(device)
@@ -344,7 +343,7 @@ def age_colorize_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Pa
         x = _load(f, enc.size, dev)
         lum, _ = lab_split(x)
         gray = lab_merge(lum, torch.full((1, 2, enc.size, enc.size), 0.5, device=dev))
-        write_image(out_dir / f"{f.stem}.png", _grid(torch.cat([gray, colorize(gen, x, z)]), count + 1))
+        write_image(out_dir / f"{f.stem}.png", image_grid(torch.cat([gray, colorize(gen, x, z)]), count + 1))
     click.echo(f"wrote {len(files)} row(s) of {count} colourisations to {out_dir}")
 
 
@@ -384,18 +383,6 @@ def _load(path: Path, size: int, device: Any) -> Any:
     x = read_image(path, alpha="drop").to(device)
     mode = "area" if min(x.shape[-2:]) >= size else "bicubic"
     return F.interpolate(x, size=(size, size), mode=mode).clamp(0, 1)
-
-
-def _grid(images: Any, cols: int) -> Any:
-    import math
-
-    import torch
-
-    n, c, h, w = images.shape
-    rows = math.ceil(n / cols)
-    pad = torch.ones(rows * cols - n, c, h, w, device=images.device)
-    x = torch.cat([images, pad]).view(rows, cols, c, h, w).permute(2, 0, 3, 1, 4)
-    return x.reshape(1, c, rows * h, cols * w)
 
 
 def add_train_commands(train: click.Group) -> None:

@@ -637,8 +637,7 @@ def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, A
     from .. import io
     from ..engine.runs import write_json
 
-    grid = images.permute(1, 2, 0, 3).reshape(1, 3, images.shape[2], -1)  # side by side
-    io.write_image(out_dir / "samples.png", grid)
+    io.write_image(out_dir / "samples.png", io.image_grid(images, len(images)))  # side by side
     write_json(
         out_dir / "run.json",
         {
