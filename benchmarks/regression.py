@@ -2,9 +2,10 @@
 
 Each case runs in a fresh process per tree and per round (rounds interleave the trees, so drift in the
 machine's load hits both alike); the time of a case is the median over its repeated calls after a warm-up,
-and the verdict is the ratio of medians over rounds (``new ÷ base``; < 1 is faster). The cases use names
-that exist in both trees (the redesign kept every old module path as an alias), so the same script times
-the code before and after it::
+and the verdict is the ratio of medians over rounds (``new ÷ base``; < 1 is faster). The process's CPU time
+is recorded beside the wall time: when other jobs share the cores, its ratio is the steadier one. The cases
+use names that exist in both trees (the redesign kept every old module path as an alias), so the same
+script times the code before and after it::
 
     .venv/bin/python benchmarks/regression.py --base b633f50           # the tree before the redesign
     .venv/bin/python benchmarks/regression.py --base HEAD~5 --rounds 5 --cases cx,prior
@@ -190,12 +191,17 @@ def _child(case: str, threads: int) -> None:
     os.environ.setdefault("FEATSTAT_PRECISION_MEASURE", "0")
     closure = CASES[case][1]()
     closure()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(CASES[case][2]):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         closure()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"median_s": statistics.median(times), "times": times}))
+        cpu.append(time.process_time() - start_cpu)
+    print(
+        json.dumps(
+            {"median_s": statistics.median(times), "median_cpu_s": statistics.median(cpu), "times": times}
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -213,7 +219,8 @@ def _export(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def _time(src: Path, case: str, threads: int, cpus: str | None) -> float:
+def _time(src: Path, case: str, threads: int, cpus: str | None) -> tuple[float, float]:
+    """(median wall seconds, median CPU seconds of this process) of one case in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": str(threads)}
     env["FEATSTAT_CACHE"] = env.get("FEATSTAT_CACHE", tempfile.gettempdir())
     command = [sys.executable, __file__, "--child", case, "--threads", str(threads)]
@@ -222,7 +229,8 @@ def _time(src: Path, case: str, threads: int, cpus: str | None) -> float:
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     if done.returncode:
         raise RuntimeError(f"case {case} failed in {src}:\n{done.stderr[-3000:]}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["median_s"])
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(out["median_s"]), float(out["median_cpu_s"])
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
@@ -232,9 +240,15 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(result["cases"])
-    ratios = [result["cases"][n]["ratio"] for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
-    ax.barh(names, ratios, color=["tab:green" if r <= 1.05 else "tab:red" for r in ratios])
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(names) + 1.2))
+    rows = range(len(names))
+    for offset, key, label in ((-0.2, "ratio", "wall time"), (0.2, "cpu_ratio", "CPU time")):
+        ratios = [result["cases"][n][key] for n in names]
+        colours = ["tab:green" if r <= 1.05 else "tab:red" for r in ratios]
+        alpha = 1.0 if offset < 0 else 0.55
+        ax.barh([i + offset for i in rows], ratios, height=0.38, color=colours, alpha=alpha, label=label)
+    ax.set_yticks(list(rows), names)
+    ax.legend(loc="lower right", fontsize=8)
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_xlabel(f"time, {result['new']} ÷ {result['base']} (< 1: faster)")
     ax.invert_yaxis()
@@ -271,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         base_src = _export(args.base, Path(tmp) / "base")
         new_src = ROOT / "src" if args.new == "WORKTREE" else _export(args.new, Path(tmp) / "new")
         times: dict[str, dict[str, list[float]]] = {c: {"base": [], "new": []} for c in cases}
+        cpu: dict[str, dict[str, list[float]]] = {c: {"base": [], "new": []} for c in cases}
         for r in range(args.rounds):
             for case in cases:
                 order = (
@@ -279,10 +294,13 @@ def main(argv: list[str] | None = None) -> int:
                     else [("new", new_src), ("base", base_src)]
                 )
                 for label, src in order:
-                    times[case][label].append(_time(src, case, args.threads, args.cpus))
+                    wall, used = _time(src, case, args.threads, args.cpus)
+                    times[case][label].append(wall)
+                    cpu[case][label].append(used)
                 print(
                     f"round {r + 1}/{args.rounds} {case:12s} base {times[case]['base'][-1]:.4f} s  "
-                    f"new {times[case]['new'][-1]:.4f} s",
+                    f"new {times[case]['new'][-1]:.4f} s  (CPU {cpu[case]['base'][-1]:.4f} / "
+                    f"{cpu[case]['new'][-1]:.4f} s)",
                     flush=True,
                 )
     result: dict[str, Any] = {
@@ -296,11 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     for case in cases:
         base, new = statistics.median(times[case]["base"]), statistics.median(times[case]["new"])
+        base_cpu, new_cpu = statistics.median(cpu[case]["base"]), statistics.median(cpu[case]["new"])
         result["cases"][case] = {
             "what": CASES[case][0],
             "base_s": round(base, 5),
             "new_s": round(new, 5),
             "ratio": round(new / base, 3),
+            "base_cpu_s": round(base_cpu, 5),
+            "new_cpu_s": round(new_cpu, 5),
+            "cpu_ratio": round(new_cpu / base_cpu, 3),
             "base_rounds_s": [round(t, 5) for t in times[case]["base"]],
             "new_rounds_s": [round(t, 5) for t in times[case]["new"]],
         }
