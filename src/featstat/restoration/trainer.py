@@ -69,6 +69,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._checks import check_choice, check_positive
 from ..engine import loop as run_loop_module
+from ..engine.distributed import distributed as _distributed
 from ..engine.loop import Outputs, checkpoint_header, read_checkpoint, resumed_choice, run_loop, write_csv
 from ..engine.precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
 from ..engine.precision import choose as choose_precision
@@ -208,25 +209,6 @@ class AdversarialOptions:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-
-def _distributed() -> tuple[int, int, int, bool]:
-    """(rank, world size, local rank, whether this call created the process group)."""
-    if dist.is_available() and dist.is_initialized():
-        return (
-            dist.get_rank(),
-            dist.get_world_size(),
-            int(os.environ.get("LOCAL_RANK", dist.get_rank())),
-            False,
-        )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        if not dist.is_available():
-            raise RuntimeError("WORLD_SIZE > 1 but torch.distributed is not available in this build")
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), True
-    return 0, 1, 0, False
 
 
 def _generators(module: nn.Module) -> dict[str, torch.Generator]:
