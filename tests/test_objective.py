@@ -98,6 +98,67 @@ def test_prepared_target_statistic_computed_once(vgg, monkeypatch):
     assert len(calls) == 2
 
 
+def _fresh(vgg, pred, target, **kw):
+    """The value of a new Objective (nothing cached) with the same single term."""
+    return Objective([Term("p", PerceptualLoss(), 1.0, vgg, ["relu2_1"])])(pred, target, **kw).total
+
+
+def test_a_new_target_where_a_freed_one_was_is_not_taken_for_it(vgg):
+    """The target cache knows a tensor by the object itself, not by id and data address: a target freed and
+    a new one of the same shape and other content (CPU allocators hand the freed address out again) gets its
+    own features, and so does a target whose storage was swapped (``t.data = ...``, which bumps no version
+    counter) even when the new storage lands at the old address."""
+    pred = torch.rand(1, 3, 16, 16)
+    objective = Objective([Term("p", PerceptualLoss(), 1.0, vgg, ["relu2_1"])])
+    for i in range(20):
+        target = torch.full((1, 3, 16, 16), (i % 7 + 1) / 8)
+        torch.testing.assert_close(objective(pred, target).total, _fresh(vgg, pred, target))
+        del target
+    reused = 0
+    for i in range(20):
+        target = torch.full((1, 3, 16, 16), 0.1)
+        objective(pred, target)
+        address = target.data_ptr()
+        target.data = torch.full((1, 3, 16, 16), 0.5)  # the old storage is free now
+        target.data = torch.full((1, 3, 16, 16), (i % 5 + 5) / 10)
+        reused += target.data_ptr() == address
+        torch.testing.assert_close(objective(pred, target).total, _fresh(vgg, pred, target))
+    assert reused == 0  # the cache holds the storage it saw: its address cannot be handed out again
+
+
+def test_a_new_target_guide_where_a_freed_one_was_is_not_taken_for_it(vgg):
+    """The statistic prepared with a target guide is cached with the guide itself (not its id and address):
+    guides built anew each call, with other content, are never taken for the previous one; a boolean guide
+    passed again unchanged keeps its prepared statistic (one float copy per guide object)."""
+    pred, target = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+
+    def objective():
+        return Objective([Term("g", GramLoss(), 1.0, vgg, ["relu1_1"], pred_guide="a", target_guide="b")])
+
+    cached, ga = objective(), torch.ones(1, 1, 16, 16)
+    for i in range(20):
+        gb = torch.zeros(1, 1, 16, 16)
+        gb[..., : i % 15 + 1] = 1.0
+        guides = {"a": ga, "b": gb}
+        fresh = objective()(pred, target, guides=guides).total  # ~1e-5: compare relative only
+        torch.testing.assert_close(cached(pred, target, guides=guides).total, fresh, rtol=1e-5, atol=0)
+        del gb, guides
+    for i in range(20):
+        gb = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+        gb[..., : i % 15 + 1] = True
+        guides = {"a": ga, "b": gb}
+        fresh = objective()(pred, target, guides=guides).total  # ~1e-5: compare relative only
+        torch.testing.assert_close(cached(pred, target, guides=guides).total, fresh, rtol=1e-5, atol=0)
+    gram = cached.terms[0].loss
+    calls = []
+    original = gram.prepare_target
+    gram.prepare_target = lambda t, mask=None: calls.append(1) or original(t, mask)
+    gb = torch.rand(1, 1, 16, 16) > 0.5
+    for _ in range(3):
+        cached(pred, target, guides={"a": ga, "b": gb})
+    assert calls == [1]  # the same boolean guide: converted once, statistic prepared once
+
+
 def test_target_with_grad_is_not_cached_and_gets_gradient(vgg):
     objective = Objective([Term("p", PerceptualLoss(), 1.0, vgg, ["relu2_1"])])
     pred, target = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32, requires_grad=True)

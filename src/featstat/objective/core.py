@@ -196,8 +196,31 @@ def _merged_extractor(group: Sequence[Term]) -> nn.Module:
     return deepest.with_layers(layers)
 
 
-def _tensor_key(t: Tensor) -> tuple:
-    return (id(t), t._version, t.data_ptr(), tuple(t.shape), t.dtype, t.device)
+class _Seen:
+    """The tensor a cache entry was computed from, as it was then.
+
+    A match needs the very same tensor object (``is``), its version counter unchanged (an in-place change,
+    also through a view, bumps it) and the same data address, shape, strides, dtype and device (``t.data =
+    other`` swaps the storage without bumping the version). The tensor and a detached alias of its storage
+    are held while the entry lives, so neither Python's ``id`` nor the allocator's address can pass to a new
+    tensor meanwhile: a key of ``id``/address alone would take a new tensor allocated where a freed one was
+    for the old one (stale values). The cost is holding one image (or mask) per cached entry, next to its
+    features, which are larger.
+    """
+
+    __slots__ = ("alias", "state", "tensor")
+
+    def __init__(self, t: Tensor) -> None:
+        self.tensor = t
+        self.alias = t.detach()  # keeps the storage seen here alive, even if t.data is replaced later
+        self.state = self._state(t)
+
+    @staticmethod
+    def _state(t: Tensor) -> tuple:
+        return (t._version, t.data_ptr(), tuple(t.shape), t.stride(), t.dtype, t.device)
+
+    def matches(self, t: Tensor) -> bool:
+        return t is self.tensor and self._state(t) == self.state
 
 
 class Objective(nn.Module):
@@ -235,8 +258,9 @@ class Objective(nn.Module):
                 g = getattr(t, f"{side}_guide")
                 if isinstance(g, Tensor):
                     self._fixed_guides.register_buffer(f"t{i}_{side}", g, persistent=False)
-        self._target_cache: dict[str, tuple[tuple, dict[str, Tensor]]] = {}
-        self._prepared_cache: dict[str, tuple[Tensor, tuple | None, Any]] = {}
+        self._target_cache: dict[str, tuple[_Seen, dict[str, Tensor]]] = {}
+        self._prepared_cache: dict[str, tuple[Tensor, _Seen | None, Any]] = {}
+        self._float_guides: dict[str, tuple[_Seen, Tensor]] = {}  # a non-float guide → its float copy
         self._validate: bool | None = None
         #: number of extractor passes made by the last call (pred + non-cached targets); for tests/logs.
         self.last_passes = 0
@@ -260,15 +284,14 @@ class Objective(nn.Module):
     def _target_features(
         self, name: str, target: Tensor, terms: Sequence[Term]
     ) -> dict[int, dict[str, Tensor]]:
-        key = _tensor_key(target)
         cached = self._target_cache.get(name)
-        if cached is not None and cached[0] == key and not target.requires_grad:
+        if cached is not None and cached[0].matches(target) and not target.requires_grad:
             return cached[1]
         check_image(f"target[{name!r}]", target.detach(), channels=None, validate=self._validate)
         with torch.set_grad_enabled(target.requires_grad):
             feats = self._features(target, terms)
         if not target.requires_grad:
-            self._target_cache[name] = (key, feats)
+            self._target_cache[name] = (_Seen(target), feats)
             # prepared statistics of the old target are stale now
             for t in terms:
                 self._prepared_cache.pop(t.name, None)
@@ -290,13 +313,14 @@ class Objective(nn.Module):
         if not cacheable or (guide is not None and guide.requires_grad):
             return compute()
         cache_key = f"{term.name}/{layer}"
-        guide_key = None if guide is None else _tensor_key(guide)
         hit = self._prepared_cache.get(cache_key)
-        if hit is not None and hit[0] is feat and hit[1] == guide_key:
-            return hit[2]
+        if hit is not None and hit[0] is feat:
+            seen = hit[1]
+            if seen is None if guide is None else seen is not None and seen.matches(guide):
+                return hit[2]
         with torch.no_grad():
             value = compute()
-        self._prepared_cache[cache_key] = (feat, guide_key, value)
+        self._prepared_cache[cache_key] = (feat, None if guide is None else _Seen(guide), value)
         return value
 
     def _guide(self, term: Term, side: str, guides: Mapping[str, Tensor]) -> Tensor | None:
@@ -316,6 +340,7 @@ class Objective(nn.Module):
         """Forget cached target features and prepared statistics."""
         self._target_cache.clear()
         self._prepared_cache.clear()
+        self._float_guides.clear()
 
     # -- forward ---------------------------------------------------------------------------------------
 
@@ -423,7 +448,7 @@ class Objective(nn.Module):
             where = f"guides[{name!r}]"
             g = check_tensor(where, g, ndim=4, floating=False)
             if not g.dtype.is_floating_point:
-                g = g.float()
+                g = self._float_guide(name, g)
             check_same_device(pred, g, names=("pred", where))
             check_image(where, g.detach(), channels=None, validate=validate)
             out[name] = g
@@ -443,6 +468,16 @@ class Objective(nn.Module):
                         f"{image.device}; move the objective or the mask"
                     )
         return out
+
+    def _float_guide(self, name: str, g: Tensor) -> Tensor:
+        """``g.float()`` of a boolean/integer mask, the same float tensor while ``g`` is passed unchanged (so
+        the statistic prepared with it stays cached)."""
+        seen = self._float_guides.get(name)
+        if seen is not None and seen[0].matches(g):
+            return seen[1]
+        converted = g.float()
+        self._float_guides[name] = (_Seen(g), converted)
+        return converted
 
     # -- construction from plain data -------------------------------------------------------------------
 
