@@ -349,3 +349,47 @@ def test_image_files_lists_files_and_folders(tmp_path):
     with pytest.raises(click.ClickException, match="CONTENTS: no image files found") as info:
         image_files([tmp_path / "empty"], hint="CONTENTS")
     assert info.value.exit_code == 2
+
+
+# -- the shared arguments and options ------------------------------------------------------------------
+
+
+def test_shared_arguments_and_options_check_paths_and_keep_their_order(tmp_path):
+    from featstat.cli._common import (
+        CONTEXT,
+        checkpoint_argument,
+        out_option,
+        path_argument,
+        quiet_option,
+        seed_option,
+        stack,
+    )
+
+    image = _image(tmp_path / "a.png")
+    seen = {}
+
+    @click.command(cls=FeatstatCommand, context_settings=CONTEXT)
+    @checkpoint_argument()
+    @path_argument("images", kind="file", many=True)
+    @stack(out_option("Where.", dest="out_dir"), seed_option("Seeds it."), quiet_option())
+    @out_option("A PNG.", kind="file", decls=("--plot",), required=False)
+    def verb(checkpoint, images, out_dir, seed, quiet, plot):
+        seen.update(checkpoint=checkpoint, images=images, out_dir=out_dir, seed=seed, quiet=quiet, plot=plot)
+
+    runner = CliRunner()
+    result = runner.invoke(verb, [str(tmp_path), str(image), str(image), "-o", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"checkpoint": tmp_path, "images": (image, image), "out_dir": tmp_path / "run", "seed": 0,
+                    "quiet": True, "plot": None}  # fmt: skip
+    help_text = runner.invoke(verb, ["-h"]).output
+    assert help_text.index("--out") < help_text.index("--seed") < help_text.index("--quiet")  # stack order
+    assert "Seeds it.  [default: 0]" in help_text
+    for args, words in [
+        ([str(tmp_path), str(tmp_path), "-o", "x"], "is a directory"),  # a file argument given a folder
+        ([str(tmp_path), str(image)], "Missing option '-o'"),
+        ([str(tmp_path), str(image), "-o", str(image)], "is a file"),  # a folder option given a file
+        ([str(tmp_path), str(image), "-o", "x", "--plot", str(tmp_path)], "is a directory"),
+        ([str(tmp_path / "none"), str(image), "-o", "x"], "does not exist"),
+    ]:
+        result = runner.invoke(verb, args)
+        assert result.exit_code == 2 and words in result.output, (args, result.output)

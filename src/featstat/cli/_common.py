@@ -17,6 +17,10 @@ This module imports neither torch nor the products, so ``featstat --help`` stays
   --quiet``, each verb choosing its defaults); :func:`set_option`, the one ``--set dotted.key=VALUE``
   grammar of every verb (see :func:`parse_value`), with :func:`alias_option` for old spellings that map onto
   it; :class:`FeatstatCommand`, the error mapping for one verb (what :class:`FeatstatGroup` does for all).
+- The arguments and options several verbs take, each spelled once: :data:`CONTEXT` (``-h``, width),
+  :func:`path_argument` / :func:`checkpoint_argument` (inputs that must exist), :func:`out_option`
+  (``-o/--out``: a folder, a file or an image-or-folder), :func:`seed_option`, :func:`quiet_option`, and
+  :func:`stack` to reuse a block of them.
 - :func:`configure_logging`: the handler of ``logging.getLogger("featstat")`` (rich on a terminal, plain
   text otherwise); ``--quiet`` keeps only warnings.
 """
@@ -42,6 +46,7 @@ import click
 import tomllib
 
 __all__ = [
+    "CONTEXT",
     "IMAGE_SUFFIXES",
     "FeatstatCommand",
     "FeatstatGroup",
@@ -49,6 +54,7 @@ __all__ = [
     "apply_threads",
     "auto_threads",
     "check_output_folder",
+    "checkpoint_argument",
     "checkpoint_file",
     "cli_words",
     "configure_logging",
@@ -56,14 +62,19 @@ __all__ = [
     "image_files",
     "is_grayscale_file",
     "on_interrupt",
+    "out_option",
     "output_file",
     "parse_assignment",
     "parse_value",
+    "path_argument",
+    "quiet_option",
     "resolve_device",
     "resume_command",
     "run_options",
+    "seed_option",
     "set_option",
     "short_help",
+    "stack",
 ]
 
 #: Image formats :func:`featstat.io.write_image` writes.
@@ -443,6 +454,78 @@ def apply_threads(threads: int | None, device: Any) -> None:
         log.info("the CPU is busy with other work: running on 1 thread (--threads N to choose)")
 
 
+# -- shared arguments and options -----------------------------------------------------------------------
+
+#: click context settings of every verb: -h as well as --help, help text up to 110 columns.
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """One decorator applying ``decorators`` as if written as ``@`` lines in this order (the first on top,
+    so its option is listed first): how a verb reuses a block of options."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return decorate
+
+
+_PATH_KINDS: dict[str, dict[str, bool]] = {
+    "any": {},
+    "file": {"dir_okay": False},
+    "folder": {"file_okay": False},
+}
+
+
+def path_argument(name: str, *, kind: str = "any", many: bool = False, required: bool = True) -> Decorator:
+    """A positional path that must exist, as a ``Path``: ``kind`` "file" (not a folder), "folder" or "any"
+    (a file or a folder of images); ``many``: one or more of them (a tuple); not ``required``: may be left
+    out (then None)."""
+    extra: dict[str, Any] = {"nargs": -1, "required": True} if many else {"required": required}
+    return click.argument(name, type=click.Path(exists=True, path_type=Path, **_PATH_KINDS[kind]), **extra)
+
+
+def checkpoint_argument() -> Decorator:
+    """``CHECKPOINT``: a checkpoint file or the run folder holding it (see :func:`checkpoint_file`)."""
+    return path_argument("checkpoint")
+
+
+def out_option(
+    help: str,
+    *,
+    kind: str = "folder",
+    dest: str | None = None,
+    decls: Sequence[str] = ("-o", "--out"),
+    required: bool = True,
+) -> Decorator:
+    """``-o/--out``, where a verb writes: ``kind`` "folder" (a ``Path``; created by the verb, see
+    :func:`check_output_folder`), "file" (a ``Path`` that is not a folder) or "image" (the text as typed,
+    an image file or a folder written with a trailing slash, for :func:`output_file`). ``dest`` names the
+    callback's parameter (default: from the long flag); not ``required``: the default is None."""
+    types = {
+        "folder": click.Path(file_okay=False, path_type=Path),
+        "file": click.Path(dir_okay=False, path_type=Path),
+        "image": click.Path(path_type=str),
+    }
+    names = [*decls, dest] if dest else list(decls)
+    extra: dict[str, Any] = {"required": True} if required else {"default": None}
+    return click.option(*names, type=types[kind], help=help, **extra)
+
+
+def seed_option(help: str = "Seeds the noise.", default: int | None = 0) -> Decorator:
+    """``--seed N`` (an int; a default of None means "the task's or recipe's own")."""
+    return click.option("--seed", type=int, default=default, show_default=default is not None, help=help)
+
+
+def quiet_option(help: str = "No progress bar, no notes.") -> Decorator:
+    """``--quiet/-q``: no progress bar (and, for the verbs that say so, no notes or table)."""
+    return click.option("--quiet", "-q", is_flag=True, help=help)
+
+
 # -- the run-options block ------------------------------------------------------------------------------
 
 _KEEP: Any = object()
@@ -466,20 +549,15 @@ def run_options(
     ``--threads``, ``--checkpoint-every``, ``--resume`` and ``--quiet/-q``. Each verb gives its defaults (a
     default of None means "the task's or recipe's own"); leave ``steps`` or ``checkpoint_every`` out to
     omit the option."""
+
+    def count(flag: str, default: Any, minimum: int, help: str) -> Decorator:
+        return click.option(flag, type=click.IntRange(min=minimum), default=default,
+                            show_default=default is not None, help=help)  # fmt: skip
+
     options: list[Any] = []
     if steps is not _KEEP:
-        options.append(
-            click.option(
-                "--steps",
-                type=click.IntRange(min=min_steps),
-                default=steps,
-                show_default=steps is not None,
-                help=steps_help,
-            )
-        )
-    options.append(
-        click.option("--seed", type=int, default=seed, show_default=seed is not None, help=seed_help)
-    )
+        options.append(count("--steps", steps, min_steps, steps_help))
+    options.append(seed_option(seed_help, seed))
     if threads:
         options.append(
             click.option(
@@ -491,25 +569,11 @@ def run_options(
             )
         )
     if checkpoint_every is not _KEEP:
-        options.append(
-            click.option(
-                "--checkpoint-every",
-                type=click.IntRange(min=min_checkpoint_every),
-                default=checkpoint_every,
-                show_default=checkpoint_every is not None,
-                help=checkpoint_help,
-            )
-        )
+        options.append(count("--checkpoint-every", checkpoint_every, min_checkpoint_every, checkpoint_help))
     options.append(click.option("--resume", is_flag=True, help=resume_help))
     if quiet:
-        options.append(click.option("--quiet", "-q", is_flag=True, help="No progress bar, no notes."))
-
-    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
+        options.append(quiet_option())
+    return stack(*options)
 
 
 # -- the one --set grammar ------------------------------------------------------------------------------

@@ -10,20 +10,24 @@ from typing import Any
 import click
 
 from ._common import (
+    CONTEXT,
     FeatstatCommand,
     FeatstatGroup,
     apply_threads,
     check_output_folder,
+    checkpoint_argument,
     checkpoint_file,
     device_option,
     log,
     on_interrupt,
+    out_option,
+    path_argument,
     resolve_device,
     run_options,
+    seed_option,
     set_option,
 )
 
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 _DISCRIMINATORS = ("perceptual", "image", "ms-image", "separate-ms", "rand-ms")
 
 
@@ -58,13 +62,12 @@ def _indices(text: str | None) -> tuple[int, ...]:
                                  param_hint="--patch-heads") from None  # fmt: skip
 
 
-@click.command(name="translate", cls=FeatstatCommand, context_settings=_CTX)
+@click.command(name="translate", cls=FeatstatCommand, context_settings=CONTEXT)
 @click.option("--source", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of source-domain images.")
 @click.option("--target", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of target-domain images (not paired with the source).")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run folder: checkpoint.pt, history.json/csv, curves.png, run.json, samples.png.")
+@out_option("Run folder: checkpoint.pt, history.json/csv, curves.png, run.json, samples.png.", dest="out_dir")
 @click.option("--discriminator", type=click.Choice(_DISCRIMINATORS), default="perceptual", show_default=True,
               help="perceptual: frozen VGG* trunk + learnable blocks (thesis fig. 5.1); image: DCGAN; "
               "ms-image: "
@@ -137,11 +140,10 @@ def train_translate_command(
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png (sources over translations), run.json")
 
 
-@click.command(name="translate", cls=FeatstatCommand, context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for the translated images (same names, PNG).")
+@click.command(name="translate", cls=FeatstatCommand, context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("images", many=True)
+@out_option("Folder for the translated images (same names, PNG).", dest="out_dir")
 @click.option("--tile", type=int, default=512, show_default=True, help="Tile side for large images.")
 @device_option()
 def translate_command(
@@ -169,11 +171,10 @@ def translate_command(
     click.echo(f"wrote {len(files)} image(s) to {out_dir}")
 
 
-@click.command(name="age", cls=FeatstatCommand, context_settings=_CTX)
+@click.command(name="age", cls=FeatstatCommand, context_settings=CONTEXT)
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of training images (resized to --size).")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run folder: checkpoint.pt, history, curves.png, run.json, samples.png.")
+@out_option("Run folder: checkpoint.pt, history, curves.png, run.json, samples.png.", dest="out_dir")
 @click.option("--size", type=int, default=32, show_default=True, help="Image side (a power of two ≥ 8).")
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True)
 @click.option("--latent", type=int, default=64, show_default=True, help="Latent dimension M.")
@@ -233,7 +234,7 @@ def train_age_command(
     click.echo(f"wrote {out_dir}/checkpoint.pt, samples.png, curves.png, run.json")
 
 
-@click.group(name="age", cls=FeatstatGroup, context_settings=_CTX)
+@click.group(name="age", cls=FeatstatGroup, context_settings=CONTEXT)
 def age() -> None:
     """Use a trained AGE: draw samples, reconstruct images, colourise, transfer colours.
 
@@ -246,12 +247,11 @@ def age() -> None:
     """
 
 
-@age.command(name="sample", cls=FeatstatCommand, context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="PNG grid of the samples.")
+@age.command(name="sample", cls=FeatstatCommand, context_settings=CONTEXT)
+@checkpoint_argument()
+@out_option("PNG grid of the samples.", kind="file")
 @click.option("--count", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seeds the latent codes z.")
 @device_option()
 def age_sample_command(checkpoint: Path, out: Path, count: int, seed: int, device: str) -> None:
     """Draw COUNT samples g(z), z uniform on the sphere, as one PNG grid (8 per row).
@@ -274,11 +274,11 @@ def age_sample_command(checkpoint: Path, out: Path, count: int, seed: int, devic
     click.echo(f"wrote {out}")
 
 
-@age.command(name="reconstruct", cls=FeatstatCommand, context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder for g(e(x)) of each image (at the model's size) and the L1 error per image.")
+@age.command(name="reconstruct", cls=FeatstatCommand, context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("images", many=True)
+@out_option("Folder for g(e(x)) of each image (at the model's size) and the L1 error per image.",
+            dest="out_dir")  # fmt: skip
 @device_option()
 def age_reconstruct_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Path, device: str) -> None:
     """Reconstruct IMAGES through the encoder and generator, g(e(x)); prints the mean L1 error (eq. 4.3).
@@ -310,14 +310,13 @@ def age_reconstruct_command(checkpoint: Path, images: tuple[Path, ...], out_dir:
                f"mean L1 {sum(errors) / len(errors):.4f}")  # fmt: skip
 
 
-@age.command(name="colorize", cls=FeatstatCommand, context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Folder: one PNG row per image (its gray input, then --count colourisations).")
+@age.command(name="colorize", cls=FeatstatCommand, context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("images", many=True)
+@out_option("Folder: one PNG row per image (its gray input, then --count colourisations).", dest="out_dir")
 @click.option("--count", type=click.IntRange(min=1), default=8, show_default=True,
               help="Colourisations per image (latent codes z drawn on the sphere).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option("Seeds the latent codes z.")
 @device_option()
 def age_colorize_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Path, count: int, seed: int,
                          device: str) -> None:  # fmt: skip
@@ -347,12 +346,11 @@ def age_colorize_command(checkpoint: Path, images: tuple[Path, ...], out_dir: Pa
     click.echo(f"wrote {len(files)} row(s) of {count} colourisations to {out_dir}")
 
 
-@age.command(name="transfer", cls=FeatstatCommand, context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("target", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="PNG: source | target | target coloured like the source.")
+@age.command(name="transfer", cls=FeatstatCommand, context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("source", kind="file")
+@path_argument("target", kind="file")
+@out_option("PNG: source | target | target coloured like the source.", kind="file")
 @device_option()
 def age_transfer_command(checkpoint: Path, source: Path, target: Path, out: Path, device: str) -> None:
     """Colour TARGET like SOURCE: z = e(ab₁ | L₁) of the source colours the target's lightness (fig. 4.4b).

@@ -19,10 +19,19 @@ import torch
 
 from .._atomic import atomic_write_bytes, atomic_write_text
 from ..io import list_images, read_image
-from ._common import FeatstatCommand, device_option, image_files, resolve_device, set_option
+from ._common import (
+    CONTEXT,
+    FeatstatCommand,
+    device_option,
+    image_files,
+    out_option,
+    path_argument,
+    quiet_option,
+    resolve_device,
+    set_option,
+    stack,
+)
 from ._registry import RegistryHelpOption, names_help
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
 def _facts(name: str) -> Any:
@@ -92,10 +101,37 @@ def _metric_options(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-_SET = {
-    "what": "a metric's option (METRIC.OPTION, METRIC one of --metrics)",
-    "example": "lpips.net=vgg --set cx.layers=conv3_1 --set gram.weights=vgg19-caffe",
-}
+def _metrics_option(default: str, what: str = "") -> Any:
+    """``--metrics/-m NAMES`` (help generated from the metric registry), with what the verb does with them."""
+    return click.option("--metrics", "-m", "metrics_text", default=default, show_default=True,
+                        cls=RegistryHelpOption, help_fn=lambda: f"{what}{_metrics_help()}")  # fmt: skip
+
+
+#: How the metric verbs build their metrics: ``--set METRIC.OPTION=VALUE`` and ``--random-weights``.
+_metric_setup = stack(
+    set_option(
+        _metric_keys,
+        what="a metric's option (METRIC.OPTION, METRIC one of --metrics)",
+        example="lpips.net=vgg --set cx.layers=conv3_1 --set gram.weights=vgg19-caffe",
+    ),
+    click.option(
+        "--random-weights",
+        is_flag=True,
+        help="Seeded random backbones for the deep metrics (no weight files; for testing only).",
+    ),
+)
+
+#: The SR papers' options of the distortion metrics (the facts' ``luma_options``).
+_luma_options = stack(
+    click.option("--y-channel", is_flag=True, help="PSNR/SSIM/MS-SSIM on the BT.601 luma only (SR papers)."),
+    click.option(
+        "--crop-border",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Pixels removed on every side before PSNR/SSIM/MS-SSIM (SR papers: the scale factor).",
+    ),
+)
 
 
 def _build_metrics(
@@ -258,40 +294,18 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
 # --------------------------------------------------------------------------------------------------- eval
 
 
-@click.command(cls=FeatstatCommand, name="eval", context_settings=_CTX)
-@click.argument("pred_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.argument("ref_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--metrics",
-    "-m",
-    "metrics_text",
-    default="psnr,ssim",
-    show_default=True,
-    cls=RegistryHelpOption,
-    help_fn=_metrics_help,
-)
-@click.option("--y-channel", is_flag=True, help="PSNR/SSIM/MS-SSIM on the BT.601 luma only (SR papers).")
-@click.option(
-    "--crop-border",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Pixels removed on every side before PSNR/SSIM/MS-SSIM (SR papers: the scale factor).",
-)
+@click.command(cls=FeatstatCommand, name="eval", context_settings=CONTEXT)
+@path_argument("pred_dir", kind="folder")
+@path_argument("ref_dir", kind="folder")
+@_metrics_option("psnr,ssim")
+@_luma_options
 @device_option()
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for metrics.csv, metrics.json and metrics.png [default: ./eval-<PRED_DIR name>].",
+@out_option(
+    "Folder for metrics.csv, metrics.json and metrics.png [default: ./eval-<PRED_DIR name>].",
+    decls=("--output", "-o"),
+    required=False,
 )
-@set_option(_metric_keys, **_SET)
-@click.option(
-    "--random-weights",
-    is_flag=True,
-    help="Seeded random backbones for the deep metrics (no weight files; for testing only).",
-)
+@_metric_setup
 @click.option(
     "--alpha",
     type=click.Choice(["error", "drop", "composite"]),
@@ -301,7 +315,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
 )
 @click.option("--skip-missing", is_flag=True, help="Score the names both folders have instead of failing.")
 @click.option("--resume", is_flag=True, help="Reuse the per-image results of an interrupted run in --output.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+@quiet_option("No progress bar and no table.")
 def eval_command(
     pred_dir: Path,
     ref_dir: Path,
@@ -466,16 +480,10 @@ def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) 
     return gx * stride, gy * stride, size, size
 
 
-@click.command(cls=FeatstatCommand, name="compare", context_settings=_CTX)
-@click.argument(
-    "images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG to write (a JSON with the numbers is written beside it).",
+@click.command(cls=FeatstatCommand, name="compare", context_settings=CONTEXT)
+@path_argument("images", kind="file", many=True)
+@out_option(
+    "PNG to write (a JSON with the numbers is written beside it).", kind="file", decls=("--output", "-o")
 )
 @click.option(
     "--ref",
@@ -484,14 +492,7 @@ def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) 
     default=None,
     help="Reference image the numbers are computed against [default: the first IMAGE].",
 )
-@click.option(
-    "--metrics",
-    "-m",
-    "metrics_text",
-    default="psnr,ssim",
-    show_default=True,
-    help="Metrics shown under each image.",
-)
+@_metrics_option("psnr,ssim", "Metrics shown under each image. ")
 @click.option(
     "--crop",
     "crops",
@@ -506,10 +507,8 @@ def _auto_crop(images: list[torch.Tensor], ref: torch.Tensor | None, size: int) 
     help="Side of the automatic crop [default: a quarter of the shorter side].",
 )
 @click.option("--labels", default=None, help="Comma-separated column titles [default: the file names].")
-@set_option(_metric_keys, **_SET)
-@click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
-@click.option("--y-channel", is_flag=True, help="PSNR/SSIM on the luma only.")
-@click.option("--crop-border", type=click.IntRange(min=0), default=0, help="Border removed before PSNR/SSIM.")
+@_metric_setup
+@_luma_options
 @device_option()
 def compare_command(
     images: tuple[Path, ...],
@@ -626,14 +625,10 @@ def _images_of(path: Path) -> list[Path]:
     return image_files([path], hint="INPUTS")
 
 
-@click.command(cls=FeatstatCommand, name="spectrum", context_settings=_CTX)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--output",
-    "-o",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PNG to write (a JSON with the spectra is written beside it).",
+@click.command(cls=FeatstatCommand, name="spectrum", context_settings=CONTEXT)
+@path_argument("inputs", many=True)
+@out_option(
+    "PNG to write (a JSON with the spectra is written beside it).", kind="file", decls=("--output", "-o")
 )
 @click.option(
     "--bins",
@@ -724,29 +719,19 @@ def spectrum_command(
 # ------------------------------------------------------------------------------------------------- twoafc
 
 
-@click.command(cls=FeatstatCommand, name="twoafc", context_settings=_CTX)
-@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--metrics",
-    "-m",
-    "metrics_text",
-    default="lpips",
-    show_default=True,
-    help="Comma-separated metrics to score (each a row of the table).",
-)
+@click.command(cls=FeatstatCommand, name="twoafc", context_settings=CONTEXT)
+@path_argument("root", kind="folder")
+@_metrics_option("lpips", "Metrics to score (each a row of the table). ")
 @click.option("--subsets", default=None, help="Comma-separated subset names [default: all found].")
-@set_option(_metric_keys, **_SET)
-@click.option("--random-weights", is_flag=True, help="Seeded random backbones for deep metrics (testing).")
+@_metric_setup
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @device_option()
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for twoafc.json, twoafc.txt and twoafc.png [default: print only].",
+@out_option(
+    "Folder for twoafc.json, twoafc.txt and twoafc.png [default: print only].",
+    decls=("--output", "-o"),
+    required=False,
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def twoafc_command(
     root: Path,
     metrics_text: str,

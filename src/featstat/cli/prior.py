@@ -26,9 +26,12 @@ from ._common import (
     device_option,
     is_grayscale_file,
     on_interrupt,
+    out_option,
+    path_argument,
     resolve_device,
     run_options,
     set_option,
+    stack,
 )
 from ._registry import RegistryChoice, RegistryHelpOption, names_help
 
@@ -41,8 +44,8 @@ SAMPLE_SIZE = 128
 def _fit_options(func: Callable) -> Callable:
     """The options every verb shares (FitOptions and output handling)."""
     options = [
-        click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
-                     help="Output folder (default: prior-<verb> in the current directory)."),
+        out_option("Output folder (default: prior-<verb> in the current directory).", decls=("--out", "-o"),
+                   required=False),
         click.option("--lr", type=float, default=None, help="Learning rate (default: the task's)."),
         click.option("--input-noise", type=float, default=None,
                      help="σ of the noise added to the input code each step (default: the task's; 0 = off)."),
@@ -94,9 +97,7 @@ def _fit_options(func: Callable) -> Callable:
                    names=lambda: names_help("loss")),
         alias_option("--extra", to=_extra_alias, metavar="LOSS=WEIGHT"),
     ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return stack(*options)(func)
 
 
 def _clean_option(help: str) -> Callable:
@@ -365,7 +366,7 @@ def _generated_image(size: int) -> torch.Tensor:
 
 
 @prior.command("denoise")
-@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False))
+@path_argument("image", kind="file", required=False)
 @click.option(
     "--sigma",
     type=float,
@@ -425,7 +426,7 @@ def denoise_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
 
 @prior.command("sr")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@path_argument("image", kind="file")
 @click.option("--factor", type=click.IntRange(min=2), default=4, show_default=True, help="Upscaling factor.")
 @click.option(
     "--kernel",
@@ -508,7 +509,7 @@ def sr_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
 
 @prior.command("inpaint")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@path_argument("image", kind="file")
 @click.option(
     "--mask",
     type=click.Path(exists=True, dir_okay=False),
@@ -561,7 +562,7 @@ def inpaint_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
 
 @prior.command("jpeg")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@path_argument("image", kind="file")
 @click.option(
     "--quality",
     type=click.IntRange(1, 95),
@@ -597,8 +598,8 @@ def jpeg_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
 
 @prior.command("flash")
-@click.argument("flash", type=click.Path(exists=True, dir_okay=False))
-@click.argument("no_flash", type=click.Path(exists=True, dir_okay=False))
+@path_argument("flash", kind="file")
+@path_argument("no_flash", kind="file")
 @_fit_options
 @_command("flash")
 def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
@@ -625,7 +626,7 @@ def flash_command(o: dict[str, Any], device: torch.device, out: Path) -> Any:
 
 
 @prior.command("invert")
-@click.argument("image", type=click.Path(exists=True, dir_okay=False))
+@path_argument("image", kind="file")
 @click.option(
     "--arch",
     type=RegistryChoice("extractor", trained=True),

@@ -15,22 +15,25 @@ from typing import Any
 import click
 
 from ._common import (
+    CONTEXT,
     FeatstatCommand,
     alias_option,
     apply_threads,
     check_output_folder,
+    checkpoint_argument,
     checkpoint_file,
     device_option,
     image_files,
     on_interrupt,
+    out_option,
     parse_assignment,
+    path_argument,
     resolve_device,
     run_options,
+    seed_option,
     set_option,
 )
 from ._registry import RegistryHelpOption, names_help
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 __all__ = ["add_recipe_commands", "degrade_command", "parse_assignment", "restore_command"]
 
@@ -88,7 +91,7 @@ def _recipe_command(name: str) -> click.Command:
     tasks = list(recipe.get("tasks", [recipe.get("task", "sr4")]))
     has_gan = "adversarial" in recipe
 
-    @click.command(cls=FeatstatCommand, name=name, help=_recipe_help(name, recipe), context_settings=_CTX)
+    @click.command(cls=FeatstatCommand, name=name, help=_recipe_help(name, recipe), context_settings=CONTEXT)
     @click.option(
         "--data",
         required=True,
@@ -103,13 +106,7 @@ def _recipe_command(name: str) -> click.Command:
         show_default=True,
         help="Restoration task (sets the degradation).",
     )
-    @click.option(
-        "-o",
-        "--out",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Output folder [default: runs/<recipe>-<task>].",
-    )
+    @out_option("Output folder [default: runs/<recipe>-<task>].", required=False)
     @click.option(
         "--val",
         type=click.Path(exists=True, path_type=Path),
@@ -261,16 +258,10 @@ def add_recipe_commands(group: click.Group) -> None:
 # ------------------------------------------------------------------------------------------------ restore
 
 
-@click.command(cls=FeatstatCommand, name="restore", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (one PNG per input, same stem).",
-)
+@click.command(cls=FeatstatCommand, name="restore", context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("images", many=True)
+@out_option("Output folder (one PNG per input, same stem).")
 @click.option(
     "--tile",
     type=click.IntRange(min=16),
@@ -338,18 +329,16 @@ def restore_command(
 # ------------------------------------------------------------------------------------------------ degrade
 
 
-@click.command(cls=FeatstatCommand, name="degrade", context_settings=_CTX)
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.command(cls=FeatstatCommand, name="degrade", context_settings=CONTEXT)
+@path_argument("images", many=True)
 @click.option(
     "--task",
     required=True,
     type=click.Choice(["sr2", "sr4", "sr8", "denoise", "deblur", "jpeg", "demosaic"]),
     help="Degradation to apply.",
 )
-@click.option(
-    "-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder."
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed (image i uses seed_for(seed, i)).")
+@out_option("Output folder.")
+@seed_option("Seed (image i uses seed_for(seed, i)).")
 @set_option(_degrade_keys, what="an option of the --task's degradation (featstat.restoration.degrade.TASKS)",
             example="sigma=50 or --set quality=10")  # fmt: skip
 def degrade_command(

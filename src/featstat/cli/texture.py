@@ -17,25 +17,29 @@ from typing import Any
 import click
 
 from ._common import (
+    CONTEXT,
     FeatstatCommand,
     FeatstatGroup,
     alias_option,
     apply_threads,
     check_output_folder,
+    checkpoint_argument,
     checkpoint_file,
     device_option,
     image_files,
     is_grayscale_file,
     log,
     on_interrupt,
+    out_option,
     output_file,
+    path_argument,
     resolve_device,
     run_options,
+    seed_option,
     set_option,
+    stack,
 )
 from ._registry import RegistryChoice, RegistryHelpOption, names_help
-
-_CTX = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 _PRESET_HELP = (
     "Feature extractor and layers: 'auto' (default) takes the first available of: gatys (Caffe VGG-19 "
@@ -210,16 +214,9 @@ def _wrote(paths: dict[str, Path], result: Any) -> None:
     )
 
 
-_common = [
-    click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
-    click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
-    click.option(
-        "--scales",
-        type=int,
-        default=1,
-        show_default=True,
-        help="Coarse-to-fine levels (each halves the size of the previous one).",
-    ),
+#: The objective options of every texture verb (synthesis and generator training): the preset, the
+#: statistic(s) and their options (``--set STATISTIC.OPTION=VALUE``, old spelling ``--option``).
+_objective = [
     click.option("--preset", default="auto", show_default=True, help=_PRESET_HELP),
     click.option(
         "--statistic",
@@ -232,6 +229,41 @@ _common = [
             "repeat for a weighted mix, e.g. --statistic gram --statistic swd:10."
         ),
     ),
+    set_option(
+        _statistic_keys,
+        what="a statistic's option (STATISTIC.OPTION)",
+        example="contextual.bandwidth=0.5 or --set sliced_wasserstein.num_projections=64",
+        aliases="--option STAT.KEY=VALUE (the same assignment)",
+    ),
+    alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
+]
+
+#: The style-transfer objective's layers and weights (`featstat style` and `featstat train style`).
+_style_terms = stack(
+    click.option(
+        "--style-layers", default=None, help="Comma-separated style layers [default: the preset's]."
+    ),
+    click.option(
+        "--content-layers", default=None, help="Comma-separated content layers [default: the preset's]."
+    ),
+    click.option("--style-weight", type=float, default=None, help="Style weight [default: the preset's]."),
+    click.option(
+        "--content-weight", type=float, default=None, help="Content weight [default: the preset's]."
+    ),
+    click.option("--tv-weight", type=float, default=0.0, show_default=True, help="Total-variation weight."),
+)
+
+_common = [
+    click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True),
+    click.option("--lr", type=float, default=None, help="Step size [default: 1 for L-BFGS, 0.02 for Adam]."),
+    click.option(
+        "--scales",
+        type=int,
+        default=1,
+        show_default=True,
+        help="Coarse-to-fine levels (each halves the size of the previous one).",
+    ),
+    *_objective,
     click.option(
         "--layer-weights",
         type=click.Choice(["equal", "gatys"]),
@@ -249,37 +281,18 @@ _common = [
         resume_help="Continue from the checkpoint beside OUT (same settings).",
     ),
     device_option(),
-    set_option(
-        _statistic_keys,
-        what="a statistic's option (STATISTIC.OPTION)",
-        example="contextual.bandwidth=0.5 or --set sliced_wasserstein.num_projections=64",
-        aliases="--option STAT.KEY=VALUE (the same assignment)",
-    ),
-    alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
 ]
-
-
-def _with(options: list) -> Any:
-    def deco(f: Any) -> Any:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return deco
 
 
 # ------------------------------------------------------------------------------------------------- texture
 
 
-@click.command(cls=FeatstatCommand, name="texture", context_settings=_CTX)
-@click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=str),
-    required=True,
-    help="Output image (.png/.jpg), or a folder (existing, or written with a trailing slash) to get "
+@click.command(cls=FeatstatCommand, name="texture", context_settings=CONTEXT)
+@path_argument("example", kind="file")
+@out_option(
+    "Output image (.png/.jpg), or a folder (existing, or written with a trailing slash) to get "
     "EXAMPLE-NAME.png in it; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+    kind="image",
 )
 @click.option("--size", default=None, metavar="N|WxH", help="Output size [default: the example's].")
 @click.option("--layers", default=None, help="Comma-separated layers [default: the preset's texture layers].")
@@ -290,7 +303,7 @@ def _with(options: list) -> Any:
     default=None,
     help="Resize the example so its longer side is this many pixels first.",
 )
-@_with(_common)
+@stack(*_common)
 def texture_command(
     example: Path,
     out: str,
@@ -369,16 +382,13 @@ def _resize_longer(image: Any, longer: int) -> Any:
 # --------------------------------------------------------------------------------------------------- style
 
 
-@click.command(cls=FeatstatCommand, name="style", context_settings=_CTX)
-@click.argument("content", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=str),
-    required=True,
-    help="Output image, or a folder (existing, or written with a trailing slash) to get CONTENT_STYLE.png in "
+@click.command(cls=FeatstatCommand, name="style", context_settings=CONTEXT)
+@path_argument("content", kind="file")
+@path_argument("style", kind="file")
+@out_option(
+    "Output image, or a folder (existing, or written with a trailing slash) to get CONTENT_STYLE.png in "
     "it; OUT.json, OUT_loss.png and OUT.ckpt.pt are written beside it.",
+    kind="image",
 )
 @click.option(
     "--size",
@@ -386,13 +396,7 @@ def _resize_longer(image: Any, longer: int) -> Any:
     metavar="N|WxH",
     help="Output size; N sets the longer side [default: the content's size].",
 )
-@click.option("--style-layers", default=None, help="Comma-separated style layers [default: the preset's].")
-@click.option(
-    "--content-layers", default=None, help="Comma-separated content layers [default: the preset's]."
-)
-@click.option("--style-weight", type=float, default=None, help="Style weight [default: the preset's].")
-@click.option("--content-weight", type=float, default=None, help="Content weight [default: the preset's].")
-@click.option("--tv-weight", type=float, default=0.0, show_default=True, help="Total-variation weight.")
+@_style_terms
 @click.option(
     "--style-scale",
     type=float,
@@ -428,7 +432,7 @@ def _resize_longer(image: Any, longer: int) -> Any:
     default=None,
     help="The regions of STYLE matching --content-mask (a grayscale image; white and black).",
 )
-@_with(_common)
+@stack(*_common)
 def style_command(
     content: Path,
     style: Path,
@@ -514,7 +518,7 @@ def style_command(
 # --------------------------------------------------------------------------------------------------- train
 
 
-@click.group(name="train", cls=FeatstatGroup, context_settings=_CTX)
+@click.group(name="train", cls=FeatstatGroup, context_settings=CONTEXT)
 def train() -> None:
     """Train feed-forward generators (texture networks, stylisation networks, restoration recipes).
 
@@ -536,14 +540,7 @@ TEXTURE_LR = 0.1
 STYLE_LR = 0.001
 
 _train_common = [
-    click.option(
-        "-o",
-        "--out",
-        "out_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        required=True,
-        help="Run folder: checkpoint.pt, samples.png, loss.png, run.json.",
-    ),
+    out_option("Run folder: checkpoint.pt, samples.png, loss.png, run.json.", dest="out_dir"),
     click.option("--size", type=int, default=256, show_default=True, help="Side of the training images."),
     click.option(
         "--batch-size", type=int, default=16, show_default=True, help="Images per step (thesis: 16)."
@@ -581,10 +578,7 @@ _train_common = [
         is_flag=True,
         help="Divide the gradient at each feature layer by its L1 norm (reference code option).",
     ),
-    click.option("--preset", default="auto", show_default=True, help=_PRESET_HELP),
-    click.option(
-        "--statistic", "statistics", multiple=True, metavar="NAME[:WEIGHT]", help="As for `featstat texture`."
-    ),
+    *_objective,
     click.option("--samples", type=int, default=4, show_default=True, help="Samples written at the end."),
     run_options(
         steps=2000,
@@ -595,13 +589,6 @@ _train_common = [
         resume_help="Continue from OUT/checkpoint.pt (same settings).",
     ),
     device_option(),
-    set_option(
-        _statistic_keys,
-        what="a statistic's option (STATISTIC.OPTION)",
-        example="contextual.bandwidth=0.5",
-        aliases="--option STAT.KEY=VALUE (the same assignment)",
-    ),
-    alias_option("--option", to=str, metavar="STAT.KEY=VALUE"),
 ]
 
 
@@ -652,8 +639,8 @@ def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, A
     _plot(out_dir / "loss.png", result.history, title)
 
 
-@train.command(cls=FeatstatCommand, name="texture", context_settings=_CTX)
-@click.argument("example", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@train.command(cls=FeatstatCommand, name="texture", context_settings=CONTEXT)
+@path_argument("example", kind="file")
 @click.option(
     "--arch",
     type=RegistryChoice("network", family="texture", synthesises_textures=True),
@@ -663,7 +650,7 @@ def _finish_training(out_dir: Path, result: Any, images: Any, extra: dict[str, A
     "fully connected + up-convolutions (Improved Texture Networks).",
 )
 @click.option("--layers", default=None, help="Comma-separated texture layers [default: the preset's].")
-@_with(_train_common)
+@stack(*_train_common)
 def train_texture_command(
     example: Path,
     arch: str,
@@ -716,9 +703,9 @@ def _v2_for_size(size: int, seed: int) -> Any:
     return TextureNetV2(channels=channels, seed=seed)
 
 
-@train.command(cls=FeatstatCommand, name="style", context_settings=_CTX)
-@click.argument("style", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("contents", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@train.command(cls=FeatstatCommand, name="style", context_settings=CONTEXT)
+@path_argument("style", kind="file")
+@path_argument("contents", many=True)
 @click.option(
     "--arch",
     type=RegistryChoice("network", family="texture", stylises=True),
@@ -734,14 +721,8 @@ def _v2_for_size(size: int, seed: int) -> Any:
     show_default=True,
     help="Instance normalisation (StyleNet IN) or batch normalisation (BN).",
 )
-@click.option("--style-layers", default=None, help="Comma-separated style layers [default: the preset's].")
-@click.option(
-    "--content-layers", default=None, help="Comma-separated content layers [default: the preset's]."
-)
-@click.option("--style-weight", type=float, default=None, help="[default: the preset's]")
-@click.option("--content-weight", type=float, default=None, help="[default: the preset's]")
-@click.option("--tv-weight", type=float, default=0.0, show_default=True)
-@_with(_train_common)
+@_style_terms
+@stack(*_train_common)
 def train_style_command(
     style: Path,
     contents: tuple[Path, ...],
@@ -818,19 +799,12 @@ def _center_crop(image: Any, size: int) -> Any:
 # --------------------------------------------------------------------------------------------------- sample
 
 
-@click.command(cls=FeatstatCommand, name="sample", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder for sample_NNN.png and sample.json.",
-)
+@click.command(cls=FeatstatCommand, name="sample", context_settings=CONTEXT)
+@checkpoint_argument()
+@out_option("Folder for sample_NNN.png and sample.json.", dest="out_dir")
 @click.option("--count", type=int, default=4, show_default=True, help="Number of samples.")
 @click.option("--size", default="512", show_default=True, metavar="N|WxH", help="Sample size (any size).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
+@seed_option()
 @click.option("--noise-scale", type=float, default=1.0, show_default=True, help="Multiplies the input noise.")
 @device_option()
 @set_option(example="count=8")
@@ -889,17 +863,10 @@ def sample_command(
 # -------------------------------------------------------------------------------------------------- stylize
 
 
-@click.command(cls=FeatstatCommand, name="stylize", context_settings=_CTX)
-@click.argument("checkpoint", type=click.Path(exists=True, path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Folder for the stylised images and stylize.json.",
-)
+@click.command(cls=FeatstatCommand, name="stylize", context_settings=CONTEXT)
+@checkpoint_argument()
+@path_argument("images", many=True)
+@out_option("Folder for the stylised images and stylize.json.", dest="out_dir")
 @click.option(
     "--noise-scale",
     type=float,
@@ -907,7 +874,7 @@ def sample_command(
     show_default=True,
     help="Style strength at test time: scales the input noise (thesis Fig. 2.5).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the noise.")
+@seed_option()
 @click.option("--max-size", type=int, default=None, help="Downscale images whose longer side exceeds this.")
 @click.option("--suffix", default="", help="Appended to output file stems.")
 @device_option()
