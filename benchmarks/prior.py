@@ -1,6 +1,7 @@
 """Deep Image Prior: speed of the skip network's Adam step and PSNR reached per step, in one run.
 
     .venv/bin/python benchmarks/prior.py speed --sizes 256 512      # s/step and peak memory per variant
+    .venv/bin/python benchmarks/prior.py anatomy --threads 1 2      # FLOPs/step, profile, this CPU's limit
     .venv/bin/python benchmarks/prior.py quality denoise             # PSNR vs steps, fp32 vs the default
     .venv/bin/python benchmarks/prior.py quality sr
     .venv/bin/python benchmarks/prior.py extra                       # SR ×4 with CX / PDL terms vs without
@@ -22,6 +23,7 @@ Results go to ``benchmarks/results/prior.json`` (one key per section) and ``prio
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -190,6 +192,140 @@ def _print_speed(rows: list[dict]) -> None:
             f"{r['cpu_seconds_per_step']:.2f} | "
             f"{r['peak_extra_mib']:.0f} |"
         )
+
+
+# ---------------------------------------------------------------------------------------------- anatomy
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return set(next(line for line in fh if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+def _rate(fn, flops: float, repeat: int = 5) -> float:
+    """FLOP/s of ``fn`` (median of ``repeat`` calls after two warm-up calls)."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return flops / statistics.median(times)
+
+
+def run_anatomy_case(case: dict) -> dict:
+    """Where one fp32 Adam step of the default skip network goes, and how fast it could be on this CPU.
+
+    - ``step_flops``: FLOPs of one engine step, counted by ``torch.utils.flop_counter`` as the difference
+      between ``denoise(steps=2)`` and ``denoise(steps=1)`` (so setup is not counted);
+    - ``seconds_per_step``: median engine step (fp32, NCHW, eager: the public reference code's settings);
+    - ``sgemm_gflops`` / ``conv_gflops``: this process's measured rate of a 2048² float32 matrix product and
+      of a 128→128-channel 3×3 convolution at 128² — the best the CPU's BLAS / oneDNN reach here;
+    - ``peak_gflops``: clock × FLOPs per cycle per core (32 with AVX2 FMA, 64 with AVX-512) × threads;
+    - ``limit_seconds``: step_flops ÷ sgemm rate — the step if every FLOP ran at matrix-product speed and
+      everything else were free; ``max_speedup_fp32`` = seconds_per_step ÷ limit_seconds is the most any
+      float32 implementation of the same step could gain on this CPU;
+    - ``profile``: the top operators by self CPU time per step (torch.profiler).
+    """
+    from torch.profiler import ProfilerActivity, profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from featstat import prior
+
+    torch.set_num_threads(case["threads"])
+    size = case["size"]
+    noisy = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    options = dict(VARIANTS["fp32"], progress=False)
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            prior.denoise(noisy, steps=steps, **options)
+        counts.append(counter.get_total_flops())
+    step_flops = counts[1] - counts[0]
+    stamps: list[float] = []
+    prior.denoise(
+        noisy, steps=case["steps"] + 2, callback=lambda *a: stamps.append(time.perf_counter()), **options
+    )
+    seconds = statistics.median([b - a for a, b in itertools.pairwise(stamps[1:])])
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        prior.denoise(noisy, steps=2, **options)
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:14]
+    rows = [{"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 2} for e in top]
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    sgemm = _rate(lambda: a @ b, 2 * 2048**3)
+    x, w = torch.randn(1, 128, 128, 128), torch.randn(128, 128, 3, 3)
+    conv = _rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 128 * 128 * 9 * 128 * 128)
+    flags = _cpu_flags()
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            mhz = float(next(line for line in fh if line.startswith("cpu MHz")).split(":")[1])
+    except (OSError, StopIteration, ValueError):
+        pass
+    limit = step_flops / sgemm
+    return {
+        **case,
+        "step_flops": step_flops,
+        "seconds_per_step": seconds,
+        "achieved_gflops": step_flops / seconds / 1e9,
+        "sgemm_gflops": sgemm / 1e9,
+        "conv_gflops": conv / 1e9,
+        "peak_gflops": mhz * 1e6 * per_cycle * case["threads"] / 1e9 if mhz else None,
+        "flops_per_cycle_per_core": per_cycle,
+        "cpu_mhz": mhz,
+        "simd": sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma"))),
+        "limit_seconds": limit,
+        "max_speedup_fp32": seconds / limit,
+        "profile": rows,
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def anatomy(args: argparse.Namespace) -> dict:
+    """One :func:`run_anatomy_case` per thread count and round (fresh processes), medians reported."""
+    results = []
+    for r in range(args.rounds):
+        for threads in args.threads:
+            case = {"kind": "anatomy", "size": args.sizes[0], "threads": threads, "steps": args.steps or 3}
+            res = run_case("prior", {**case, "round": r}, timeout=1800)
+            print(json.dumps({k: v for k, v in res.items() if k != "profile"}), flush=True)
+            results.append(res)
+    summary = []
+    for threads in args.threads:
+        mine = [r for r in results if r.get("threads") == threads and "error" not in r]
+        if not mine:
+            continue
+        best = min(mine, key=lambda r: r["seconds_per_step"])
+        summary.append(
+            {
+                "threads": threads,
+                "size": best["size"],
+                "step_gflop": best["step_flops"] / 1e9,
+                "seconds_per_step": best["seconds_per_step"],
+                "sgemm_gflops": max(r["sgemm_gflops"] for r in mine),
+                "achieved_fraction_of_sgemm": best["achieved_gflops"] / max(r["sgemm_gflops"] for r in mine),
+                "limit_seconds": best["step_flops"] / 1e9 / max(r["sgemm_gflops"] for r in mine),
+                "max_speedup_fp32": best["seconds_per_step"]
+                / (best["step_flops"] / 1e9 / max(r["sgemm_gflops"] for r in mine)),
+                "peak_gflops": best["peak_gflops"],
+                "profile": best["profile"],
+            }
+        )
+    for row in summary:
+        print(
+            f"{row['size']}², {row['threads']} thread(s): {row['step_gflop']:.1f} GFLOP/step, "
+            f"{row['seconds_per_step']:.2f} s/step "
+            f"= {row['step_gflop'] / row['seconds_per_step']:.1f} GFLOP/s; "
+            f"sgemm {row['sgemm_gflops']:.1f} GFLOP/s (peak {row['peak_gflops'] or 0:.0f}); limit "
+            f"{row['limit_seconds']:.2f} s/step → at most {row['max_speedup_fp32']:.2f}× in float32"
+        )
+    return {"machine": machine(), "cases": results, "summary": summary}
 
 
 # ----------------------------------------------------------------------------------------------- quality
@@ -555,11 +691,13 @@ def plot(data: dict) -> None:
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--case":
         case = json.loads(sys.argv[2])
-        fn = {"speed": run_speed_case, "quality": run_quality_case, "demo": run_demo_case}[case["kind"]]
+        kinds = {"speed": run_speed_case, "quality": run_quality_case, "demo": run_demo_case}
+        fn = {**kinds, "anatomy": run_anatomy_case}[case["kind"]]
         print(json.dumps(fn(case)))
         return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("section", choices=["speed", "quality", "extra", "extra-eval", "demo", "figures", "plot"])
+    sections = ["speed", "anatomy", "quality", "extra", "extra-eval", "demo", "figures", "plot"]
+    p.add_argument("section", choices=sections)
     p.add_argument(
         "task", nargs="?", default="denoise", choices=["denoise", "sr", "inpaint", "flash", "invert"]
     )
@@ -598,6 +736,9 @@ def main() -> None:
             )
         _print_speed(new["rows"])
         data["speed"] = new
+    elif args.section == "anatomy":
+        args.sizes = args.sizes if args.sizes != [256, 512] else [256]
+        data["anatomy"] = anatomy(args)
     elif args.section == "quality":
         args.variants = args.variants or ["fp32", "bf16-cl"]
         args.steps = args.steps or 300
