@@ -138,6 +138,80 @@ def test_resume_with_several_runs_refuses_another_step_count(tmp_path):
         prior.denoise(img, steps=4, runs=2, net_options=TINY, precision="fp32", checkpoint=ck, resume=True)
 
 
+def test_a_checkpoint_at_each_seed_boundary_resumes_the_next_seed_exactly(tmp_path):
+    """Three seeds of four steps, no periodic checkpoint: each finished seed is checkpointed, so a hard stop
+    (here an exception that saves nothing, as a second Ctrl-C or a crash would) in seed k resumes from the
+    end of seed k − 1 and continues with seed k bit for bit as an uninterrupted solve."""
+    clean = smooth_image(24)
+    noisy = prior.add_gaussian_noise(clean, 0.1, seed=0)
+    kw = dict(clean=clean, steps=4, runs=3, net_options=TINY, precision="fp32", checkpoint_every=100)
+    full = prior.denoise(noisy, **kw)
+    ck = tmp_path / "seeds.pt"
+    done: list[tuple[int, int]] = []
+
+    def crash_at(run_to_stop: int, step_to_stop: int):
+        def callback(run: int, step: int, loss: float) -> None:
+            done.append((run, step))
+            if (run, step) == (run_to_stop, step_to_stop):
+                raise RuntimeError("hard stop")
+
+        return callback
+
+    for stop, boundary in (((1, 2), 4), ((2, 1), 8)):
+        done.clear()
+        with pytest.raises(RuntimeError, match="hard stop"):
+            prior.denoise(noisy, checkpoint=ck, resume=True, callback=crash_at(*stop), **kw)
+        saved = torch.load(ck, weights_only=True)
+        assert saved["status"] == "running" and saved["step"] == boundary
+        assert (
+            saved["state"]["current"]["run"] == boundary // 4 - 1 and saved["state"]["current"]["step"] == 4
+        )
+        assert len(saved["state"]["finals"]) == boundary // 4 - 1  # closed when the next seed starts
+    assert done[0] == (1, 1)  # the second session began with the first step of seed 1
+    done.clear()
+    resumed = prior.denoise(noisy, checkpoint=ck, resume=True, callback=crash_at(-1, -1), **kw)
+    assert done == [(2, s) for s in range(1, 5)]  # seed 2 from its first step
+    assert torch.equal(full.image, resumed.image) and torch.equal(full.average, resumed.average)
+    assert full.history == resumed.history
+    assert full.info["psnr_per_run"] == resumed.info["psnr_per_run"]
+
+
+def test_solve_writes_the_run_folder(tmp_path):
+    """``outputs=`` (a folder, or an Outputs) gives Python callers the command line's run folder, written by
+    the run loop: history JSON/CSV (one row per logged step), curves over the steps of all seeds, run.json
+    with the loop's record and the solve's summary, and the result and average images."""
+    from featstat import read_image
+    from featstat.engine.loop import Outputs
+
+    img = smooth_image(24)
+    folder = tmp_path / "run"
+    result = prior.denoise(
+        img, clean=img, steps=3, runs=2, net_options=TINY, precision="fp32", outputs=folder
+    )
+    names = {"history.json", "history.csv", "curves.png", "run.json", "result.png", "average.png"}
+    assert {p.name for p in folder.iterdir()} == names
+    record = json.loads((folder / "run.json").read_text())
+    assert record["kind"] == "prior" and record["task"] == "denoise" and record["runs"] == 2
+    assert record["psnr"] == pytest.approx(result.psnr) and record["outputs"] == str(folder)
+    assert record["fingerprint"]["task"] == "denoise" and record["steps_per_second"] > 0
+    rows = json.loads((folder / "history.json").read_text())["history"]
+    assert [(r["run"], r["step"]) for r in rows] == [(r, s) for r in (0, 1) for s in (1, 2, 3)]
+    assert len((folder / "history.csv").read_text().splitlines()) == 1 + 6
+    assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    torch.testing.assert_close(
+        read_image(folder / "result.png"), result.image.clamp(0, 1), atol=1 / 255, rtol=0
+    )
+    assert result.info["outputs"] == str(folder) and result.info["seconds"] > 0
+    # an Outputs chooses the files; a plain solve writes none
+    other = tmp_path / "other"
+    prior.denoise(
+        img, steps=2, net_options=TINY, precision="fp32", outputs=Outputs(other, csv=None, run_json=None)
+    )
+    assert {p.name for p in other.iterdir()} == {"history.json", "curves.png", "result.png", "average.png"}
+    with pytest.raises(ValueError, match="outputs must be a folder path"):
+        prior.denoise(img, steps=2, net_options=TINY, outputs=3)
+
+
 def test_runs_are_averaged():
     img = smooth_image(24)
     kw = dict(steps=5, net_options=TINY, precision="fp32")

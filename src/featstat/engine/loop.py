@@ -52,6 +52,8 @@ and optionally::
     def snapshot(self, step) -> None              # every ``snapshot_every`` steps (validation, images)
     def finish(self, step) -> dict                # after the last step: the summary for run.json
     def curves(self, history) -> dict[str, list]  # named curves to plot (default: every numeric column)
+    def curve_steps(self, history) -> list[float] # their x values (default: each row's "step")
+    def checkpoints(self, step) -> bool           # also checkpoint after ``step`` (e.g. a stage boundary)
     rank0: bool                                   # False on DDP ranks > 0: no files, no progress bar
 
 The loop saves and restores the global random generators itself; a Run saves its own generators
@@ -62,9 +64,11 @@ CPU; GPU kernels may not be deterministic).
 
 A sequence of stages (the seeds of a multi-run Deep Image Prior solve, the levels of a texture pyramid) is
 one Run whose ``step()`` moves to the next stage at its boundary and whose ``state_dict`` holds the stage
-index and what earlier stages produced: one checkpoint, one history, one progress bar. Where stages are
-built by the caller instead, pass what it needs to rebuild them as ``extra`` (saved in the header; read it
-back with :func:`read_checkpoint` before building the Run, and hand the header to ``resume=``).
+index and what earlier stages produced: one checkpoint, one history, one progress bar; its
+``checkpoints(step)`` hook asks for a checkpoint at each boundary, so a finished stage is never lost to a
+hard stop. Where stages are built by the caller instead, pass what it needs to rebuild them as ``extra``
+(saved in the header; read it back with :func:`read_checkpoint` before building the Run, and hand the header
+to ``resume=``).
 
 Precision: resolve it with :func:`featstat.engine.precision.choose` before building the Run, on resume
 use :func:`resumed_choice` (the choice the checkpoint recorded), and pass the :class:`Choice` as
@@ -335,10 +339,11 @@ def _write_outputs(out: Outputs, run: Any, history: list[dict[str, Any]], *, plo
         curves = run.curves(history) if hasattr(run, "curves") else _default_curves(history)
         curves = {k: v for k, v in curves.items() if len(v)}
         if curves:
-            plot_curves(
-                folder / out.curves, curves, title=out.title, log_y=out.log_y,
-                steps=[r.get("step", i + 1) for i, r in enumerate(history)],
+            steps = (
+                run.curve_steps(history) if hasattr(run, "curve_steps")
+                else [r.get("step", i + 1) for i, r in enumerate(history)]
             )  # fmt: skip
+            plot_curves(folder / out.curves, curves, title=out.title, log_y=out.log_y, steps=steps)
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -379,7 +384,8 @@ def run_loop(
         log_every: a history row every this many steps, and at the last step (0: only at the last step);
             a Run with a ``logs(step)`` hook decides itself (the last step always gets a row).
         checkpoint: the checkpoint file (None: no checkpoints, no resume).
-        checkpoint_every: save every this many steps (0: only on interrupt and at the end).
+        checkpoint_every: save every this many steps (0: only on interrupt and at the end), and after the
+            steps for which the Run's ``checkpoints(step)`` hook returns True.
         resume: True: continue from ``checkpoint`` when that file exists (a fresh run otherwise); a header
             already read with :func:`read_checkpoint`: continue from it.
         callback: ``callback(step, values) -> bool | None`` after every step; True stops early.
@@ -492,7 +498,8 @@ def run_loop(
                 bar.update(step)
             if snapshot_every and step % snapshot_every == 0 and step < steps and hasattr(run, "snapshot"):
                 run.snapshot(step)
-            if checkpoint_every and step % checkpoint_every == 0 and step < steps:
+            periodic = bool(checkpoint_every) and step % checkpoint_every == 0
+            if step < steps and (periodic or (hasattr(run, "checkpoints") and run.checkpoints(step))):
                 save("running")
             if callback is not None and callback(step, reported) is True and step < steps:
                 stopped_early = True

@@ -16,10 +16,12 @@ of the public reference code:
   (:func:`featstat.metrics.psnr`).
 
 :func:`solve` is a :class:`PriorRun` on the one run loop (:func:`featstat.engine.loop.run_loop`): every run
-can be checkpointed (atomically) every ``checkpoint_every`` steps, on Ctrl-C and at the end, and resumed
-*exactly*: network, optimiser, averaging buffer, random generators, backtracking snapshot (the parameters
-only) and history are saved, so a resumed run produces bit-for-bit the same result on CPU as an
-uninterrupted one.
+can be checkpointed (atomically) every ``checkpoint_every`` steps, at the end of every seed of a multi-seed
+solve, on Ctrl-C and at the end, and resumed *exactly*: network, optimiser, averaging buffer, random
+generators, backtracking snapshot (the parameters only) and history are saved, so a resumed run produces
+bit-for-bit the same result on CPU as an uninterrupted one. With ``outputs=`` the loop also keeps a run
+folder up to date, as for every engine: ``history.json``, ``history.csv``, ``curves.png`` and ``run.json``
+(:class:`featstat.engine.loop.Outputs`), plus ``result.png`` and ``average.png`` at the end.
 
 Speed (``docs/benchmarks-prior.md``): ``precision="bf16"`` runs the network under ``torch.autocast`` in
 bfloat16 (weights, Adam and the data term stay float32; on CPUs with AVX-512-BF16/AMX and on CUDA),
@@ -35,7 +37,7 @@ import dataclasses
 import hashlib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,7 +47,7 @@ from torch import Tensor, nn
 
 from .. import metrics
 from .._checks import check_choice, check_positive, make_generator
-from ..engine.loop import read_checkpoint, resumed_choice, run_loop
+from ..engine.loop import Outputs, read_checkpoint, resumed_choice, run_loop
 from ..engine.precision import PRECISIONS, Choice, autocast, cpu_bf16_supported, time_steps
 from ..engine.precision import choose as choose_precision
 from ..engine.runs import plot_curves, write_json
@@ -127,10 +129,14 @@ class FitOptions:
         compile: wrap the network in ``torch.compile`` (worth it for long runs; first step compiles).
         log_every: a history row every this many steps of a run and at its last step (1 = every step): the
             mean loss since the previous row and the PSNRs of the latest output and average.
-        checkpoint: file to save to every ``checkpoint_every`` steps, at the end of each run and on Ctrl-C.
+        checkpoint: file to save to every ``checkpoint_every`` steps, at the end of each run (seed) and on
+            Ctrl-C; a resume continues with the next seed exactly.
         resume: continue from ``checkpoint`` if it exists (the problem and options must match; ``steps`` may
             grow for a single run).
         progress: show a progress bar. device: where to run (default: the observation's device).
+        outputs: a run folder (path) or :class:`featstat.engine.loop.Outputs`: the loop writes the history
+            (JSON, CSV), ``curves.png`` (the fit in dB and the PSNRs, as :meth:`PriorResult.save`) and
+            ``run.json`` as it goes, and :func:`solve` adds ``result.png`` / ``average.png`` at the end.
         callback: called as ``callback(run, step, loss)`` after every step (e.g. to save snapshots or stop
             early); raising ``KeyboardInterrupt`` from it stops the run like Ctrl-C (checkpoint saved).
         on_output: called as ``on_output(run, step, output, average)`` after every step with the network's
@@ -155,6 +161,7 @@ class FitOptions:
     resume: bool = False
     progress: bool = False
     device: str | torch.device | None = None
+    outputs: Outputs | str | os.PathLike[str] | None = None
     callback: Callable[[int, int, float], None] | None = None
     on_output: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None
 
@@ -178,6 +185,11 @@ class FitOptions:
         check_choice("precision", self.precision, PRECISIONS)
         if self.resume and self.checkpoint is None:
             raise ValueError("resume=True needs checkpoint=PATH (the file a previous run saved)")
+        if self.outputs is not None and not isinstance(self.outputs, (Outputs, str, os.PathLike)):
+            raise ValueError(
+                f"outputs must be a folder path or featstat.engine.loop.Outputs(...), got "
+                f"{type(self.outputs).__name__} {self.outputs!r}"
+            )
 
     @classmethod
     def from_kwargs(cls, defaults: Mapping[str, Any], overrides: Mapping[str, Any]) -> FitOptions:
@@ -254,32 +266,50 @@ class PriorResult:
             "curves": out / f"{stem}curves.png",
             "json": out / f"{stem}run.json",
         }
-        write_image(paths["result"], self.image.clamp(0, 1))
-        write_image(paths["average"], self.average.clamp(0, 1))
-        # the loss in decibels (−10·log10, the PSNR of the fit for a mean-squared data term): one linear axis
-        # shows its whole range next to the PSNR panels
-        fit = [-10.0 * math.log10(v) if v > 0 else float("nan") for v in self.history["loss"]]
-        curves = {"fit: −10·log10(loss) (dB)": fit}
-        if self.history.get("psnr"):
-            curves["PSNR output (dB)"] = self.history["psnr"]
-            curves["PSNR average (dB)"] = self.history["psnr_average"]
-        runs = self.info.get("runs", 1)
-        steps = [
-            s + (r * self.info["steps"])
-            for r, s in zip(self.history["run"], self.history["step"], strict=True)
-        ]
-        title = f"Deep Image Prior: {self.info.get('task', '')}" + (f" ({runs} runs)" if runs > 1 else "")
+        _write_images(out, self.image, self.average, stem)
+        curves, steps = _curves(self.history, self.info["steps"])
+        title = _title(self.info.get("task", ""), self.info.get("runs", 1))
         plot_curves(paths["curves"], curves, title=title, steps=steps, log_y=False)
         write_json(paths["json"], self.summary())
         return paths
+
+
+def _write_images(folder: Path, image: Tensor, average: Tensor, stem: str = "") -> None:
+    """``{stem}result.png`` and ``{stem}average.png`` (clamped to [0, 1]) in ``folder``."""
+    write_image(folder / f"{stem}result.png", image.clamp(0, 1))
+    write_image(folder / f"{stem}average.png", average.clamp(0, 1))
+
+
+def _title(task: str, runs: int) -> str:
+    return f"Deep Image Prior: {task}" + (f" ({runs} runs)" if runs > 1 else "")
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], clean: bool) -> dict[str, list[float]]:
+    """The history rows of a solve as :attr:`PriorResult.history` columns."""
+    keys = ["run", "step", "loss", *(["psnr", "psnr_average"] if clean else [])]
+    return {k: [row.get(k, math.nan) for row in rows] for k in keys}
+
+
+def _curves(history: Mapping[str, Sequence[float]], steps: int) -> tuple[dict[str, list[float]], list[int]]:
+    """The curves of a solve's history (columns) and their x values (the step counted over all seeds,
+    ``run · steps + step``). The loss is shown in decibels, −10·log10(loss) (the PSNR of the fit for a
+    mean-squared data term), so one linear axis shows its whole range next to the PSNR panels."""
+    fit = [-10.0 * math.log10(v) if v > 0 else float("nan") for v in history["loss"]]
+    curves = {"fit: −10·log10(loss) (dB)": fit}
+    if history.get("psnr"):
+        curves["PSNR output (dB)"] = list(history["psnr"])
+        curves["PSNR average (dB)"] = list(history["psnr_average"])
+    xs = [int(s) + int(r) * steps for r, s in zip(history["run"], history["step"], strict=True)]
+    return curves, xs
 
 
 # ----------------------------------------------------------------------------------------------- solving
 
 
 def _fields(opts: FitOptions) -> dict[str, Any]:
-    """The options as a dict, without the callbacks (not data)."""
-    return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in ("callback", "on_output")}
+    """The options as a dict, without the callbacks and the run folder (not data)."""
+    skip = ("callback", "on_output", "outputs")
+    return {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in skip}
 
 
 # options that may differ between a checkpointed run and its continuation ("steps" too for a single run)
@@ -425,9 +455,12 @@ def _format(t: Tensor) -> torch.memory_format:
 class PriorRun:
     """Deep Image Prior as a :class:`featstat.engine.loop.Run`: ``runs`` seeds of ``steps`` steps each, one
     after the other (the loop's step ``k`` is step ``k mod steps + 1`` of seed ``k // steps``); earlier seeds'
-    final outputs and averages are part of the state. History rows: ``run``, ``step`` (within the run),
-    ``loss`` (the mean over the steps since the last row) and with a ground truth ``psnr`` / ``psnr_average``
-    of the latest output and average."""
+    final outputs and averages are part of the state, and the loop checkpoints at every seed boundary (the
+    finished seed is in the checkpoint; a resume starts the next seed exactly as an uninterrupted solve
+    does). History rows: ``run``, ``step`` (within the run), ``loss`` (the mean over the steps since the last
+    row) and with a ground truth ``psnr`` / ``psnr_average`` of the latest output and average. ``finish``
+    returns the summary (task, options, PSNRs, ...) the loop puts in ``run.json`` and :func:`solve` in
+    :attr:`PriorResult.info`; ``image`` / ``average`` hold the results after it."""
 
     kind = "prior"
 
@@ -438,6 +471,8 @@ class PriorRun:
         self.averages: list[Tensor] = []
         self.closed_backtracks: list[int] = []  # of finished runs
         self.current = self._new_run(0)
+        self.image: Tensor | None = None  # set by finish(): the mean over runs
+        self.average: Tensor | None = None
 
     def _new_run(self, run: int) -> _Run:
         return _Run(
@@ -469,6 +504,17 @@ class PriorRun:
             self._close_run()
             self.current = self._new_run(step // self.opts.steps)
         return {"loss": self.current.advance()}
+
+    def checkpoints(self, step: int) -> bool:
+        """A checkpoint at the end of every seed but the last (the loop saves after the last anyway)."""
+        return self.opts.runs > 1 and step % self.opts.steps == 0
+
+    def curves(self, history: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+        """The curves of :meth:`PriorResult.save` (fit in dB, PSNRs) for the run folder."""
+        return _curves(_columns(history, self.clean is not None), self.opts.steps)[0]
+
+    def curve_steps(self, history: Sequence[Mapping[str, Any]]) -> list[int]:
+        return _curves(_columns(history, self.clean is not None), self.opts.steps)[1]
 
     def logs(self, step: int) -> bool:
         """A row every ``log_every`` steps of a run and at each run's last step."""
@@ -504,9 +550,43 @@ class PriorRun:
         self.closed_backtracks = [int(b) for b in state["backtracks"]]
 
     def finish(self, step: int) -> dict[str, Any]:
-        """Close the last run (the loop saves the final checkpoint after this, with its output)."""
+        """Close the last run (the loop saves the final checkpoint after this, with its output) and return the
+        summary: task and its settings, options, device, precision, parameter count, backtracks, and the
+        PSNRs of the results (None without a ground truth; per run too when runs > 1)."""
         self._close_run()
-        return {}
+        self.image = torch.stack(self.finals).mean(0)
+        self.average = torch.stack(self.averages).mean(0)
+        problem, opts = self.problem, self.opts
+        info: dict[str, Any] = {
+            "task": problem.task,
+            **problem.meta,
+            **{
+                k: v
+                for k, v in _fields(opts).items()
+                if k not in ("checkpoint", "device", "resume", "progress")
+            },
+            "checkpoint": str(opts.checkpoint) if opts.checkpoint is not None else None,
+            "outputs": None if opts.outputs is None else str(_folder(opts.outputs)),
+            "device": str(self.device),
+            "precision": self.choice.precision,
+            "precision_choice": self.choice.info(),  # the resolved layout; "channels_last" is the option
+        }
+        if problem.extra is not None and getattr(problem.extra, "feature_sources", None):
+            info["features"] = dict(problem.extra.feature_sources)  # which weights/layers "auto" picked
+        info.update(
+            parameters=sum(p.numel() for p in self.current.net.parameters()), backtracks=self.backtracks
+        )
+        clean = self.clean
+        if clean is not None and len(self.finals) > 1:
+            info["psnr_per_run"] = [psnr(f, clean) for f in self.finals]
+            info["psnr_average_per_run"] = [psnr(a, clean) for a in self.averages]
+        info["psnr"] = psnr(self.image, clean) if clean is not None else None
+        info["psnr_average"] = psnr(self.average, clean) if clean is not None else None
+        return info
+
+
+def _folder(outputs: Outputs | str | os.PathLike[str]) -> Path:
+    return Path(outputs.folder if isinstance(outputs, Outputs) else outputs)
 
 
 def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) -> PriorResult:
@@ -515,11 +595,13 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
 
     Args:
         problem: a :class:`Problem` (tasks in :mod:`featstat.prior.tasks` build them).
-        options: a :class:`FitOptions`; or pass its fields as keywords (``steps=500, precision="fp32"``).
+        options: a :class:`FitOptions`; or pass its fields as keywords (``steps=500, precision="fp32"``,
+            ``outputs="runs/dip"`` for a run folder).
 
     Returns a :class:`PriorResult`. Ctrl-C lets the current step finish, saves a checkpoint (when
     ``checkpoint`` is set) and re-raises ``KeyboardInterrupt``; run again with ``resume=True`` to continue
-    exactly where it stopped. A second Ctrl-C stops at once, keeping the last periodic checkpoint.
+    exactly where it stopped. A second Ctrl-C stops at once, keeping the last periodic checkpoint (or the one
+    written when the last seed finished).
     """
     if options is not None and kwargs:
         raise ValueError("pass either options=FitOptions(...) or keyword options, not both")
@@ -539,6 +621,9 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
     # resume with the precision the run started with (bit-exact continuation)
     choice = resumed_choice(header) or _precision_choice(problem, opts, device)
     run = PriorRun(problem, opts, device, choice)
+    outputs = opts.outputs
+    if outputs is not None and not isinstance(outputs, Outputs):
+        outputs = Outputs(outputs, log_y=False, title=_title(problem.task, opts.runs))
 
     def callback(step: int, values: Mapping[str, float]) -> None:
         r, local = run.current.run, run.current.step
@@ -555,42 +640,19 @@ def solve(problem: Problem, options: FitOptions | None = None, **kwargs: Any) ->
         resume=header if header is not None else False,
         callback=callback if opts.callback is not None or opts.on_output is not None else None,
         precision=choice, progress=opts.progress, description=f"prior {problem.task}", device=device,
+        outputs=outputs,
     )  # fmt: skip
-    history: dict[str, list[float]] = {"run": [], "step": [], "loss": []}
-    if run.clean is not None:
-        history["psnr"], history["psnr_average"] = [], []
-    for row in looped.history:
-        for k in history:
-            history[k].append(row[k])
-    info: dict[str, Any] = {
-        "task": problem.task,
-        **problem.meta,
-        **{k: v for k, v in _fields(opts).items() if k not in ("checkpoint", "device", "resume", "progress")},
-        "checkpoint": str(ckpt_path) if ckpt_path else None,
-        "device": str(device),
-        "precision": choice.precision,
-        "precision_choice": choice.info(),  # the resolved layout is here; "channels_last" is the option
-    }
-    clean = run.clean
-    params = sum(p.numel() for p in run.current.net.parameters())
-    image = torch.stack(run.finals).mean(0)  # finish() closed the last run
-    average = torch.stack(run.averages).mean(0)
-    if problem.extra is not None and getattr(problem.extra, "feature_sources", None):
-        info["features"] = dict(problem.extra.feature_sources)  # which weights/layers "auto" picked
-    info.update(
-        parameters=params,
-        backtracks=run.backtracks,
-        seconds=looped.seconds,
-        steps_per_second=looped.steps_per_second,
-    )
-    if clean is not None and len(run.finals) > 1:
-        info["psnr_per_run"] = [psnr(f, clean) for f in run.finals]
-        info["psnr_average_per_run"] = [psnr(a, clean) for a in run.averages]
+    assert run.image is not None and run.average is not None  # finish() ran
+    if outputs is not None:
+        _write_images(_folder(outputs), run.image, run.average)
+    info = dict(looped.summary)
+    psnr_image, psnr_average = info.pop("psnr"), info.pop("psnr_average")
+    info.update(seconds=looped.seconds, steps_per_second=looped.steps_per_second)
     return PriorResult(
-        image=image,
-        average=average,
-        history=history,
-        psnr=psnr(image, clean) if clean is not None else None,
-        psnr_average=psnr(average, clean) if clean is not None else None,
+        image=run.image,
+        average=run.average,
+        history=_columns(looped.history, run.clean is not None),
+        psnr=psnr_image,
+        psnr_average=psnr_average,
         info=info,
     )
