@@ -175,3 +175,108 @@ def test_eval_interrupt_then_resume(folders, tmp_path, monkeypatch):
     full = json.loads((out / "metrics.json").read_text())
     assert full["complete"] and full["count"] == 3
     assert full["per_image"][0] == partial["per_image"][0]
+
+
+# ---------------------------------------------------------------------------------- set-level metrics (c2st)
+
+#: a classifier small and short enough for a test (the protocol's defaults: 64², 20 epochs)
+_FAST_C2ST = ["--set", "c2st.size=16", "--set", "c2st.epochs=3"]
+
+
+def _image_set(folder: Path, images: torch.Tensor, prefix: str) -> Path:
+    for i, x in enumerate(images):
+        write_image(folder / f"{prefix}{i:02d}.png", x[None])
+    return folder
+
+
+def _smooth(n: int, seed: int, size: int = 16) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(
+        torch.rand(n, 3, 4, 4, generator=g), size=(size, size), mode="bilinear"
+    )
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(path.read_text().splitlines()))
+
+
+def test_eval_c2st_compares_unpaired_folders_as_sets(tmp_path, one_thread):
+    """One distribution (two independent draws, other names and counts): near chance, ln 2; dark vs bright
+    images: told apart (log-loss near 0). The CLI's number is the Python function's on the same files."""
+    import math
+
+    from featstat.io import list_images, read_images
+    from featstat.metrics.c2st import c2st
+    from featstat.registry import SET_METRICS
+
+    assert SET_METRICS.get("c2st").higher_is_better is True
+    same_a = _image_set(tmp_path / "same_a", _smooth(24, 0), "a")
+    same_b = _image_set(tmp_path / "same_b", _smooth(27, 100), "b")
+    out = tmp_path / "same"
+    res = CliRunner().invoke(
+        eval_command, [str(same_a), str(same_b), "-m", "c2st", *_FAST_C2ST, "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "metrics.json").read_text())
+    c = doc["set_level"]["c2st"]
+    assert abs(c["log_loss"] - math.log(2)) < 0.15 and c["value"] == c["log_loss"]
+    assert (c["pred_images"], c["ref_images"], c["n_train"], c["n_test"]) == (24, 27, 12, 12)
+    assert doc["higher_is_better"] == {"c2st": True} and doc["per_image"] == [] and doc["complete"]
+    real, fake = read_images(list_images(same_b)), read_images(list_images(same_a))
+    assert c["log_loss"] == c2st(real, fake, size=16, epochs=3).log_loss  # REF_DIR real, PRED_DIR fake
+    assert _csv_rows(out / "metrics.csv") == [["image", "c2st"], ["set", repr(c["log_loss"])]]
+    assert not (out / "metrics.png").exists() and "set" in res.output and "c2st ↑" in res.output
+
+    dark = _image_set(tmp_path / "dark", 0.3 * _smooth(24, 1), "d")
+    bright = _image_set(tmp_path / "bright", 0.7 + 0.3 * _smooth(24, 2), "b")
+    out = tmp_path / "apart"
+    res = CliRunner().invoke(
+        eval_command, [str(dark), str(bright), "-m", "c2st", *_FAST_C2ST, "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    c = json.loads((out / "metrics.json").read_text())["set_level"]["c2st"]
+    assert c["log_loss"] < 0.25 and c["accuracy"] == 1.0  # ln 2 ≈ 0.69 at chance
+
+    # a copy of the real set is flagged (a classifier that remembers its training images scores above ln 2)
+    res = CliRunner().invoke(eval_command, [str(same_a), str(same_a), "-m", "c2st", *_FAST_C2ST, "-q",
+                                            "-o", str(tmp_path / "copy")])  # fmt: skip
+    assert res.exit_code == 0 and "identical to real ones" in res.output, res.output
+
+
+def test_eval_c2st_beside_paired_metrics_and_bad_inputs(tmp_path, one_thread):
+    pred = _image_set(tmp_path / "pred", _smooth(8, 3), "x")
+    ref = _image_set(tmp_path / "ref", _smooth(8, 4), "x")
+    out = tmp_path / "both"
+    res = CliRunner().invoke(eval_command, [str(pred), str(ref), "-m", "psnr,c2st", *_FAST_C2ST, "-q",
+                                            "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = _csv_rows(out / "metrics.csv")
+    assert rows[0] == ["image", "psnr", "c2st"] and len(rows) == 1 + 8 + 2
+    assert rows[-2][0] == "mean" and rows[-2][2] == "" and float(rows[-2][1]) == doc["mean"]["psnr"]
+    assert rows[-1] == ["set", "", repr(doc["set_level"]["c2st"]["value"])]
+    assert all(r[2] == "" for r in rows[1:-2]) and doc["count"] == 8
+
+    def error(args: list[str]) -> str:
+        res = CliRunner().invoke(eval_command, args)
+        assert res.exit_code == 2, res.output
+        return res.output
+
+    few = _image_set(tmp_path / "few", _smooth(4, 5), "f")
+    text = error([str(few), str(ref), "-m", "c2st", *_FAST_C2ST, "-o", str(tmp_path / "o1")])
+    assert "PRED_DIR" in text and "fake holds 4 images" in text  # too few for the split, named
+    write_image(ref / "odd.png", _smooth(1, 6, size=20))
+    text = error([str(pred), str(ref), "-m", "c2st", *_FAST_C2ST, "-o", str(tmp_path / "o2")])
+    assert "REF_DIR" in text and "20" in text  # mixed sizes in one set, named
+    text = error([str(pred), str(ref), "-m", "psnr,c2st", "-o", str(tmp_path / "o3")])
+    assert "REF_DIR only: odd" in text  # a paired metric still pairs
+    text = error([str(pred), str(ref), "-m", "c2st", "--set", "c2st.size=8", "-o", str(tmp_path / "o4")])
+    assert "size must be at least 16" in text
+    text = error([str(pred), str(ref), "-m", "c2s", "-o", str(tmp_path / "o5")])
+    assert "did you mean 'c2st'" in text
+    res = CliRunner().invoke(compare_command, [str(pred / "x00.png"), str(ref / "x00.png"), "-m", "c2st",
+                                               "-o", str(tmp_path / "cmp.png")])  # fmt: skip
+    assert res.exit_code == 2 and "set-level metric" in res.output
+    help_text = " ".join(CliRunner().invoke(eval_command, ["--help"]).output.split())
+    assert "sets, unpaired: any names and counts): c2st (two_sample)" in help_text  # from SET_METRICS
+    assert "featstat eval translated/ held_out_target/ -m c2st" in help_text

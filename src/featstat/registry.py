@@ -1,9 +1,9 @@
 """The one registry type: names → things (losses, metrics, extractors, networks, recipes, presets, weights).
 
 A :class:`Registry` maps canonical names to objects and accepts aliases wherever a name is. Every kind of
-named thing in featstat has one instance here (:data:`LOSSES`, :data:`METRICS`, :data:`EXTRACTORS`,
-:data:`NETWORKS`, :data:`RECIPES`, :data:`PRESETS`, :data:`WEIGHTS`; :func:`get_registry` by kind). Modules
-fill them where the things are defined::
+named thing in featstat has one instance here (:data:`LOSSES`, :data:`METRICS`, :data:`SET_METRICS`,
+:data:`EXTRACTORS`, :data:`NETWORKS`, :data:`RECIPES`, :data:`PRESETS`, :data:`WEIGHTS`; :func:`get_registry`
+by kind). Modules fill them where the things are defined::
 
     from featstat.registry import LOSSES
 
@@ -44,6 +44,7 @@ __all__ = [
     "NETWORKS",
     "PRESETS",
     "RECIPES",
+    "SET_METRICS",
     "WEIGHTS",
     "AliasView",
     "NamesView",
@@ -392,6 +393,9 @@ LOSSES: Registry[Any] = Registry("loss", package="featstat.losses")
 METRICS: Registry[Any] = Registry(
     "metric", package="featstat.metrics", builder=lambda info, **kw: info.module(**kw)
 )
+#: Set-level metrics: compare two *sets* of images, unpaired (one result for the sets, not one value per
+#: image), e.g. the classifier two-sample test; entries are classes with the fact ``higher_is_better``.
+SET_METRICS: Registry[Any] = Registry("set metric", package="featstat.metrics")
 #: Feature extractors for objectives (``arch`` in a config): backbones, raw patches, random filters.
 EXTRACTORS: Registry[Any] = Registry("extractor", package="featstat.features")
 #: Network builders (featstat.nets): restoration nets, hourglass (DIP) nets, texture generators.
@@ -406,6 +410,7 @@ WEIGHTS: Registry[Any] = Registry("weights", package="featstat.features.weights"
 _BY_KIND: dict[str, Registry[Any]] = {
     "loss": LOSSES,
     "metric": METRICS,
+    "set_metric": SET_METRICS,
     "extractor": EXTRACTORS,
     "network": NETWORKS,
     "recipe": RECIPES,
@@ -415,10 +420,10 @@ _BY_KIND: dict[str, Registry[Any]] = {
 
 
 def get_registry(kind: str) -> Registry[Any]:
-    """The registry of a kind: "loss", "metric", "extractor", "network", "recipe", "preset", "weights"
-    (plurals accepted)."""
-    key = {"losses": "loss", "metrics": "metric", "extractors": "extractor", "networks": "network",
-           "recipes": "recipe", "presets": "preset"}.get(kind, kind)  # fmt: skip
+    """The registry of a kind: "loss", "metric", "set_metric", "extractor", "network", "recipe", "preset",
+    "weights" (plurals accepted)."""
+    key = {"losses": "loss", "metrics": "metric", "set_metrics": "set_metric", "extractors": "extractor",
+           "networks": "network", "recipes": "recipe", "presets": "preset"}.get(kind, kind)  # fmt: skip
     if key not in _BY_KIND:
         raise ValueError(f"unknown registry kind {kind!r}; choose one of {', '.join(_BY_KIND)}")
     return _BY_KIND[key]

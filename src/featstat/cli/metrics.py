@@ -42,18 +42,61 @@ def _facts(name: str) -> Any:
     return metric_class(get_metric(name).module)
 
 
-def _metrics_help() -> str:
-    return (
+def _metrics_help(set_level: bool = False) -> str:
+    text = (
         f"Comma-separated metric names: {names_help('metric')}; groups: angular, patch. Every distribution "
         "statistic of featstat.losses is also a deep metric."
     )
+    if set_level:
+        text += (
+            f" Set-level (the two folders compared as sets, unpaired: any names and counts): "
+            f"{names_help('set_metric')}."
+        )
+    return text
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _metric_names(text: str) -> list[str]:
-    from ..metrics import GROUP_NAMES, canonical_name
+def _is_set_level(name: str) -> bool:
+    """Whether ``name`` (canonical) is a set-level metric (:data:`featstat.registry.SET_METRICS`)."""
+    from ..registry import SET_METRICS
+
+    return name in SET_METRICS.names()
+
+
+def _canonical(name: str) -> str:
+    """The registry name of a per-image metric (:data:`featstat.registry.METRICS`) or a set-level one
+    (:data:`featstat.registry.SET_METRICS`); aliases resolve. Unknown: a did-you-mean ``ValueError``."""
+    import difflib
+
+    from ..metrics import METRICS
+    from ..registry import SET_METRICS
+
+    for registry in (METRICS, SET_METRICS):
+        if name in registry:
+            return registry.canonical(name)
+    pool = [*METRICS.names(), *METRICS.aliases, *SET_METRICS.names(), *SET_METRICS.aliases]
+    close = difflib.get_close_matches(name, pool, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"unknown metric {name!r}{hint} choose one of {', '.join(METRICS.names())} or, set-level, "
+        f"{', '.join(SET_METRICS.names())}"
+    )
+
+
+def _metric_factory(name: str) -> Any:
+    """What builds metric ``name``: the module class (or factory) of a per-image metric, the class of a
+    set-level one."""
+    from ..metrics import get_metric
+    from ..registry import SET_METRICS
+
+    return SET_METRICS.get(name) if _is_set_level(name) else get_metric(name).module
+
+
+def _metric_names(text: str, *, set_level: bool = False) -> list[str]:
+    """The canonical names of ``--metrics``; set-level ones only where the verb takes them (``set_level``)."""
+    from ..metrics import GROUP_NAMES
 
     names: list[str] = []
     for raw in text.split(","):
@@ -63,9 +106,15 @@ def _metric_names(text: str) -> list[str]:
         expanded = GROUP_NAMES.get(raw, (raw,))
         for n in expanded:
             try:
-                key = canonical_name(n)
+                key = _canonical(n)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="--metrics") from None
+            if _is_set_level(key) and not set_level:
+                raise click.BadParameter(
+                    f"{key} is a set-level metric (it compares two sets of images, not image pairs); use "
+                    f"`featstat eval --metrics {key} PRED_DIR REF_DIR`",
+                    param_hint="--metrics",
+                )
             if key not in names:
                 names.append(key)
     if not names:
@@ -78,13 +127,16 @@ def _metric_keys(prefix: tuple[str, ...]) -> list[str] | None:
     a keyword of its constructor."""
     import inspect
 
-    from ..metrics import ALIASES, canonical_name, get_metric
+    from ..metrics import ALIASES
+    from ..registry import SET_METRICS
 
-    names = _metric_names(click.get_current_context().params["metrics_text"])
+    ctx = click.get_current_context()
+    names = _metric_names(ctx.params["metrics_text"], set_level=ctx.command.name == "eval")
     if not prefix:
-        return [*names, *(a for a, n in ALIASES.items() if n in names)]
+        aliases = {**ALIASES, **SET_METRICS.aliases}
+        return [*names, *(a for a, n in aliases.items() if n in names)]
     if len(prefix) == 1:
-        signature = inspect.signature(get_metric(canonical_name(prefix[0])).module)
+        signature = inspect.signature(_metric_factory(_canonical(prefix[0])))
         if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
             return None
         return [n for n, p in signature.parameters.items() if p.kind is not p.VAR_POSITIONAL]
@@ -93,18 +145,24 @@ def _metric_keys(prefix: tuple[str, ...]) -> list[str] | None:
 
 def _metric_options(overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``--set`` assignments by canonical metric name."""
-    from ..metrics import canonical_name
-
     out: dict[str, dict[str, Any]] = {}
     for name, options in overrides.items():
-        out.setdefault(canonical_name(name), {}).update(options)
+        out.setdefault(_canonical(name), {}).update(options)
     return out
 
 
-def _metrics_option(default: str, what: str = "") -> Any:
-    """``--metrics/-m NAMES`` (help generated from the metric registry), with what the verb does with them."""
-    return click.option("--metrics", "-m", "metrics_text", default=default, show_default=True,
-                        cls=RegistryHelpOption, help_fn=lambda: f"{what}{_metrics_help()}")  # fmt: skip
+def _metrics_option(default: str, what: str = "", set_level: bool = False) -> Any:
+    """``--metrics/-m NAMES`` (help generated from the metric registries), with what the verb does with them;
+    ``set_level``: the verb also takes set-level metrics."""
+    return click.option(
+        "--metrics",
+        "-m",
+        "metrics_text",
+        default=default,
+        show_default=True,
+        cls=RegistryHelpOption,
+        help_fn=lambda: f"{what}{_metrics_help(set_level)}",
+    )
 
 
 #: How the metric verbs build their metrics: ``--set METRIC.OPTION=VALUE`` and ``--random-weights``.
@@ -253,13 +311,26 @@ def _pair_files(
     return [(s, preds[s], refs[s]) for s in common], {"only_pred": only_pred, "only_ref": only_ref}
 
 
-def _write_csv(path: Path, names: Sequence[str], rows: list[dict], mean: dict[str, float]) -> None:
+def _write_csv(
+    path: Path,
+    names: Sequence[str],
+    rows: list[dict],
+    mean: dict[str, float],
+    set_values: dict[str, float] | None = None,
+) -> None:
+    """One row per image and a "mean" row for the per-image metrics ``names``; a "set" row for the
+    set-level metrics (one value for the two folders; their cells in the other rows are empty)."""
+    set_values = set_values or {}
+    blank = [""] * len(set_values)
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["image", *names])
+    writer.writerow(["image", *names, *set_values])
     for r in rows:
-        writer.writerow([r["image"], *(repr(float(r[n])) for n in names)])
-    writer.writerow(["mean", *(repr(float(mean[n])) for n in names)])
+        writer.writerow([r["image"], *(repr(float(r[n])) for n in names), *blank])
+    if names:
+        writer.writerow(["mean", *(repr(float(mean[n])) for n in names), *blank])
+    if set_values:
+        writer.writerow(["set", *([""] * len(names)), *(repr(float(v)) for v in set_values.values())])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -297,7 +368,7 @@ def _plot_values(names: Sequence[str], rows: list[dict], higher: dict[str, bool]
 @click.command(cls=FeatstatCommand, name="eval", context_settings=CONTEXT)
 @path_argument("pred_dir", kind="folder")
 @path_argument("ref_dir", kind="folder")
-@_metrics_option("psnr,ssim")
+@_metrics_option("psnr,ssim", set_level=True)
 @_luma_options
 @device_option()
 @out_option(
@@ -338,6 +409,11 @@ def eval_command(
     "mean" row), metrics.json (settings, per-image values, means, which direction is better) and metrics.png,
     and prints a table. Ctrl-C writes the results so far; --resume continues from them.
 
+    Set-level metrics (c2st, the classifier two-sample test of the thesis' table 5.1b: real REF_DIR images
+    vs generated PRED_DIR images, higher log-loss = harder to tell apart, ln 2 = chance) compare the two
+    folders as sets: any names and counts, no pairing (each folder's images share one size). They give one
+    value for the sets: the row "set" of metrics.csv, and "set_level" in metrics.json with the whole result.
+
     \b
     Examples:
       featstat eval results/ gt/ --metrics psnr,ssim
@@ -345,15 +421,23 @@ def eval_command(
       featstat eval out/ gt/ -m psnr,ssim,lpips,gram,cx --device cuda
       featstat eval out/ gt/ -m lpips --set lpips.net=vgg --set lpips.calibration=null
       featstat eval normals_pred/ normals_gt/ -m angular        # normal maps stored as (n+1)/2 images
+      featstat eval translated/ held_out_target/ -m c2st        # set-level: unpaired folders (table 5.1b)
+      featstat eval translated/ target/ -m c2st --set c2st.epochs=40 --set c2st.seed=1
     """
-    names = _metric_names(metrics_text)
+    names = _metric_names(metrics_text, set_level=True)
+    paired = [n for n in names if not _is_set_level(n)]  # one value per image pair
+    set_names = [n for n in names if _is_set_level(n)]  # one value for the two folders
     set_options = _metric_options(overrides)
     dev = resolve_device(device)
-    pairs, unmatched = _pair_files(pred_dir, ref_dir, skip_missing)
+    if paired:
+        pairs, unmatched = _pair_files(pred_dir, ref_dir, skip_missing)
+    else:  # set-level metrics only: the folders need not hold the same names
+        pairs, unmatched = [], {"only_pred": [], "only_ref": []}
     out_dir = output if output is not None else Path(f"eval-{pred_dir.resolve().name}")
-    modules = _build_metrics(names, set_options, y_channel=y_channel, crop_border=crop_border,
+    modules = _build_metrics(paired, set_options, y_channel=y_channel, crop_border=crop_border,
                              random_weights=random_weights, device=dev)  # fmt: skip
-    higher = _higher(names, modules)
+    set_modules = _build_set_metrics(set_names, set_options)
+    higher = {**_higher(paired, modules), **{n: bool(m.higher_is_better) for n, m in set_modules.items()}}
     settings = {
         "pred_dir": str(pred_dir),
         "ref_dir": str(ref_dir),
@@ -362,7 +446,7 @@ def eval_command(
         "y_channel": y_channel,
         "crop_border": crop_border,
         "random_weights": random_weights,
-        "modules": _settings_of(modules),
+        "modules": {**_settings_of(modules), **{n: repr(m) for n, m in set_modules.items()}},
     }
     json_path = out_dir / "metrics.json"
     done: dict[str, dict] = {}
@@ -375,11 +459,12 @@ def eval_command(
             )
         done = {r["image"]: r for r in previous.get("per_image", [])}
     rows: list[dict] = []
+    set_level: dict[str, dict[str, Any]] = {}
     interrupted: bool | int = False
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    progress = Progress(*columns, disable=quiet)
+    progress = Progress(*columns, disable=quiet or not pairs)
     try:
         with progress:
             task = progress.add_task("eval", total=len(pairs))
@@ -390,26 +475,29 @@ def eval_command(
                     continue
                 pred = read_image(pp, alpha=alpha, device=dev)
                 ref = read_image(rp, alpha=alpha, device=dev)
-                if pred.shape != ref.shape and any(_facts(n).same_size for n in names):
+                if pred.shape != ref.shape and any(_facts(n).same_size for n in paired):
                     raise ValueError(
                         f"{pp.name} is {pred.shape[3]}×{pred.shape[2]} but {rp.name} is {ref.shape[3]}×"
-                        f"{ref.shape[2]} (W×H); pointwise metrics ({', '.join(names)}) need equal sizes: "
+                        f"{ref.shape[2]} (W×H); pointwise metrics ({', '.join(paired)}) need equal sizes: "
                         f"crop or resize the predictions"
                     )
                 row: dict[str, Any] = {"image": stem, "pred": pp.name, "ref": rp.name}
                 with torch.no_grad():
-                    for n in names:
+                    for n in paired:
                         try:
                             row[n] = float(modules[n](pred, ref).reshape(-1)[0])
                         except ValueError as exc:
                             raise ValueError(f"{n} on {pp.name}: {exc}") from exc
                 rows.append(row)
                 progress.advance(task)
+        if set_modules:
+            set_level = _score_sets(set_modules, pred_dir, ref_dir, alpha=alpha, device=dev)
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (featstat.engine.runs.Terminated)
         from ..engine.runs import interrupt_exit_code
 
         interrupted = interrupt_exit_code(err)
-    mean = _means(names, rows)
+    mean = _means(paired, rows)
+    set_values = {n: float(r["value"]) for n, r in set_level.items()}
     result = {
         "settings": settings,
         "complete": not interrupted,
@@ -419,36 +507,112 @@ def eval_command(
         "higher_is_better": higher,
         "mean": mean,
         "per_image": rows,
+        "set_level": set_level,
     }
     atomic_write_text(json_path, json.dumps(result, indent=2, allow_nan=True) + "\n")
-    _write_csv(out_dir / "metrics.csv", names, rows, mean)
+    _write_csv(out_dir / "metrics.csv", paired, rows, mean, set_values)
+    written = [str(out_dir / "metrics.csv"), json_path.name]
     if rows:
         title = f"{pred_dir} vs {ref_dir} ({len(rows)} images)"
-        atomic_write_bytes(out_dir / "metrics.png", _plot_values(names, rows, higher, title))
+        atomic_write_bytes(out_dir / "metrics.png", _plot_values(paired, rows, higher, title))
+        written.append("metrics.png")
     if interrupted:
+        when = f"after {len(rows)} of {len(pairs)} images" if pairs else "before the set metrics finished"
         stopped = click.ClickException(
-            f"interrupted after {len(rows)} of {len(pairs)} images; results so far are in {out_dir}. Run the "
-            f"same command with --resume to continue"
+            f"interrupted {when}; results so far are in {out_dir}. Run the same command with --resume to "
+            f"continue"
         )
         stopped.exit_code = int(interrupted)  # 130 after Ctrl-C, 143 after SIGTERM
         raise stopped
     if not quiet:
-        _print_eval_table(names, rows, mean, higher)
-    click.echo(f"wrote {out_dir / 'metrics.csv'}, {json_path.name}, metrics.png")
+        _print_eval_table(paired, rows, mean, higher, set_values)
+    click.echo(f"wrote {', '.join(written)}")
 
 
-def _print_eval_table(names: Sequence[str], rows: list[dict], mean: dict, higher: dict[str, bool]) -> None:
+def _build_set_metrics(names: Sequence[str], sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Set-level metrics by name (:data:`featstat.registry.SET_METRICS`) with their ``--set`` options."""
+    from ..registry import SET_METRICS
+
+    out: dict[str, Any] = {}
+    for name in names:
+        options = sets.get(name, {})
+        try:
+            out[name] = SET_METRICS.build(name, **options)
+        except ValueError as exc:
+            raise ValueError(f"cannot build metric {name!r} with options {options}: {exc}") from exc
+    return out
+
+
+def _read_set(folder: Path, argument: str, alpha: str, device: torch.device) -> torch.Tensor:
+    """Every image of ``folder`` as one batch; none, or images of different sizes, is a ``ValueError``
+    naming the ``argument`` (PRED_DIR / REF_DIR)."""
+    from ..io import read_images
+
+    files = list_images(folder)
+    if not files:
+        raise ValueError(f"{argument} ({folder}) holds no images")
+    try:
+        return read_images(files, alpha=alpha, device=device)
+    except ValueError as exc:
+        raise ValueError(
+            f"{argument} ({folder}): {exc}. A set-level metric resizes a folder's images together: give "
+            f"them one size"
+        ) from exc
+
+
+def _score_sets(
+    modules: dict[str, Any], pred_dir: Path, ref_dir: Path, *, alpha: str, device: torch.device
+) -> dict[str, dict[str, Any]]:
+    """Each set-level metric on (PRED_DIR's images, REF_DIR's images): its result as plain data (with
+    ``value``); the metric's warnings go to the featstat log."""
+    import warnings
+
+    from ._common import log
+
+    pred, ref = _read_set(pred_dir, "PRED_DIR", alpha, device), _read_set(ref_dir, "REF_DIR", alpha, device)
+    out: dict[str, dict[str, Any]] = {}
+    for name, metric in modules.items():
+        log.info(f"{name}: {len(pred)} PRED_DIR images vs {len(ref)} REF_DIR images")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result = metric(pred, ref)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{name} (fake = the PRED_DIR set, real = the REF_DIR set, {len(pred)} and {len(ref)} "
+                    f"images): {exc}"
+                ) from exc
+        for w in caught:
+            log.warning(f"warning: {w.message}")
+        out[name] = {"pred_images": len(pred), "ref_images": len(ref), **result.to_dict()}
+    return out
+
+
+def _print_eval_table(
+    names: Sequence[str],
+    rows: list[dict],
+    mean: dict,
+    higher: dict[str, bool],
+    set_values: dict[str, float] | None = None,
+) -> None:
     from rich.table import Table
 
-    table = Table(title=f"featstat eval ({len(rows)} images)")
+    set_values = set_values or {}
+    title = f"featstat eval ({len(rows)} images)" if names else "featstat eval (set-level)"
+    table = Table(title=title)
     table.add_column("image", no_wrap=True)
-    for n in names:
+    for n in [*names, *set_values]:
         table.add_column(f"{n} {'↑' if higher[n] else '↓'}", justify="right")
-    if len(rows) <= 40:
+    blank = [""] * len(set_values)
+    if names and len(rows) <= 40:
         for r in rows:
-            table.add_row(r["image"], *(_fmt(r[n]) for n in names))
+            table.add_row(r["image"], *(_fmt(r[n]) for n in names), *blank)
         table.add_section()
-    table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(mean[n])}[/bold]" for n in names))
+    if names:
+        table.add_row("[bold]mean[/bold]", *(f"[bold]{_fmt(mean[n])}[/bold]" for n in names), *blank)
+    if set_values:
+        values = (f"[bold]{_fmt(v)}[/bold]" for v in set_values.values())
+        table.add_row("[bold]set[/bold]", *([""] * len(names)), *values)
     _console().print(table)
 
 
