@@ -7,19 +7,25 @@ another spatial size, pointwise losses one of the same size):
 - the module equals its functional twin (``cls.function``) for every reduction;
 - reduction shapes: "none" → one value per sample (N), "mean"/"sum" → scalars that are the mean/sum of those;
 - a target of batch 1 is compared with every prediction (the broadcast every loss documents);
-- float16/bfloat16 inputs are computed in float32: the result is float32, finite, close to the float32 one;
+- float16/bfloat16 inputs, and any call inside ``torch.autocast`` (bf16 and fp16), are computed in float32
+  (design.md: "half inputs compute in float32"): the result is float32, and value and gradient equal the
+  float32 computation on the same (already rounded) values, outside autocast, to float32 round-off
+  (:data:`RTOL`); the forward and the backward both run inside the autocast region, as in a training step;
 - bad inputs (NaN, wrong rank, wrong channels) raise ValueError naming the argument;
 - gradients reach ``pred`` and are finite (and not all zero).
 
 Metrics (modules and functions on N×3×H×W images in [0, 1]; deep metrics on seeded random weights, which
-needs no download): the same checks, where a metric is differentiable for the gradient check.
+needs no download): the same checks, where a metric is differentiable for the gradient check. Under autocast
+a deep metric's backbone runs in the autocast dtype (the caller's choice) and its statistic in float32: its
+value equals the float32 statistic of the very features the backbone produced.
 Every check runs on each device of the ``device`` fixture (CPU; CUDA when present).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,6 +39,30 @@ HALF = (torch.float16, torch.bfloat16)
 
 LOSS_NAMES = LOSSES.names()
 METRIC_NAMES = METRICS.names()
+
+#: Relative tolerance of the float32 rule: a half input or an autocast region may change nothing but the
+#: float32 round-off of the same computation (other kernels or summation orders), far below 1e-4.
+RTOL = 1e-4
+
+
+def _assert_float32_equal(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
+    """``got`` is float32 and equals ``ref`` to :data:`RTOL`; the absolute floor (1e-4 of the largest
+    entry) only matters for entries far below the others, which carry their round-off."""
+    assert got.dtype == torch.float32, f"{what}: {got.dtype}, expected float32"
+    atol = RTOL * float(ref.detach().abs().max()) + 1e-30
+    torch.testing.assert_close(got, ref, rtol=RTOL, atol=atol, msg=lambda m: f"{what}: {m}")
+
+
+def _assert_rounded_gradient(got: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype, what: str) -> None:
+    """The gradient of a half leaf is the float32 gradient rounded once to the leaf's format (the upcast's
+    backward): at most half an ulp of ``dtype`` away, hence rtol = eps of ``dtype`` (one ulp, the float32
+    round-off of ``ref`` may cross a rounding boundary) and atol = the smallest subnormal of ``dtype``
+    (gradients below it round to 0 in float16). Any float16/bfloat16 arithmetic inside the loss would be
+    seen: it makes errors of many ulps."""
+    assert got.dtype == dtype, f"{what}: gradient {got.dtype}, expected {dtype} (the leaf's)"
+    info = torch.finfo(dtype)
+    torch.testing.assert_close(got.float(), ref, rtol=info.eps, atol=info.smallest_normal * info.eps,
+                               msg=lambda m: f"{what}: {m}")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------- losses
@@ -106,16 +136,62 @@ def test_loss_target_of_batch_one_broadcasts(loss_name: str, device: str) -> Non
         torch.testing.assert_close(got[i], module(pred[i : i + 1], one)[0])
 
 
+#: Configurations beyond the defaults that the autocast check also runs: the contextual loss's memory-bounded
+#: kernel over many row chunks (chunk_size far below the 144×143 pairs: 72 and 144 chunks, forward and
+#: backward), with the papers' random sampling and the bilateral term; the symmetric Chamfer search.
+_MORE_CONFIGS: dict[str, list[dict[str, Any]]] = {
+    "contextual": [{"chunk_size": 300}, {"chunk_size": 100, "sample_size": 8, "spatial_weight": 0.1}],
+    "chamfer": [{"symmetric": True}],
+}
+
+
+def _loss_forms(name: str) -> list[tuple[str, Callable[[], Callable[..., torch.Tensor]]]]:
+    """(label, factory) of the callables the float32 rule is checked on: the functional twin, the module
+    with its defaults and with :data:`_MORE_CONFIGS`. A factory gives a fresh module for every evaluation
+    (the same sampled positions for the reference and the checked call)."""
+    cls = _loss_class(name)
+    forms: list[tuple[str, Callable[[], Callable[..., torch.Tensor]]]] = [
+        ("function", lambda: lambda *a: cls.function(*a, reduction="none"))
+    ]
+    for opts in [{}, *_MORE_CONFIGS.get(name, [])]:
+        forms.append((f"module{opts or ''}", lambda o=opts: cls(**o, reduction="none")))
+    return forms
+
+
+def _value_and_grad(fn: Callable[..., torch.Tensor], cls: Any, pred: torch.Tensor, target: torch.Tensor):
+    """Per-sample values and the gradient of their sum with respect to ``pred`` (a leaf copy of it); the
+    backward runs in the caller's context (inside autocast when the call is)."""
+    leaf = pred.detach().clone().requires_grad_(True)
+    value = _call_loss(fn, cls, leaf, target)
+    (grad,) = torch.autograd.grad(value.sum(), leaf)
+    return value.detach(), grad
+
+
 @pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
-def test_loss_half_inputs_compute_in_float32(loss_name: str, device: str, dtype: torch.dtype) -> None:
+def test_loss_half_inputs_and_autocast_compute_in_float32(
+    loss_name: str, device: str, dtype: torch.dtype, one_thread: None
+) -> None:
+    """Half inputs (outside and inside autocast) and float32 inputs inside ``torch.autocast(dtype)``: float32
+    value and gradient equal to the float32 computation outside autocast on the same values."""
     cls = _loss_class(loss_name)
-    pred, target = _loss_inputs(cls, device, dtype)
-    module = cls(reduction="none").to(device)
-    got = _call_loss(module, cls, pred, target)
-    assert got.dtype == torch.float32, f"{loss_name} on {dtype} returned {got.dtype}"
-    assert bool(torch.isfinite(got).all())
-    ref = _call_loss(module, cls, pred.float(), target.float())  # the same (rounded) values in float32
-    torch.testing.assert_close(got, ref, rtol=2e-2, atol=2e-3)
+    pred, target = _loss_inputs(cls, device)
+    half_pred, half_target = pred.to(dtype), target.to(dtype)
+    for label, make in _loss_forms(loss_name):
+        what = f"{loss_name} {label} {dtype}"
+        ref_value, ref_grad = _value_and_grad(make(), cls, half_pred.float(), half_target.float())
+        assert bool(torch.isfinite(ref_value).all()) and bool(ref_grad.abs().sum() > 0), what
+        value, grad = _value_and_grad(make(), cls, half_pred, half_target)
+        _assert_float32_equal(value, ref_value, f"{what} half inputs: value")
+        _assert_rounded_gradient(grad, ref_grad, dtype, f"{what} half inputs")
+        with torch.autocast(torch.device(device).type, dtype=dtype):
+            value, grad = _value_and_grad(make(), cls, half_pred, half_target)
+        _assert_float32_equal(value, ref_value, f"{what} half inputs in autocast: value")
+        _assert_rounded_gradient(grad, ref_grad, dtype, f"{what} half inputs in autocast")
+        ref_value, ref_grad = _value_and_grad(make(), cls, pred, target)
+        with torch.autocast(torch.device(device).type, dtype=dtype):
+            value, grad = _value_and_grad(make(), cls, pred, target)
+        _assert_float32_equal(value, ref_value, f"{what} float32 inputs in autocast: value")
+        _assert_float32_equal(grad, ref_grad, f"{what} float32 inputs in autocast: gradient")
 
 
 def test_loss_bad_inputs_name_the_argument(loss_name: str, device: str) -> None:
@@ -174,9 +250,11 @@ def _metric_options(name: str) -> dict[str, Any]:
     return options
 
 
-def _metric_inputs(name: str, device: str, dtype: torch.dtype = torch.float32, seed: int = 0):
+def _metric_inputs(
+    name: str, device: str, dtype: torch.dtype = torch.float32, seed: int = 0, size: int | None = None
+):
     g = torch.Generator().manual_seed(seed)
-    s = _SIZES.get(name, SIZE)
+    s = size or _SIZES.get(name, SIZE)
     pred = torch.rand(N, 3, s, s, generator=g)
     target = (0.7 * pred + 0.3 * torch.rand(N, 3, s, s, generator=g)).clamp(0, 1)  # related, not equal
     return pred.to(device=device, dtype=dtype), target.to(device=device, dtype=dtype)
@@ -232,15 +310,69 @@ def test_metric_target_of_batch_one_broadcasts_or_is_refused(metric_name: str, d
     torch.testing.assert_close(got, module(pred, one.expand(N, -1, -1, -1)))
 
 
+@contextmanager
+def _extractor_outputs(module: torch.nn.Module, replay: list[dict[str, torch.Tensor]] | None = None
+                       ) -> Iterator[list[dict[str, torch.Tensor]]]:  # fmt: skip
+    """Record the backbone's outputs of a deep metric, in call order, or (``replay``) replace them by the
+    given ones, so that the statistic can be recomputed on the very features an autocast pass produced."""
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def hook(_m: torch.nn.Module, _args: Any, out: dict[str, torch.Tensor]) -> Any:
+        seen.append(out)
+        return None if replay is None else replay[len(seen) - 1]
+
+    handle = module.extractor.register_forward_hook(hook)  # type: ignore[union-attr]
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
 @pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
-def test_metric_half_inputs_compute_in_float32(metric_name: str, device: str, dtype: torch.dtype) -> None:
+def test_metric_half_inputs_and_autocast_compute_in_float32(
+    metric_name: str, device: str, dtype: torch.dtype, one_thread: None
+) -> None:
+    """Half images (outside and inside autocast) and float32 images inside ``torch.autocast(dtype)``: a
+    float32 value equal to the float32 computation on the same values outside autocast, for the module and
+    the function. Deep metrics: outside autocast half images run through the float32 backbone (the same
+    reference); inside, the backbone runs in ``dtype`` and the value equals the float32 statistic of the
+    features it produced (recomputed outside autocast from them)."""
+    info = METRICS.get(metric_name)
     module = _metric_module(metric_name, device, reduction="none")
-    pred, target = _metric_inputs(metric_name, device, dtype)
-    got = module(pred, target)
-    assert got.dtype == torch.float32, f"{metric_name} on {dtype} returned {got.dtype}"
-    assert bool(torch.isfinite(got).all())
-    ref = module(pred.float(), target.float())
-    torch.testing.assert_close(got, ref, rtol=2e-2, atol=2e-2)
+    opts = _metric_options(metric_name)
+    deep = bool(getattr(_metric_class(info), "backbone", False))
+    # deep metrics on small images: a half-precision backbone pass is ~30× slower than float32 on CPUs
+    # without native bfloat16 (AlexNet's LPIPS layers need 32×32)
+    size = (SIZE if metric_name == "lpips" else 16) if deep else None
+    pred, target = _metric_inputs(metric_name, device, size=size)
+    half = (pred.to(dtype), target.to(dtype))
+    kind = torch.device(device).type
+    reference = module(half[0].float(), half[1].float())
+    forms = [("module", module), ("function", lambda p, t: info.function(p, t, **opts, reduction="none"))]
+    for label, fn in forms[: 1 if deep else 2]:  # a deep functional call builds this same module per call
+        what = f"{metric_name} {label} {dtype}"
+        _assert_float32_equal(fn(*half), reference, f"{what} half images")
+        if deep:
+            continue
+        with torch.autocast(kind, dtype=dtype):
+            got = fn(*half)
+        _assert_float32_equal(got, reference, f"{what} half images in autocast")
+        with torch.autocast(kind, dtype=dtype):
+            got = fn(pred, target)
+        _assert_float32_equal(got, fn(pred, target), f"{what} float32 images in autocast")
+    if not deep:
+        return
+    what = f"{metric_name} {dtype}"
+    module.objective.clear_cache()  # type: ignore[union-attr]
+    with torch.autocast(kind, dtype=dtype), _extractor_outputs(module) as feats:
+        got = module(pred, target)
+    assert feats and all(f.dtype == dtype for out in feats for f in out.values()), (
+        f"{what}: the backbone did not run in the caller's autocast dtype"
+    )
+    module.objective.clear_cache()  # type: ignore[union-attr]
+    with _extractor_outputs(module, [{k: f.float() for k, f in out.items()} for out in feats]):
+        ref = module(pred, target)
+    _assert_float32_equal(got, ref, f"{what} images in autocast (the float32 statistic of its features)")
 
 
 def test_metric_bad_inputs_name_the_argument(metric_name: str, device: str) -> None:

@@ -66,11 +66,6 @@ def test_every_metric_function_has_keyword_only_reduction():
             assert params["reduction"].kind is inspect.Parameter.KEYWORD_ONLY, name
 
 
-#: registered classes still taking ``reduction`` positionally, in files being written now by other engineers
-#: (issue 10's new-statistic proof); delete each entry when its file follows the convention
-KNOWN_POSITIONAL_REDUCTION = {("loss", "frechet")}
-
-
 def test_every_registered_module_takes_reduction_by_keyword_only():
     from featstat.registry import LOSSES, METRICS
 
@@ -80,7 +75,7 @@ def test_every_registered_module_takes_reduction_by_keyword_only():
             if not inspect.isclass(cls):
                 continue
             params = inspect.signature(cls.__init__).parameters
-            if "reduction" in params and (registry.kind, name) not in KNOWN_POSITIONAL_REDUCTION:
+            if "reduction" in params:
                 assert params["reduction"].kind is inspect.Parameter.KEYWORD_ONLY, (registry.kind, name)
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .base import float32_compute
+
 EPS = 1e-5  # the papers' epsilon in d̃_ij = d_ij / (min_k d_ik + eps)
 
 
@@ -135,6 +137,7 @@ class ContextualColumnMax(torch.autograd.Function):
         return torch.stack(outs)
 
     @staticmethod
+    @float32_compute
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         x, y, args = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .._checks import check_choice, check_reduction, check_tensor, compute_dtype, legacy_arguments
 from .._checks import reduce as _reduce
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 __all__ = [
     "GAN_KINDS",
@@ -46,6 +46,7 @@ def _per_sample(values: Tensor) -> Tensor:
 
 
 @legacy_arguments(renamed={"fake_logits": "pred"}, positional=("reduction",))
+@float32_compute
 def generator_adversarial_loss(
     pred: Tensor, kind: str = "nonsaturating", *, reduction: str = "mean"
 ) -> Tensor:
@@ -64,6 +65,7 @@ def generator_adversarial_loss(
 
 
 @legacy_arguments(positional=("reduction",))
+@float32_compute
 def discriminator_loss(
     real_logits: Tensor, fake_logits: Tensor, kind: str = "nonsaturating", *, reduction: str = "mean"
 ) -> Tensor:

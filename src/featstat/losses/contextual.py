@@ -47,7 +47,7 @@ from .._checks import (
 from ..features.sampling import sample_positions
 from ..registry import LOSSES
 from ._cx_kernel import contextual_column_max, nearest_rows
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 DISTANCES = ("cosine", "l2")
 #: elements per N×M chunk: 16 MiB in float32. 2²² rather than 2²⁰: with another process on the cores, two
@@ -112,6 +112,7 @@ def _check_pair(pred: Tensor, target: Tensor) -> None:
 
 
 @legacy_arguments(renamed={"y": "target"})
+@float32_compute
 def prepare_contextual_target(
     target: Tensor, distance: str = "cosine", spatial_weight: float = 0.0
 ) -> ContextualTarget:
@@ -148,17 +149,12 @@ def _prediction_rows(x: Tensor, target: ContextualTarget) -> Tensor:
     return _augment(feat, const, pos, -w, "pred")
 
 
-def _full_precision(rows: Tensor) -> torch.autocast:
-    """Autocast off around the kernels: their rows are already float32/64, and a bf16/fp16 distance matrix
-    would lose the precision d̃ = d / min d needs (and mix dtypes in the running maxima)."""
-    return torch.autocast(device_type=rows.device.type, enabled=False)
-
-
 def _select_rows(rows: Tensor, index: Tensor | None) -> Tensor:
     return rows if index is None else rows[:, index]
 
 
 @legacy_arguments(renamed={**_XY, "x_index": "pred_index", "y_index": "target_index"})
+@float32_compute
 def contextual_similarity(
     pred: Tensor,
     target: Tensor | ContextualTarget,
@@ -197,11 +193,11 @@ def contextual_similarity(
         prepared = prepare_contextual_target(target, distance, spatial_weight)
     xr = _select_rows(_prediction_rows(pred, prepared), pred_index)
     yr = _select_rows(prepared.rows, target_index)
-    with _full_precision(xr):
-        return contextual_column_max(xr, yr.to(xr.dtype), float(bandwidth), chunk_size).mean(dim=1)
+    return contextual_column_max(xr, yr.to(xr.dtype), float(bandwidth), chunk_size).mean(dim=1)
 
 
 @legacy_arguments(renamed=_XY, positional=("reduction",))
+@float32_compute
 def contextual_loss(
     pred: Tensor,
     target: Tensor,
@@ -233,6 +229,7 @@ def contextual_loss(
 
 
 @legacy_arguments(renamed=_XY, positional=("reduction",))
+@float32_compute
 def bilateral_contextual_loss(
     pred: Tensor,
     target: Tensor,
@@ -252,6 +249,7 @@ def bilateral_contextual_loss(
 
 
 @legacy_arguments(renamed=_XY, positional=("reduction",))
+@float32_compute
 def chamfer_distance(
     pred: Tensor,
     target: Tensor,
@@ -273,14 +271,12 @@ def chamfer_distance(
     prepared = prepare_contextual_target(target, distance)
     xr, yr = _prediction_rows(pred, prepared), prepared.rows
     yr = yr.to(xr.dtype).expand(xr.shape[0], -1, -1)
-    with _full_precision(xr):
-        nn_of_x = nearest_rows(xr, yr, chunk_size)
+    nn_of_x = nearest_rows(xr, yr, chunk_size)
     d = (xr * torch.gather(yr, 1, nn_of_x[..., None].expand(-1, -1, yr.shape[-1]))).sum(-1)
     values = d.clamp_min(0).mean(dim=1)
     if symmetric:
         # Swap roles: rows of target as queries. d_ij = X_i·Y_j is symmetric in which side we scan from.
-        with _full_precision(xr):
-            nn_of_y = nearest_rows(yr, xr, chunk_size)
+        nn_of_y = nearest_rows(yr, xr, chunk_size)
         d_y = (yr * torch.gather(xr, 1, nn_of_y[..., None].expand(-1, -1, xr.shape[-1]))).sum(-1)
         values = values + d_y.clamp_min(0).mean(dim=1)
     return reduce(values, reduction)

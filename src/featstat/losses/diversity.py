@@ -31,12 +31,13 @@ from .._checks import (
 )
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 __all__ = ["DiversityLoss", "diversity_loss", "nearest_neighbour_distance"]
 
 
 @legacy_arguments(renamed={"x": "pred"})
+@float32_compute
 def nearest_neighbour_distance(pred: Tensor) -> tuple[Tensor, Tensor]:
     """Distance from each sample of the batch to its nearest other sample, and that neighbour's index.
 
@@ -65,6 +66,7 @@ def nearest_neighbour_distance(pred: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @legacy_arguments(renamed={"x": "pred"}, positional=("reduction",))
+@float32_compute
 def diversity_loss(pred: Tensor, eps: float = 1e-8, *, reduction: str = "mean") -> Tensor:
     """Negative Kozachenko–Leonenko entropy term: per sample ``−ln(min_{j≠i} ‖x_i − x_j‖ + eps)``.
 

@@ -44,7 +44,7 @@ from torch import Tensor
 from .._checks import check_positive, check_reduction, check_same_batch, check_tensor, compute_dtype
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 __all__ = ["DEFAULT_EPS", "FrechetLoss", "FrechetTarget", "frechet_distance", "gaussian_moments"]
 
@@ -145,6 +145,7 @@ def _check_eps(eps: float) -> float:
     return check_positive("eps", eps, allow_zero=True)
 
 
+@float32_compute
 def frechet_distance(
     pred: Tensor, target: Tensor, *, reduction: str = "mean", eps: float = DEFAULT_EPS
 ) -> Tensor:

@@ -14,6 +14,7 @@ from .contextual import (
     prepare_contextual_target,
 )
 from .diversity import diversity_loss, nearest_neighbour_distance
+from .frechet import frechet_distance
 from .gram import gram_loss, gram_matrix, texture_loss
 from .perceptual import perceptual_loss
 from .pixel import gaussian_blur, l1_loss, l2_loss, low_frequency_l2_loss, total_variation
@@ -31,6 +32,7 @@ __all__ = [
     "contextual_similarity",
     "discriminator_loss",
     "diversity_loss",
+    "frechet_distance",
     "gaussian_blur",
     "generator_adversarial_loss",
     "gram_loss",

@@ -30,7 +30,7 @@ from .._checks import (
 )
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, bmm32, float32_compute
 
 __all__ = ["GramLoss", "gram_loss", "gram_matrix", "texture_loss"]
 
@@ -77,11 +77,13 @@ class _SymmetricGram(torch.autograd.Function):
         return torch.bmm(feats, feats.transpose(1, 2))
 
     @staticmethod
+    @float32_compute
     def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
         (feats,) = ctx.saved_tensors
         return torch.bmm(grad + grad.transpose(1, 2), feats)
 
 
+@float32_compute
 def gram_matrix(f: Tensor, mask: Tensor | None = None) -> Tensor:
     """Normalised Gram matrices of feature maps.
 
@@ -117,7 +119,7 @@ def gram_matrix(f: Tensor, mask: Tensor | None = None) -> Tensor:
     area = weights.sum(dim=-1).clamp_min(_MIN_REGION_WEIGHT)  # N×R
     feats_t = feats.transpose(1, 2)
     # one region at a time: peak memory N×C×M instead of N×R×C×M
-    grams = [torch.bmm(feats * weights[:, k, None, :], feats_t) for k in range(weights.shape[1])]
+    grams = [bmm32(feats * weights[:, k, None, :], feats_t) for k in range(weights.shape[1])]
     return torch.stack(grams, dim=1) / (c * area)[..., None, None]
 
 
@@ -134,6 +136,7 @@ def _gram_distance(gx: Tensor, gy: Tensor) -> Tensor:
     renamed={"x": "pred", "y": "target", "mask_x": "mask_pred", "mask_y": "mask_target"},
     positional=("reduction", "mask_pred", "mask_target"),
 )
+@float32_compute
 def gram_loss(
     pred: Tensor,
     target: Tensor,

@@ -18,7 +18,7 @@ from .._checks import (
 )
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 __all__ = ["PerceptualLoss", "perceptual_loss"]
 
@@ -26,6 +26,7 @@ NORMS = ("l1", "l2")
 
 
 @legacy_arguments(renamed={"pred_feats": "pred", "target_feats": "target"}, positional=("reduction",))
+@float32_compute
 def perceptual_loss(pred: Tensor, target: Tensor, norm: str = "l1", *, reduction: str = "mean") -> Tensor:
     """Feature reconstruction loss: per sample ``mean_{c,h,w} |Δ|`` ("l1") or ``mean_{c,h,w} Δ²`` ("l2").
 

@@ -28,7 +28,7 @@ from .._checks import reduce as _reduce
 from ..ops import gaussian_kernel1d, separable_blur
 from ..ops.blur import check_padding
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, float32_compute
 
 __all__ = [
     "L1Loss",
@@ -72,6 +72,7 @@ def _per_sample_mean(values: Tensor) -> Tensor:
 
 
 @legacy_arguments(positional=("reduction",))
+@float32_compute
 def l1_loss(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Mean absolute error: per sample ``mean_{c,h,w} |pred − target|`` (shape N before reduction).
 
@@ -85,6 +86,7 @@ def l1_loss(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
 
 
 @legacy_arguments(positional=("reduction",))
+@float32_compute
 def l2_loss(pred: Tensor, target: Tensor, *, reduction: str = "mean") -> Tensor:
     """Mean squared error: per sample ``mean_{c,h,w} (pred − target)²`` (shape N before reduction).
 
@@ -107,6 +109,7 @@ def _blur(x: Tensor, kernel: Tensor, padding: str) -> Tensor:
 _check_blur_args = check_padding  # padding name and reflect-size check, shared with featstat.ops
 
 
+@float32_compute
 def gaussian_blur(x: Tensor, kernel_size: int = 21, sigma: float = 3.0, padding: str = "reflect") -> Tensor:
     """Blur each channel of N×C×H×W ``x`` with a ``kernel_size``² Gaussian of std ``sigma`` (separable).
 
@@ -121,6 +124,7 @@ def gaussian_blur(x: Tensor, kernel_size: int = 21, sigma: float = 3.0, padding:
 
 
 @legacy_arguments(positional=("reduction", "padding"))
+@float32_compute
 def low_frequency_l2_loss(
     pred: Tensor,
     target: Tensor,
@@ -156,6 +160,7 @@ def low_frequency_l2_loss(
 
 
 @legacy_arguments(renamed={"x": "pred"}, positional=("reduction",))
+@float32_compute
 def total_variation(pred: Tensor, kind: str = "anisotropic", *, reduction: str = "mean") -> Tensor:
     """Total variation of N×C×H×W ``pred``, per sample, normalised by C·H·W (0.1 name of ``pred``: ``x``).
 

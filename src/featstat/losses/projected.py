@@ -40,7 +40,7 @@ from .._checks import (
 )
 from .._checks import reduce as _reduce
 from ..registry import LOSSES
-from .base import FeatureLoss
+from .base import FeatureLoss, bmm32, float32_compute
 
 __all__ = [
     "PROJECTIONS",
@@ -103,6 +103,7 @@ def _w1_sorted(us: Tensor, vs: Tensor) -> Tensor:
     return diff.abs().matmul(w)
 
 
+@float32_compute
 def wasserstein_1d(u: Tensor, v: Tensor) -> Tensor:
     """Exact Wasserstein-1 distance between 1-D empirical distributions with equal weights (last dimension).
 
@@ -213,7 +214,8 @@ def _project(x: Tensor, w: Tensor | None) -> Tensor:
     dtype = compute_dtype(x)
     feats = x.to(dtype).flatten(2)  # N×C×M
     if w is not None:
-        feats = torch.matmul(w.to(device=x.device, dtype=dtype), feats)  # N×K×M
+        w = w.to(device=x.device, dtype=dtype)
+        feats = bmm32(w.expand(feats.shape[0], -1, -1), feats)  # N×K×M
     return feats
 
 
@@ -267,6 +269,7 @@ def _w1_to_sorted(values: Tensor, vs: Tensor) -> Tensor:
 
 
 @legacy_arguments(renamed={"x": "pred", "y": "target"}, positional=("reduction", "projections"))
+@float32_compute
 def projected_distribution_loss(
     pred: Tensor,
     target: Tensor,
@@ -325,6 +328,7 @@ def projected_distribution_loss(
 
 
 @legacy_arguments(renamed={"x": "pred", "y": "target"}, positional=("reduction",))
+@float32_compute
 def sliced_wasserstein_loss(
     pred: Tensor,
     target: Tensor,

@@ -72,7 +72,7 @@ from ..features.layers import layer_index
 from ..features.sources import choose_features
 from ..features.weights import read_state_dict, verify_sha256
 from ..losses import ContextualLoss, GramLoss, ProjectedDistributionLoss, get_loss
-from ..losses.base import FeatureLoss
+from ..losses.base import FeatureLoss, float32_compute
 from ..objective import Objective, Term
 from .base import Metric, check_image_pair
 
@@ -255,12 +255,16 @@ def lpips_from_features(
         )
     _check_head_count(heads, len(fps))
     per_layer = [
-        _lpips_layer(
-            unit_normalize(fp), unit_normalize(ft.to(fp.dtype)), None if heads is None else heads[k], f" {k}"
-        )
+        _lpips_features(fp, ft, None if heads is None else heads[k], f" {k}")
         for k, (fp, ft) in enumerate(zip(fps, fts, strict=True))
     ]
     return _combine(per_layer, layer_reduction)
+
+
+@float32_compute
+def _lpips_features(fp: Tensor, ft: Tensor, head: Tensor | None, where: str) -> Tensor:
+    """One LPIPS layer from raw features (half features in float32, autocast off)."""
+    return _lpips_layer(unit_normalize(fp), unit_normalize(ft.to(fp.dtype)), head, where)
 
 
 def _check_head_count(heads: Sequence[Tensor] | None, layers: int) -> None:

@@ -33,6 +33,7 @@ from .._checks import (
     compute_dtype,
     reduce,
 )
+from ..losses.base import float32_compute
 from ..ops import rgb_to_y as _ops_rgb_to_y
 from .base import Metric, check_image_pair
 
@@ -100,6 +101,7 @@ def prepare_for_distortion(
 # ------------------------------------------------------------------------------------------------ PSNR
 
 
+@float32_compute
 def psnr(
     pred: Tensor,
     target: Tensor,
@@ -150,6 +152,7 @@ def _check_window(
     return w
 
 
+@float32_compute
 def ssim(
     pred: Tensor,
     target: Tensor,
@@ -191,6 +194,7 @@ def ssim(
     return reduce(values, reduction)
 
 
+@float32_compute
 def ms_ssim(
     pred: Tensor,
     target: Tensor,

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_choice, check_finite, check_reduction, check_tensor, compute_dtype, reduce
+from ..losses.base import float32_compute
 from .base import Metric
 
 __all__ = ["ANGULAR_STATISTICS", "AngularError", "angular_error", "angular_error_stats", "angular_statistic"]
@@ -55,6 +56,7 @@ def _check_normals(name: str, x: object, encoded: bool) -> Tensor:
     return x
 
 
+@float32_compute
 def angular_error(pred: Tensor, target: Tensor, *, encoded: bool = False) -> Tensor:
     """Per-pixel angle between predicted and ground-truth normals, in degrees, shape N×H×W (in [0, 180]).
 
@@ -110,6 +112,7 @@ def _stats(errors: Tensor) -> dict[str, Tensor]:
     }
 
 
+@float32_compute
 def angular_error_stats(
     pred: Tensor,
     target: Tensor,
@@ -186,6 +189,7 @@ class AngularError(Metric):
         )
 
 
+@float32_compute
 def angular_statistic(
     pred: Tensor,
     target: Tensor,

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .._checks import check_choice, check_reduction, compute_dtype, make_generator, reduce
+from ..losses.base import float32_compute
 from .base import Metric, check_image_pair
 from .kde import botev_smooth
 
@@ -139,6 +140,7 @@ def _pair(
     return {name: value / count for name, value in out.items()}
 
 
+@float32_compute
 def patch_divergences(
     pred: Tensor,
     target: Tensor,
@@ -208,6 +210,7 @@ def patch_divergences(
     }
 
 
+@float32_compute
 def patch_divergence(
     pred: Tensor,
     target: Tensor,

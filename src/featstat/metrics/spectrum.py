@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_finite, check_reduction, check_tensor, check_values, compute_dtype, reduce
+from ..losses.base import float32_compute
 from ..ops import rgb_to_y
 from .base import Metric
 
@@ -55,6 +56,7 @@ def _to_channel(images: Tensor, channel: str | int) -> Tensor:
     raise ValueError(f"channel must be 'luma', 'mean' or a channel index, got {channel!r}")
 
 
+@float32_compute
 def radial_power_spectrum(
     images: Tensor, *, n_bins: int | None = None, window: str | None = "hann", channel: str | int = "luma"
 ) -> tuple[Tensor, Tensor]:
@@ -156,6 +158,7 @@ def spectral_slope(frequencies: Tensor, power: Tensor, *, fmin: float = 0.02, fm
 DYNAMIC_RANGE = 1e-12
 
 
+@float32_compute
 def spectrum_distance(
     pred: Tensor,
     target: Tensor,
