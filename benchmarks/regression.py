@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"--cases: unknown {unknown}; choose from {sorted(CASES)}")
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="featstat-regression-") as tmp:
         base_src = _export(args.base, Path(tmp) / "base")
         new_src = ROOT / "src" if args.new == "WORKTREE" else _export(args.new, Path(tmp) / "new")
@@ -308,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         "base": args.base,
         "new": args.new if args.new != "WORKTREE" else _describe_worktree(),
         "machine": {"cpu": _cpu(), "python": platform.python_version(), "threads": args.threads,
-                    "cpus": args.cpus, "load_average_start": os.getloadavg()},
+                    "cpus": args.cpus, "load_average_start": load_start},
         "rounds": args.rounds,
         "cases": {},
     }  # fmt: skip
