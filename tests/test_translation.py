@@ -4,11 +4,18 @@ steps lower the losses, resume is bit-exact, every discriminator trains, tiled i
 from __future__ import annotations
 
 import copy
+import json
+import os
+import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
+from featstat.adversarial import discriminator_head_loss
 from featstat.adversarial.translation import (
     DISCRIMINATORS,
     TranslationOptions,
@@ -107,7 +114,23 @@ def test_a_few_steps_lower_each_loss(folders):
     run = _run(folders, discriminator="perceptual", lr=1e-3, identity=20.0)
     rows = [run.step(i) for i in range(25)]
     assert _mean(rows[-3:], "identity") < 0.7 * _mean(rows[:3], "identity")
-    assert _mean(rows[-3:], "d_loss") < _mean(rows[:3], "d_loss")
+
+
+@pytest.mark.parametrize("kind", ["perceptual", "image"])
+def test_the_discriminator_update_lowers_its_loss_on_its_batch(folders, kind):
+    # in the game the generator keeps up, so d_loss need not fall over steps; each update must lower it
+    run = _run(folders, discriminator=kind, lr=1e-3)
+    for i in range(3):
+        g_before = copy.deepcopy(run.g_xy).train()
+        replay = torch.Generator()
+        replay.set_state(run.sampler.get_state())
+        values = run.step(i)
+        x, y = run.data.draw("source", 2, replay), run.data.draw("target", 2, replay)
+        d_after = copy.deepcopy(run.d_y)
+        with torch.no_grad():
+            fake = g_before(x)
+            after = discriminator_head_loss(d_after(y), d_after(fake))
+        assert after < values["d_loss"] - 1e-4, (i, float(after), float(values["d_loss"]))
 
 
 def test_resume_is_bit_exact(folders, tmp_path):
@@ -149,3 +172,168 @@ def test_bad_options_name_themselves(folders):
         TranslationOptions(batch=1)
     with pytest.raises(ValueError, match="source"):
         UnpairedCrops(folders[0].parent / "missing-dir", folders[1], 32)
+
+
+# --------------------------------------------------------- one trunk pass per image, shared with objectives
+
+
+def _objective_on(extractor):
+    from featstat.losses import L2Loss
+    from featstat.objective import Objective, Term
+
+    return Objective([Term("content", L2Loss(), extractor=extractor, layers=["relu2_2"])])
+
+
+def test_the_frozen_trunk_runs_once_per_image_per_step_and_serves_an_objective_term(folders):
+    import featstat
+
+    kw = dict(discriminator="perceptual", vgg_star=False, identity=0.5)
+    # the objective's extractor equals the trunk (same network, random weights seed 0, preprocessing, pooling)
+    objective = _objective_on(featstat.vgg19(["relu2_2"], weights=None, seed=0))
+    opts = TranslationOptions(**{**TINY, **kw})
+    run = TranslationRun(opts, UnpairedCrops(*folders, 32), objective=objective)
+    trunk = run.trunks[0]
+    assert trunk is not None and objective.extractors[0] is trunk
+    assert set(trunk.layers) >= {"relu2_2", *run.d_y.layers}
+    frozen = [p for p in run.d_y.extractor.parameters()]
+    assert frozen and not any(p.requires_grad for p in frozen)
+    g_before = copy.deepcopy(run.g_xy).train()
+    replay = torch.Generator()
+    replay.set_state(run.sampler.get_state())
+    values = run.step(0)
+    # G(x) with a graph (discriminator and objective), y without one, x once as the objective's target
+    assert trunk.passes == 3
+    assert all(p.grad is None for p in frozen)  # no weight gradients for the frozen trunk
+    assert all(p.requires_grad for p in run._learnable[0])  # switched back on after the generator's update
+    x = run.data.draw("source", 2, replay)
+    with torch.no_grad():
+        alone = _objective_on(featstat.vgg19(["relu2_2"], weights=None, seed=0))(g_before(x), x).total
+    torch.testing.assert_close(values["objective"], alone, rtol=1e-4, atol=1e-6)
+    run.step(1)
+    assert trunk.passes == 6
+    plain = _run(folders, discriminator="perceptual")
+    plain.step(0)
+    assert plain.trunks[0].passes == 2  # no objective: G(x) once (with a graph), y once
+
+
+def test_vgg_star_is_another_extractor_for_objectives():
+    import featstat
+    from featstat.adversarial import vgg_star_
+
+    plain = featstat.vgg19(["relu2_2"], weights=None, pooling="avg")
+    star = vgg_star_(featstat.vgg19(["relu2_2"], weights=None, pooling="avg"))
+    assert plain.cache_key != star.cache_key
+    assert vgg_star_(star).cache_key == star.cache_key  # idempotent
+    objective = _objective_on(plain)
+    run = _run_tensors(layers=("relu1_2", "relu2_2"), objective=None)
+    run = TranslationRun(run.opts, run.data, objective=objective)
+    assert objective.extractors[0] is plain and run.trunks[0] is not None  # VGG* trunk: not shared
+
+
+# ----------------------------------------------------------------------------------- data, seeds, registry
+
+
+def test_draw_takes_a_seed_shards_for_data_parallel_and_accepts_tensors(folders):
+    data = UnpairedCrops(*folders, 32)
+    a = data.draw("source", 4, 7)
+    assert torch.equal(a, data.draw("source", 4, torch.Generator().manual_seed(7)))
+    halves = [data.draw("source", 2, 7, rank=r, world=2) for r in range(2)]
+    assert torch.equal(torch.cat(halves), a)  # W processes see what one process drawing W·batch sees
+    with pytest.warns(DeprecationWarning, match="'g' is now 'seed'"):
+        old = data.draw("source", 4, g=torch.Generator().manual_seed(7))
+    assert torch.equal(old, a)
+    with pytest.raises(ValueError, match="rank"):
+        data.draw("source", 2, 0, rank=2, world=2)
+    images = torch.rand(5, 3, 40, 36)
+    mem = UnpairedCrops(images, images.flip(0), 32)
+    crops = mem.draw("target", 3, 0)
+    assert crops.shape == (3, 3, 32, 32) and len(mem.source) == 5
+    with pytest.raises(ValueError, match="target"):
+        UnpairedCrops(images, images * 255, 32)
+
+
+def test_discriminators_come_from_the_network_registry():
+    from featstat.adversarial.discriminators import make_discriminator
+    from featstat.registry import NETWORKS
+
+    assert tuple(DISCRIMINATORS) == ("perceptual", "image", "ms-image", "separate-ms", "rand-ms")
+    assert list(DISCRIMINATORS) == NETWORKS.names(family="discriminator")
+    with pytest.raises(ValueError, match="did you mean 'image'"):
+        make_discriminator("imag")
+
+    def tiny(**kw):
+        return make_discriminator("image", width=4, seed=kw["seed"])
+
+    tiny.family = "discriminator"
+    NETWORKS.register_value("registry-test-d", tiny)
+    try:
+        assert "registry-test-d" in DISCRIMINATORS
+        run = _run_tensors(discriminator="registry-test-d")
+        assert run.d_y.net[0].out_channels == 4 and torch.isfinite(run.step(0)["loss"])
+    finally:
+        NETWORKS.unregister("registry-test-d")
+    with pytest.raises(ValueError, match="discriminator"):
+        TranslationOptions(discriminator="registry-test-d")
+
+
+def _run_tensors(**kw):
+    g = torch.Generator().manual_seed(0)
+    opts = TranslationOptions(**{**TINY, **kw})
+    return TranslationRun(opts, UnpairedCrops(torch.rand(4, 3, 36, 36, generator=g),
+                                              torch.rand(4, 3, 36, 36, generator=g), opts.size))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- data parallel
+
+DDP_KW = dict(TINY, steps=3, pretrain=1, discriminator="perceptual", identity=0.5, log_every=1)
+
+
+def _ddp_worker(rank: int, world: int, root: str, source: str, target: str) -> None:
+    os.environ["FEATSTAT_OFFLINE"] = "1"
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{root}/rendezvous", rank=rank, world_size=world)
+    try:
+        run, _ = train_translation(source, target, Path(root) / "ddp", device="cpu", **{**DDP_KW, "batch": 2})
+        assert run.world == 2 and isinstance(run._g[0], torch.nn.parallel.DistributedDataParallel)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(folders, tmp_path):
+    # spawn, not fork: a fork after torch's OpenMP pool exists (any earlier test) can deadlock the children
+    ctx = mp.start_processes(_ddp_worker, args=(2, str(tmp_path), str(folders[0]), str(folders[1])),
+                             nprocs=2, join=False, start_method="spawn")  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail("the two DDP worker processes did not finish within 300 s")
+    single, _ = train_translation(*folders, tmp_path / "one", device="cpu", **{**DDP_KW, "batch": 4})
+    ddp = load_translator(tmp_path / "ddp")
+    start = TranslationRun(TranslationOptions(**{**TINY, "batch": 4}), UnpairedCrops(*folders, 32)).g_xy
+    # the bias of a convolution that an instance norm follows has a zero gradient up to rounding, and Adam's
+    # normalised step follows the rounding: those alone may differ (they change nothing downstream)
+    noise_only = set()
+    for seq in [m for m in start.modules() if isinstance(m, torch.nn.Sequential)]:
+        for (i, a), b in zip(seq.named_children(), list(seq.children())[1:], strict=False):
+            if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.InstanceNorm2d):
+                prefix = next(n for n, m in start.named_modules() if m is seq)
+                noise_only.add(f"{prefix}.{i}.bias")
+    assert "body.0.bias" in noise_only and "body.0.weight" not in noise_only
+    moved = False
+    for (name, a), b, c in zip(single.g_xy.state_dict().items(), ddp.state_dict().values(),
+                               start.state_dict().values(), strict=True):  # fmt: skip
+        if name in noise_only:
+            continue
+        torch.testing.assert_close(b, a, atol=5e-6, rtol=0, msg=name)  # steps move them ~6e-4
+        moved |= not torch.allclose(a, c)
+    assert moved  # training moved the weights
+    rows = json.loads((tmp_path / "ddp" / "history.json").read_text())["history"]
+    one = json.loads((tmp_path / "one" / "history.json").read_text())["history"]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for a, b in zip(rows, one, strict=True):  # the logged numbers are averaged over the processes
+        assert set(a) == set(b)
+        for key in ("loss", "d_loss", "g_adv", "identity"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-4), (a["step"], key)

@@ -34,6 +34,11 @@ pretrained VGG's with leaky activations (say so when comparing).
 
 Every discriminator returns a list of logits: the main logit (shape N) first, then one N×1×h×w map per
 patch head.
+
+The five are registered in the network registry (:data:`featstat.registry.NETWORKS`, fact
+``family="discriminator"``) as "perceptual", "image", "ms-image", "separate-ms" and "rand-ms";
+:data:`DISCRIMINATORS` lists them and :func:`make_discriminator` builds one by name with uniform keywords
+(the translation trainer and ``featstat train translate --discriminator`` read the registry).
 """
 
 from __future__ import annotations
@@ -47,18 +52,24 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._checks import check_choice, check_tensor, make_generator
-from ..features import FeatureExtractor, vgg19
+from ..features import FeatureExtractor, PatchExtractor, vgg19
+from ..features.sources import choose_features
 from ..losses.adversarial import GAN_KINDS, discriminator_loss, generator_adversarial_loss
+from ..registry import NETWORKS as _NETWORKS
+from ..registry import NamesView
 
 __all__ = [
+    "DISCRIMINATORS",
     "ImageDiscriminator",
     "ImagePyramid",
     "PerceptualDiscriminator",
     "SeparateMultiScaleDiscriminator",
     "discriminator_head_loss",
     "generator_head_loss",
+    "make_discriminator",
     "ms_image_discriminator",
     "rand_ms_discriminator",
+    "reference_trunk",
     "vgg_star_",
 ]
 
@@ -118,7 +129,9 @@ class ImagePyramid(nn.Module):
 def vgg_star_(extractor: FeatureExtractor) -> FeatureExtractor:
     """In place: every ReLU of ``extractor``'s trunk becomes LeakyReLU(0.2) — the thesis' VGG* (5.3.3.1).
 
-    Build the extractor with ``pooling="avg"`` to get VGG*'s average pooling too. Returns the extractor."""
+    Build the extractor with ``pooling="avg"`` to get VGG*'s average pooling too. Returns the extractor.
+    Its ``cache_key`` changes with it (VGG* features are another function of the image than the VGG's), so
+    an :class:`~featstat.Objective` never takes one for the other when it merges extractors."""
     if not isinstance(extractor, FeatureExtractor):
         raise ValueError(
             f"extractor must be a featstat FeatureExtractor (a VGG), got {type(extractor).__name__}"
@@ -126,6 +139,8 @@ def vgg_star_(extractor: FeatureExtractor) -> FeatureExtractor:
     for index, module in enumerate(extractor.backbone):
         if isinstance(module, nn.ReLU):
             extractor.backbone[index] = _lrelu()
+    if not getattr(extractor, "vgg_star", False):
+        extractor._weights_key = ("vgg*", extractor._weights_key)
     extractor.vgg_star = True
     return extractor
 
@@ -374,6 +389,106 @@ def rand_ms_discriminator(layers: Sequence[str] = VGG_LAYERS, *, width: int = 64
     g = make_generator(seed)
     trunk = vgg_star_(vgg19(list(layers), weights=None, pooling="avg", seed=g))
     return PerceptualDiscriminator(trunk, width=width, patch_heads=patch_heads, trainable_trunk=True, seed=g)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+def reference_trunk(layers: Sequence[str] = VGG_LAYERS, weights: str | None = "auto", *,
+                    vgg_star: bool = True) -> nn.Module:  # fmt: skip
+    """The frozen reference network F of the perceptual discriminator.
+
+    ``weights``: "auto" (the best VGG-19 features on this machine, :func:`~featstat.features.sources.
+    choose_features`; ``layers`` are mapped to the layers that source has, e.g. relu3_4 → relu3_3 for a
+    VGG-16), None (VGG-19 with seeded random weights), "patches" (raw 5×5 patches at stride 2: no network),
+    or a weights name/file for VGG-19. ``vgg_star``: average pooling and LeakyReLU 0.2 (the thesis' VGG*).
+    """
+    if weights == "patches":
+        return PatchExtractor(5, 2)
+    pooling = "avg" if vgg_star else "max"
+    if weights == "auto":
+        source = choose_features("vgg19", list(layers))
+        names = list(dict.fromkeys(source.layers[n] for n in layers))
+        trunk = FeatureExtractor(source.arch, names, source.weights, pooling=pooling, seed=0)
+    else:
+        trunk = FeatureExtractor("vgg19", list(layers), weights, pooling=pooling, seed=0)
+    return vgg_star_(trunk) if vgg_star else trunk
+
+
+def _heads(patch_heads: Sequence[int] | None, default: tuple[int, ...], levels: int) -> tuple[int, ...]:
+    heads = default if patch_heads is None else tuple(patch_heads)
+    return tuple(j for j in heads if j < levels)
+
+
+def _perceptual(*, width: int = 64, layers: Sequence[str] = VGG_LAYERS, weights: str | None = "auto",
+                vgg_star: bool = True, patch_heads: Sequence[int] | None = None,
+                seed: int | torch.Generator = 0) -> nn.Module:  # fmt: skip
+    trunk = reference_trunk(layers, weights, vgg_star=vgg_star)
+    heads = _heads(patch_heads, (), len(trunk.layers))
+    return PerceptualDiscriminator(trunk, width=width, patch_heads=heads, seed=seed)
+
+
+def _image(*, width: int = 64, seed: int | torch.Generator = 0, **_: object) -> nn.Module:
+    return ImageDiscriminator(width=width, seed=seed)
+
+
+def _ms_image(*, width: int = 64, layers: Sequence[str] = VGG_LAYERS,
+              patch_heads: Sequence[int] | None = None, seed: int | torch.Generator = 0,
+              **_: object) -> nn.Module:  # fmt: skip
+    heads = _heads(patch_heads, (0, 1, 2), len(layers))
+    return ms_image_discriminator(len(layers), width=width, patch_heads=heads, seed=seed)
+
+
+def _separate_ms(*, width: int = 64, seed: int | torch.Generator = 0, **_: object) -> nn.Module:
+    return SeparateMultiScaleDiscriminator(width=width, seed=seed)
+
+
+def _rand_ms(*, width: int = 64, layers: Sequence[str] = VGG_LAYERS, patch_heads: Sequence[int] | None = None,
+             seed: int | torch.Generator = 0, **_: object) -> nn.Module:  # fmt: skip
+    heads = _heads(patch_heads, (0, 1, 2), len(layers))
+    return rand_ms_discriminator(layers, width=width, patch_heads=heads, seed=seed)
+
+
+_REGISTERED = (
+    ("perceptual", _perceptual, "frozen VGG* trunk + learnable blocks (thesis fig. 5.1)"),
+    ("image", _image, "DCGAN discriminator on pixels"),
+    ("ms-image", _ms_image, "perceptual architecture on the image at several scales (MS)"),
+    ("separate-ms", _separate_ms, "separate patch discriminators per scale (Wang et al.)"),
+    ("rand-ms", _rand_ms, "perceptual architecture on a random trainable VGG* trunk (Rand-MS)"),
+)
+for _name, _builder, _summary in _REGISTERED:
+    _builder.family = "discriminator"  # type: ignore[attr-defined]  # fact: builders of discriminators
+    _builder.summary = _summary  # type: ignore[attr-defined]  # one line for --help
+    if _name not in _NETWORKS.registered_names():
+        _NETWORKS.register_value(_name, _builder)
+del _name, _builder, _summary
+
+#: Names of the discriminators in the network registry (:data:`featstat.registry.NETWORKS`,
+#: ``family="discriminator"``), read at each access: one registered later appears here, in the CLI's
+#: ``--discriminator`` choices and in :class:`~featstat.adversarial.translation.TranslationOptions`.
+DISCRIMINATORS: NamesView = _NETWORKS.view(family="discriminator")
+
+
+def make_discriminator(name: str, *, width: int = 64, layers: Sequence[str] = VGG_LAYERS,
+                       weights: str | None = "auto", vgg_star: bool = True,
+                       patch_heads: Sequence[int] | None = None,
+                       seed: int | torch.Generator = 0) -> nn.Module:  # fmt: skip
+    """The discriminator registered as ``name`` (:data:`DISCRIMINATORS`).
+
+    Every builder takes the same keywords and ignores those it has no use for: ``width`` (channels of the
+    learnable blocks), ``layers`` (the levels: VGG layers of the perceptual trunk, their count for MS),
+    ``weights`` and ``vgg_star`` (the perceptual trunk, see :func:`reference_trunk`), ``patch_heads``
+    (levels with a patch head, eq. 5.6; None: none for "perceptual", 0,1,2 for "ms-image" and "rand-ms"),
+    ``seed`` (int or ``torch.Generator``, the learnable weights' initialisation).
+    """
+    if name not in DISCRIMINATORS:
+        raise ValueError(
+            f"discriminator must be one of {tuple(DISCRIMINATORS)}, got {name!r}"
+            f"{_NETWORKS.hint(name, list(DISCRIMINATORS))}"
+        )
+    builder = _NETWORKS.get(name)
+    return builder(width=width, layers=tuple(layers), weights=weights, vgg_star=vgg_star,
+                   patch_heads=patch_heads, seed=seed)  # fmt: skip
 
 
 def discriminator_head_loss(real: Sequence[Tensor], fake: Sequence[Tensor], kind: str = "nonsaturating",

@@ -27,8 +27,33 @@ from ._common import (
     seed_option,
     set_option,
 )
+from ._registry import RegistryChoice, RegistryHelpOption
 
-_DISCRIMINATORS = ("perceptual", "image", "ms-image", "separate-ms", "rand-ms")
+
+class _DiscriminatorChoice(RegistryChoice):
+    """The discriminators of the network registry (``family="discriminator"``), read when used; the module
+    that registers them is imported then (not when ``featstat --help`` starts)."""
+
+    def __init__(self) -> None:
+        super().__init__("network", family="discriminator")
+
+    @property  # type: ignore[override]
+    def choices(self) -> list[str]:
+        from ..adversarial import discriminators  # noqa: F401  (registers the discriminators)
+
+        return RegistryChoice.choices.fget(self)  # type: ignore[attr-defined]
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns; the registry is the source
+        pass
+
+
+def _discriminators_help() -> str:
+    from ..adversarial.discriminators import DISCRIMINATORS
+    from ..registry import NETWORKS
+
+    listed = "; ".join(f"{n}: {getattr(NETWORKS.get(n), 'summary', n)}" for n in DISCRIMINATORS)
+    return f"Discriminator (network registry) — {listed}."
 
 
 def _option_keys(cls: type) -> Any:
@@ -68,11 +93,8 @@ def _indices(text: str | None) -> tuple[int, ...]:
 @click.option("--target", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of target-domain images (not paired with the source).")
 @out_option("Run folder: checkpoint.pt, history.json/csv, curves.png, run.json, samples.png.", dest="out_dir")
-@click.option("--discriminator", type=click.Choice(_DISCRIMINATORS), default="perceptual", show_default=True,
-              help="perceptual: frozen VGG* trunk + learnable blocks (thesis fig. 5.1); image: DCGAN; "
-              "ms-image: "
-              "shared trunk over image scales; separate-ms: Wang et al.; rand-ms: perceptual architecture, "
-              "random trainable trunk.")
+@click.option("--discriminator", type=_DiscriminatorChoice(), default="perceptual", show_default=True,
+              cls=RegistryHelpOption, help_fn=_discriminators_help)
 @click.option("--weights", default="auto", show_default=True,
               help="Trunk weights of the perceptual discriminator: auto (best local VGG), random, patches "
               "(raw 5×5 patches), or a weights name/file.")
