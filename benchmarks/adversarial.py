@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import statistics
 import sys
 import time
 import warnings
@@ -39,18 +41,10 @@ import featstat  # noqa: E402
 from _harness import machine  # noqa: E402
 from featstat.adversarial.age import AGEOptions, AGERun, data_reconstruction_loss, sample_sphere  # noqa: E402
 from featstat.adversarial.translation import TranslationOptions, TranslationRun, UnpairedCrops  # noqa: E402
-from featstat.io import list_images, read_image, write_image  # noqa: E402
+from featstat.io import image_grid, list_images, read_image, write_image  # noqa: E402
 
 RESULTS = HERE / "results"
 KODAK = HERE.parent.parent / "shared" / "images" / "kodak"
-
-
-def _grid(images: torch.Tensor, cols: int) -> torch.Tensor:
-    n, c, h, w = images.shape
-    rows = math.ceil(n / cols)
-    pad = torch.ones(rows * cols - n, c, h, w)
-    x = torch.cat([images, pad]).view(rows, cols, c, h, w).permute(2, 0, 3, 1, 4)
-    return x.reshape(1, c, rows * h, cols * w)
 
 
 def _save(name: str, data: dict) -> None:
@@ -61,18 +55,33 @@ def _save(name: str, data: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ step
+# Each (tree, discriminator) case runs in a fresh process; rounds interleave the cases, so drift in the load
+# of this shared machine hits all alike. A case builds the run, takes one warm-up step and times ``repeat``
+# steps. The crops are 128² PNGs written once to a temporary folder (reading full Kodak images would add the
+# same decoding time to both sides and blur the ratio). Only names that exist in the tree before the
+# optimisation are used, so ``--base-src`` can time that tree in the same run.
+
+STEP_KINDS = ("perceptual", "image")
 
 
-def bench_step(args: argparse.Namespace) -> None:
+def _step_crops(folder: Path, size: int) -> None:
+    files = sorted(list_images(KODAK))
+    for name, chosen, seed in (("source", files[:12], 0), ("target", files[12:], 1)):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        crops = _crops(chosen, size, 2, seed=seed)
+        for i in range(len(crops)):
+            write_image(folder / name / f"{i:03d}.png", crops[i : i + 1])
+
+
+def _step_runs(data: Path, size: int, batch: int) -> dict:
+    """The two runs of the step benchmark: the perceptual discriminator (frozen VGG trunk, the best local
+    weights, learnable width 64) and the DCGAN image discriminator widened to a similar learnable size."""
     from featstat.adversarial.discriminators import ImageDiscriminator
 
-    torch.set_num_threads(args.threads)
-    src = sorted(list_images(KODAK))
-    results = {}
-    runs = {}
-    for kind in ("perceptual", "image"):
-        opts = TranslationOptions(batch=4, size=128, discriminator=kind, width=64, seed=0)
-        run = TranslationRun(opts, UnpairedCrops(src[:12], src[12:], 128))
+    runs: dict = {}
+    for kind in STEP_KINDS:
+        opts = TranslationOptions(batch=batch, size=size, discriminator=kind, width=64, seed=0)
+        run = TranslationRun(opts, UnpairedCrops(data / "source", data / "target", size))
         if kind == "image":  # widen the DCGAN discriminator to a similar learnable size
             perceptual = sum(p.numel() for p in runs["perceptual"].d_y.parameters() if p.requires_grad)
             width = 16
@@ -80,20 +89,126 @@ def bench_step(args: argparse.Namespace) -> None:
                 width *= 2
             run.d_y = ImageDiscriminator(width=width)
             run.opt_d = torch.optim.Adam(run.d_y.parameters(), lr=2e-4, betas=(0.5, 0.999))
+            for attr in ("discriminators", "_d"):  # the optimised tree keeps lists of what the step calls
+                if hasattr(run, attr):
+                    setattr(run, attr, [run.d_y])
+            if hasattr(run, "_learnable"):
+                run._learnable = [list(run.d_y.parameters())]
         runs[kind] = run
-    for kind, run in runs.items():
-        learn = sum(p.numel() for p in run.d_y.parameters() if p.requires_grad)
-        run.step(0)  # warm-up
+    return runs
+
+
+def step_case(args: argparse.Namespace) -> None:
+    """One case in this process (called by ``step``): print {"kind", "seconds", "times", ...} as JSON."""
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    run = _step_runs(Path(args.data), args.size, args.batch)[args.kind]
+    learn = sum(p.numel() for p in run.d_y.parameters() if p.requires_grad)
+    run.step(0)  # warm-up
+    times = []
+    for i in range(args.repeat):
+        t = time.perf_counter()
+        run.step(i + 1)
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"kind": args.kind, "seconds": sorted(times)[len(times) // 2], "times": times,
+                      "learnable_parameters": learn, "featstat": featstat.__file__}))  # fmt: skip
+
+
+def _breakdown(data: Path, size: int, batch: int, repeat: int) -> dict:
+    """Where a perceptual step's time goes (this tree): each part timed alone, median of ``repeat``."""
+    from featstat.adversarial.discriminators import discriminator_head_loss
+
+    run = _step_runs(data, size, batch)["perceptual"]
+    g, d, trunk = run.g_xy, run.d_y, run.trunks[0]
+    x = run.data.draw("source", batch, 0)
+    y = run.data.draw("target", batch, 1)
+    learn = run._learnable[0]
+
+    def generator() -> None:
+        g(x).mean().backward()
+
+    def trunk_fake() -> None:  # G(x)'s features with a graph, and the gradient back to the image
+        img = x.clone().requires_grad_(True)
+        sum(f.float().mean() for f in trunk(img).values()).backward()  # type: ignore[misc]
+        trunk.forget()
+
+    def trunk_real() -> None:
+        with torch.no_grad():
+            trunk(y)
+
+    with torch.no_grad():
+        feats = {k: v for k, v in trunk(y).items()}
+
+    def heads_d() -> None:  # the discriminator's update: real and fake features, weight gradients
+        discriminator_head_loss(d(features=feats), d(features=feats)).backward()
+
+    def heads_g() -> None:  # the generator's update: gradients to the features only
+        f = {k: v.clone().requires_grad_(True) for k, v in feats.items()}
+        with run._fixed_discriminators():
+            out = d(features=f)
+        out[0].mean().backward()
+
+    parts = {"generator fwd+bwd (×2 per step: G(x), identity G(y))": generator,
+             "trunk on G(x), fwd+bwd to the image": trunk_fake, "trunk on y, no graph": trunk_real,
+             "discriminator heads, D update (2 fwd + bwd)": heads_d,
+             "discriminator heads, G update (fwd + bwd, no weight grads)": heads_g}  # fmt: skip
+    out = {}
+    for name, fn in parts.items():
+        fn()
         times = []
-        for i in range(args.repeat):
+        for _ in range(repeat):
             t = time.perf_counter()
-            run.step(i + 1)
+            fn()
             times.append(time.perf_counter() - t)
-        times.sort()
-        results[kind] = {"seconds": times[len(times) // 2], "learnable_parameters": learn}
-    ratio = results["perceptual"]["seconds"] / results["image"]["seconds"]
-    _save("step", {"size": 128, "batch": 4, "threads": args.threads, "results": results,
-                   "perceptual_over_image": ratio, "target": "<= 2.0", "met": ratio <= 2.0})  # fmt: skip
+        out[name] = sorted(times)[len(times) // 2]
+        for p in [*g.parameters(), *learn]:
+            p.grad = None
+    return out
+
+
+def bench_step(args: argparse.Namespace) -> None:
+    import subprocess
+    import tempfile
+
+    torch.set_num_threads(args.threads)
+    trees = {"this tree": str(HERE.parent / "src")}
+    if args.base_src:
+        trees = {"base": str(Path(args.base_src).resolve()), **trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        _step_crops(data, args.size)
+        raw: dict = {t: {k: [] for k in STEP_KINDS} for t in trees}
+        learnable: dict = {}
+        for r in range(args.rounds):
+            for tree, src in trees.items():
+                for kind in STEP_KINDS:
+                    cmd = [sys.executable, str(Path(__file__).resolve()), "step-case", "--kind", kind,
+                           "--data", str(data), "--size", str(args.size), "--batch", str(args.batch),
+                           "--repeat", str(args.repeat), "--threads", str(args.threads)]  # fmt: skip
+                    env = {**os.environ, "PYTHONPATH": src}
+                    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+                    case = json.loads(out.stdout.strip().splitlines()[-1])
+                    if not case["featstat"].startswith(src):
+                        raise RuntimeError(f"case imported {case['featstat']}, not the tree {src}")
+                    raw[tree][kind].extend(case["times"])
+                    learnable[kind] = case["learnable_parameters"]
+                    print(f"round {r + 1} {tree:9s} {kind:10s} median {case['seconds']:.2f} s", flush=True)
+        breakdown = _breakdown(data, args.size, args.batch, args.repeat)
+    results = {}
+    for tree in trees:
+        med = {k: statistics.median(raw[tree][k]) for k in STEP_KINDS}
+        results[tree] = {"perceptual_seconds": med["perceptual"], "image_seconds": med["image"],
+                         "perceptual_over_image": med["perceptual"] / med["image"],
+                         "times": raw[tree]}  # fmt: skip
+    ratio = results["this tree"]["perceptual_over_image"]
+    _save("step", {
+        "size": args.size, "batch": args.batch, "threads": args.threads, "rounds": args.rounds,
+        "repeat": args.repeat, "base_src": args.base_src, "learnable_parameters": learnable,
+        "method": "fresh process per (tree, discriminator) case, rounds interleaved; per case one warm-up "
+                  "step then `repeat` timed steps; seconds = median over all timed steps of all rounds",
+        "results": results, "perceptual_over_image": ratio, "target": "<= 2.0", "met": ratio <= 2.0,
+        "breakdown_seconds_this_tree": breakdown,
+    })  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------- age
@@ -134,9 +249,9 @@ def bench_age(args: argparse.Namespace) -> None:
     p = torch.tensor(hist, dtype=torch.float64) / sum(hist)
     entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
     RESULTS.mkdir(exist_ok=True)
-    write_image(RESULTS / "adversarial-age-samples.png", _grid(samples[:64], 8))
+    write_image(RESULTS / "adversarial-age-samples.png", image_grid(samples[:64], 8))
     pairs = torch.stack([test[:32], rec[:32]], dim=1).flatten(0, 1)
-    write_image(RESULTS / "adversarial-age-reconstructions.png", _grid(pairs, 8))
+    write_image(RESULTS / "adversarial-age-reconstructions.png", image_grid(pairs, 8))
     _save("age", {
         "data": "sklearn digits 8×8 → 16×16, 1437 train / 360 held out", "options": opts.__dict__ | {
             "betas": list(opts.betas)},
@@ -219,7 +334,7 @@ def bench_translate(args: argparse.Namespace) -> None:
         shown.append(out[:6])
         print(kind, row, flush=True)
     RESULTS.mkdir(exist_ok=True)
-    write_image(RESULTS / "adversarial-translate.png", _grid(torch.cat(shown), 6))
+    write_image(RESULTS / "adversarial-translate.png", image_grid(torch.cat(shown), 6))
     _save("translate", {"size": size, "steps": args.steps, "pretrain": args.pretrain,
                         "threads": args.threads,
                         "hidden_mapping": hidden.__doc__, "rows_of_png": ["source", "hidden(source)",
@@ -228,15 +343,23 @@ def bench_translate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["step", "age", "translate"])
+    ap.add_argument("what", choices=["step", "age", "translate", "step-case"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="step: timed steps per case (after one warm-up)")
+    ap.add_argument("--rounds", type=int, default=3, help="step: interleaved rounds of fresh processes")
+    ap.add_argument("--base-src", default=None, help="step: another tree's src/ to time in the same run")
+    ap.add_argument("--kind", default="perceptual", help=argparse.SUPPRESS)  # step-case
+    ap.add_argument("--data", default=None, help=argparse.SUPPRESS)  # step-case
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--pretrain", type=int, default=100)
-    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--size", type=int, default=None, help="crop side (default: 128 step, 64 translate)")
     ap.add_argument("--discriminators", nargs="+", default=["perceptual", "image", "rand-ms"])
     args = ap.parse_args()
-    {"step": bench_step, "age": bench_age, "translate": bench_translate}[args.what](args)
+    if args.size is None:
+        args.size = 64 if args.what == "translate" else 128
+    benches = {"step": bench_step, "age": bench_age, "translate": bench_translate, "step-case": step_case}
+    benches[args.what](args)
 
 
 if __name__ == "__main__":

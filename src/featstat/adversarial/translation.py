@@ -206,12 +206,12 @@ class _OnePass(nn.Module):
     one trunk pass on G(x) serves the discriminator and an Objective term on the same extractor.
     :meth:`forget` ends the step (the features hold the generator's graph)."""
 
-    def __init__(self, extractor: nn.Module, channels_last: bool = CHANNELS_LAST) -> None:
+    def __init__(self, extractor: nn.Module, channels_last: bool | None = None) -> None:
         super().__init__()
         self.inner = extractor
         self.layers = list(extractor.layers)
         self.min_size = getattr(extractor, "min_size", 1)
-        self.channels_last = channels_last
+        self.channels_last = CHANNELS_LAST if channels_last is None else channels_last
         self._takes_validate = "validate" in inspect.signature(extractor.forward).parameters
         self._last: tuple[Tensor, tuple, dict[str, Tensor]] | None = None
         self.passes = 0  # trunk passes made (tests and benchmarks read it)
