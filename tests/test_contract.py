@@ -145,6 +145,18 @@ _MORE_CONFIGS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+def _guided_gram() -> torch.nn.Module:
+    """Gram loss with two fixed soft regions (its guided products are other kernels than the plain Gram's)."""
+    from featstat.losses import GuidedGramLoss
+
+    masks = torch.rand(1, 2, 6, 6, generator=torch.Generator().manual_seed(1))
+    return GuidedGramLoss(masks, masks.flip(-1), reduction="none")
+
+
+#: Modules beyond the registered classes' that the autocast check also runs, by registered name.
+_MORE_MODULES: dict[str, list[tuple[str, Callable[[], Any]]]] = {"gram": [("guided", _guided_gram)]}
+
+
 def _loss_forms(name: str) -> list[tuple[str, Callable[[], Callable[..., torch.Tensor]]]]:
     """(label, factory) of the callables the float32 rule is checked on: the functional twin, the module
     with its defaults and with :data:`_MORE_CONFIGS`. A factory gives a fresh module for every evaluation
@@ -155,7 +167,7 @@ def _loss_forms(name: str) -> list[tuple[str, Callable[[], Callable[..., torch.T
     ]
     for opts in [{}, *_MORE_CONFIGS.get(name, [])]:
         forms.append((f"module{opts or ''}", lambda o=opts: cls(**o, reduction="none")))
-    return forms
+    return forms + _MORE_MODULES.get(name, [])
 
 
 def _value_and_grad(fn: Callable[..., torch.Tensor], cls: Any, pred: torch.Tensor, target: torch.Tensor):

@@ -18,7 +18,9 @@ Contextual similarity (Mechrez et al. 2018, eqs. 8–9), for one sample:
 ``ContextualColumnMax`` returns cx (N_batch × M) and differentiates it exactly: only the row i*(j) that
 attains the maximum of column j receives gradient, so the backward pass recomputes just the rows that
 are an argmax of some column, chunk by chunk, with the derivative written out by hand (no autograd graph
-over an N×M tensor). Rows whose minimum distance is negative from rounding use m_i = 0 in k_i.
+over an N×M tensor). Rows whose minimum distance is negative from rounding use m_i = 0 in k_i. The backward
+runs with autocast off (a ``backward()`` called inside an autocast region would otherwise compute its
+products in bfloat16/float16 and mix dtypes in the index updates); callers turn it off for the forward.
 """
 
 from __future__ import annotations

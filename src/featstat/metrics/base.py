@@ -3,6 +3,10 @@
 A metric compares a batch of predictions with a batch of references and returns one value per image (shape N)
 before ``reduction``. Each metric class says whether a higher value means "more similar"
 (:attr:`Metric.higher_is_better`), which is what tables, the 2AFC harness and the CLI use to rank results.
+
+Precision: half-precision images are computed in float32 and ``torch.autocast`` is off inside a metric's
+computation (its functions are decorated with :func:`featstat.losses.base.float32_compute`); the value is
+float32. A deep metric's backbone is the exception: it runs under the caller's autocast (see ``deep.py``).
 """
 
 from __future__ import annotations

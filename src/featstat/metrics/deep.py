@@ -46,7 +46,9 @@ the images' device, or uses the one passed as ``module=`` (its own configuration
 with it is an error). No module is ever moved implicitly: build it with ``device=`` or move it once with
 ``.to(device)``; images on another device raise a ``ValueError`` saying so. Half images are computed in the
 module's float32; float64 images in a float32 module are computed in float32 (the functional form builds a
-float64 module for them).
+float64 module for them). Inside ``torch.autocast`` the backbone runs in the autocast dtype (the caller's
+choice) and the statistic of its features in float32 (:func:`featstat.losses.base.float32_compute`); the
+value is float32.
 
 Weights: ``weights="default"`` loads torchvision's ImageNet file of the backbone (see ``featstat weights
 list``); ``weights=None`` gives seeded random weights (useful for tests, meaningless as a perceptual metric).
