@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader
 from featstat import features
 from featstat.engine.runs import TrainingDiverged
 from featstat.io import read_image, write_image
-from featstat.losses import ContextualLoss, L1Loss, L2Loss, LowFrequencyL2Loss
+from featstat.losses import ContextualLoss, GramLoss, L1Loss, L2Loss, LowFrequencyL2Loss
 from featstat.nets.discriminator import SRGANDiscriminator
 from featstat.nets.restoration import build_network
 from featstat.objective import Objective, Term
@@ -483,3 +484,26 @@ def test_divergence_nan_loss_and_flat_output(tmp_path, case):
                   options=_options(steps=6, watch=False))  # fmt: skip
     off.fit()  # watch=False: the run is not checked
     assert off.step == 6
+
+
+def test_bf16_runs_the_loss_network_under_autocast_and_the_statistic_in_float32(tmp_path):
+    """precision="bf16": the objective's backbone computes in bfloat16 (autocast covers it), the Gram
+    statistic of the half features in float32 (the loss rule), so the logged loss is a finite number."""
+    ds = RestorationDataset(_folder(tmp_path / "d", 2), "sr2", crop_size=32, samples_per_epoch=4)
+    torch.manual_seed(0)
+    vgg = features.vgg19(["relu1_1", "relu2_1"], weights=None)
+    seen: list[torch.dtype] = []
+    vgg.register_forward_hook(lambda module, args, out: seen.extend(v.dtype for v in out.values()))
+    objective = Objective([Term("l1", L1Loss()), Term("gram", GramLoss(), 10.0, vgg, ["relu1_1", "relu2_1"])])
+    trainer = Trainer(
+        _edsr(),
+        objective,
+        ds,
+        tmp_path / "run",
+        lpips=None,
+        device="cpu",
+        options=_options(steps=2, precision="bf16"),
+    )
+    trainer.fit()
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(math.isfinite(r["loss"]) and r["gram"] > 0 for r in trainer.history.train)

@@ -21,8 +21,9 @@ What a run does, step by step:
   step the trainer times a few training steps (on a throw-away copy of the model, the optimiser and the first
   batch, in fp32 and bf16) and keeps bf16 only when it is faster (cached per machine, network and batch
   shape); "fp32", "bf16", "fp16" force a mode. A resumed run keeps the precision its checkpoint recorded.
-  Autocast covers the network and the discriminator; the objective (loss network and statistics) runs in
-  float32, because the contextual-loss kernel is not autocast-safe yet.
+  Autocast covers the network, the discriminator and the objective's loss network; every loss computes its
+  statistic in float32 on the (possibly half) features and returns float32 (the one dtype rule of
+  :mod:`featstat.losses`).
 - **Data**: :class:`~featstat.restoration.data.EpochSampler` shards each epoch's shuffled indices over the
   processes like ``DistributedSampler``; items are seeded by (seed, epoch, index). ``batch_size`` is per
   process: with W processes a step sees W·batch_size crops and DDP averages the gradients, which equals one
@@ -566,9 +567,9 @@ class Trainer:
         gan = self._adversarial_on()
         with autocast(self.device, self.precision):
             pred = self.ddp_model(inp)
-        # the objective runs in float32: featstat's contextual-loss kernel is not autocast-safe (its chunked
-        # column maxima mix dtypes under autocast), and the statistics are better accumulated in float32
-        result = objective(pred.float(), tgt, validate=False)  # raw network output: any range
+            # the loss network runs under the same autocast; every loss computes its statistic in float32
+            # (featstat.losses.base.float32_compute) and returns float32
+            result = objective(pred, tgt, validate=False)  # raw network output: any range
         loss = result.total.float()
         with autocast(self.device, self.precision):
             if gan:
