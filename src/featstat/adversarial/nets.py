@@ -25,16 +25,19 @@ def _int(name: str, value: object, low: int) -> int:
     return value
 
 
-def _block(cin: int, cout: int, k: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, padding_mode="reflect"),
-            nn.InstanceNorm2d(cout, affine=True), nn.ReLU()]  # fmt: skip
+NORMS = ("instance", "batch")
+
+
+def _block(cin: int, cout: int, k: int, stride: int = 1, norm: str = "instance") -> list[nn.Module]:
+    layer = nn.InstanceNorm2d(cout, affine=True) if norm == "instance" else nn.BatchNorm2d(cout)
+    return [nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, padding_mode="reflect"), layer, nn.ReLU()]
 
 
 class _Residual(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
-        body = _block(channels, channels, 3)
-        body += _block(channels, channels, 3)[:-1]  # no ReLU after the sum's second branch
+        body = _block(channels, channels, 3, norm=norm)
+        body += _block(channels, channels, 3, norm=norm)[:-1]  # no ReLU after the sum's second branch
         self.body = nn.Sequential(*body)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -51,27 +54,34 @@ class ResnetTranslator(nn.Module):
         blocks: N residual blocks (default 6, CycleGAN's 128² setting).
         width: channels of the first convolution; doubled at every downsampling.
         seed: int or ``torch.Generator`` for the (N(0, 0.02)) initialisation.
+        norm: "instance" (default, translation) or "batch". Instance normalisation removes any input that is
+            constant over the image (its contribution to a convolution's output is a per-channel constant), so
+            a generator fed constant maps — the latent code of :class:`ColorizationGenerator` — needs "batch".
 
     ``spec`` records the constructor arguments (checkpoints rebuild the network from it).
     """
 
     def __init__(self, downsamplings: int = 2, blocks: int = 6, width: int = 32, *, in_channels: int = 3,
-                 out_channels: int = 3, seed: int | torch.Generator = 0) -> None:  # fmt: skip
+                 out_channels: int = 3, seed: int | torch.Generator = 0,
+                 norm: str = "instance") -> None:  # fmt: skip
         super().__init__()
         m, n, c = _int("downsamplings", downsamplings, 0), _int("blocks", blocks, 0), _int("width", width, 1)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.in_channels = _int("in_channels", in_channels, 1)
         self.out_channels = _int("out_channels", out_channels, 1)
-        layers: list[nn.Module] = _block(in_channels, c, 7)
+        layers: list[nn.Module] = _block(in_channels, c, 7, norm=norm)
         for i in range(m):
-            layers += _block(c * 2**i, c * 2 ** (i + 1), 3, stride=2)
-        layers += [_Residual(c * 2**m) for _ in range(n)]
+            layers += _block(c * 2**i, c * 2 ** (i + 1), 3, stride=2, norm=norm)
+        layers += [_Residual(c * 2**m, norm) for _ in range(n)]
         for i in range(m, 0, -1):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *_block(c * 2**i, c * 2 ** (i - 1), 3)]
+            up = _block(c * 2**i, c * 2 ** (i - 1), 3, norm=norm)
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), *up]
         layers.append(nn.Conv2d(c, out_channels, 7, padding=3, padding_mode="reflect"))
         self.body = nn.Sequential(*layers)
         self.size_multiple = 2**m
         self.spec = {"downsamplings": m, "blocks": n, "width": c, "in_channels": in_channels,
-                     "out_channels": out_channels}  # fmt: skip
+                     "out_channels": out_channels, "norm": norm}  # fmt: skip
         g = make_generator(seed)
         for mod in self.modules():
             if isinstance(mod, nn.Conv2d):
@@ -91,15 +101,17 @@ class ResnetTranslator(nn.Module):
 
 class ColorizationGenerator(nn.Module):
     """The conditional AGE generator g(z | L) of thesis 4.3.2: the lightness L (N×1×H×W in [0, 1]) with the
-    latent z (N×M) expanded to M constant maps, through a :class:`ResnetTranslator`, to the ab channels
-    (N×2×H×W in [0, 1]: ``ab = (2·out − 1) · 110``, see :func:`featstat.adversarial.age.lab_split`)."""
+    latent z (N×M) expanded to M constant maps, through a :class:`ResnetTranslator` with batch normalisation
+    (instance normalisation would erase the constant maps: the output would not depend on z), to the ab
+    channels (N×2×H×W in [0, 1]: ``ab = (2·out − 1) · 110``, see
+    :func:`featstat.adversarial.age.lab_split`)."""
 
     def __init__(self, latent: int = 3, *, downsamplings: int = 2, blocks: int = 6, width: int = 32,
                  seed: int | torch.Generator = 0) -> None:  # fmt: skip
         super().__init__()
         self.latent = _int("latent", latent, 1)
         self.net = ResnetTranslator(downsamplings, blocks, width, in_channels=1 + latent, out_channels=2,
-                                    seed=seed)  # fmt: skip
+                                    seed=seed, norm="batch")  # fmt: skip
         self.size_multiple = self.net.size_multiple
 
     def forward(self, z: Tensor, lightness: Tensor) -> Tensor:
