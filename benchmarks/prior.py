@@ -205,16 +205,18 @@ def _cpu_flags() -> set[str]:
         return set()
 
 
-def _rate(fn, flops: float, repeat: int = 5) -> float:
-    """FLOP/s of ``fn`` (median of ``repeat`` calls after two warm-up calls)."""
+def _rate(fn, flops: float, repeat: int = 5) -> tuple[float, float]:
+    """FLOP/s of ``fn`` by wall time and by this process's CPU time (medians of ``repeat`` calls after two
+    warm-up calls); with other jobs on the cores the CPU-time rate is the steadier one."""
     for _ in range(2):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return flops / statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return flops / statistics.median(wall), flops / statistics.median(cpu)
 
 
 def run_anatomy_case(case: dict) -> dict:
@@ -228,7 +230,8 @@ def run_anatomy_case(case: dict) -> dict:
     - ``peak_gflops``: clock × FLOPs per cycle per core (32 with AVX2 FMA, 64 with AVX-512) × threads;
     - ``limit_seconds``: step_flops ÷ sgemm rate — the step if every FLOP ran at matrix-product speed and
       everything else were free; ``max_speedup_fp32`` = seconds_per_step ÷ limit_seconds is the most any
-      float32 implementation of the same step could gain on this CPU;
+      float32 implementation of the same step could gain on this CPU; the ``*_cpu*`` fields repeat this with
+      the process's CPU time instead of wall time (steadier when other jobs share the cores);
     - ``profile``: the top operators by self CPU time per step (torch.profiler).
     """
     from torch.profiler import ProfilerActivity, profile
@@ -246,20 +249,23 @@ def run_anatomy_case(case: dict) -> dict:
             prior.denoise(noisy, steps=steps, **options)
         counts.append(counter.get_total_flops())
     step_flops = counts[1] - counts[0]
-    stamps: list[float] = []
-    prior.denoise(
-        noisy, steps=case["steps"] + 2, callback=lambda *a: stamps.append(time.perf_counter()), **options
-    )
-    seconds = statistics.median([b - a for a, b in itertools.pairwise(stamps[1:])])
+    stamps: list[tuple[float, float]] = []
+
+    def tick(*args: object) -> None:
+        stamps.append((time.perf_counter(), time.process_time()))
+
+    prior.denoise(noisy, steps=case["steps"] + 2, callback=tick, **options)
+    seconds = statistics.median([b[0] - a[0] for a, b in itertools.pairwise(stamps[1:])])
+    cpu_seconds = statistics.median([b[1] - a[1] for a, b in itertools.pairwise(stamps[1:])])
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         prior.denoise(noisy, steps=2, **options)
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:14]
     rows = [{"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 2} for e in top]
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    sgemm = _rate(lambda: a @ b, 2 * 2048**3)
+    sgemm, sgemm_cpu = _rate(lambda: a @ b, 2 * 2048**3)
     x, w = torch.randn(1, 128, 128, 128), torch.randn(128, 128, 3, 3)
-    conv = _rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 128 * 128 * 9 * 128 * 128)
+    conv, conv_cpu = _rate(lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 128 * 128 * 9 * 128 * 128)
     flags = _cpu_flags()
     per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
     mhz = None
@@ -276,6 +282,10 @@ def run_anatomy_case(case: dict) -> dict:
         "achieved_gflops": step_flops / seconds / 1e9,
         "sgemm_gflops": sgemm / 1e9,
         "conv_gflops": conv / 1e9,
+        "cpu_seconds_per_step": cpu_seconds,
+        "sgemm_gflops_per_cpu_second": sgemm_cpu / 1e9,
+        "conv_gflops_per_cpu_second": conv_cpu / 1e9,
+        "max_speedup_fp32_cpu_time": cpu_seconds / (step_flops / sgemm_cpu),
         "peak_gflops": mhz * 1e6 * per_cycle * case["threads"] / 1e9 if mhz else None,
         "flops_per_cycle_per_core": per_cycle,
         "cpu_mhz": mhz,
@@ -314,6 +324,10 @@ def anatomy(args: argparse.Namespace) -> dict:
                 "max_speedup_fp32": best["seconds_per_step"]
                 / (best["step_flops"] / 1e9 / max(r["sgemm_gflops"] for r in mine)),
                 "peak_gflops": best["peak_gflops"],
+                "cpu_seconds_per_step": min(r["cpu_seconds_per_step"] for r in mine),
+                "sgemm_gflops_per_cpu_second": max(r["sgemm_gflops_per_cpu_second"] for r in mine),
+                "max_speedup_fp32_cpu_time": min(r["cpu_seconds_per_step"] for r in mine)
+                / (best["step_flops"] / 1e9 / max(r["sgemm_gflops_per_cpu_second"] for r in mine)),
                 "profile": best["profile"],
             }
         )
@@ -323,7 +337,10 @@ def anatomy(args: argparse.Namespace) -> dict:
             f"{row['seconds_per_step']:.2f} s/step "
             f"= {row['step_gflop'] / row['seconds_per_step']:.1f} GFLOP/s; "
             f"sgemm {row['sgemm_gflops']:.1f} GFLOP/s (peak {row['peak_gflops'] or 0:.0f}); limit "
-            f"{row['limit_seconds']:.2f} s/step → at most {row['max_speedup_fp32']:.2f}× in float32"
+            f"{row['limit_seconds']:.2f} s/step → at most {row['max_speedup_fp32']:.2f}× in float32; "
+            f"by CPU time: "
+            f"{row['cpu_seconds_per_step']:.2f} CPU s/step, sgemm {row['sgemm_gflops_per_cpu_second']:.1f} "
+            f"GFLOP per CPU s → at most {row['max_speedup_fp32_cpu_time']:.2f}×"
         )
     return {"machine": machine(), "cases": results, "summary": summary}
 
