@@ -275,6 +275,8 @@ class TranslationRun:
         if device is None:
             device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
         self.opts, self.data, self.device = opts, data, torch.device(device)
+        if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.local_rank)  # "cuda" under torchrun: this rank's GPU
         if self.device.type == "cuda" and self.device.index is not None:
             torch.cuda.set_device(self.device)
         g = make_generator(opts.seed)
