@@ -332,6 +332,7 @@ def bench_translate(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
+    os.environ.setdefault("FEATSTAT_WEIGHTS", str(KODAK.parent.parent / "weights"))  # ../shared/weights
     files = sorted(list_images(KODAK))
     size = args.size
     # crops kept in memory (UnpairedCrops takes tensors: no image file is read per step)
