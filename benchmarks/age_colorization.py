@@ -55,7 +55,7 @@ from featstat.adversarial.age import (  # noqa: E402
     sample_sphere,
     train_age,
 )
-from featstat.io import list_images, read_image, write_image  # noqa: E402
+from featstat.io import image_grid, list_images, read_image, write_image  # noqa: E402
 from featstat.metrics import psnr  # noqa: E402
 from featstat.ops import rgb_to_lab  # noqa: E402
 
@@ -160,14 +160,11 @@ def _ab(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def _grid(rows: list[list[torch.Tensor]], gap: int = 2) -> torch.Tensor:
-    """Rows of 1×3×h×w images → one image, ``gap`` white pixels between cells."""
-    h, w = rows[0][0].shape[-2:]
-    cols = max(len(r) for r in rows)
-    canvas = torch.ones(1, 3, len(rows) * (h + gap) - gap, cols * (w + gap) - gap)
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            canvas[..., i * (h + gap) : i * (h + gap) + h, j * (w + gap) : j * (w + gap) + w] = img
-    return canvas
+    """Rows of 1×3×h×w images (equal-length rows) → one image (``featstat.io.image_grid``), ``gap`` white
+    pixels between cells."""
+    cells = torch.cat([torch.cat(r) for r in rows])
+    padded = F.pad(cells, (0, gap, 0, gap), value=1.0)
+    return image_grid(padded, len(rows[0]))[..., :-gap, :-gap]
 
 
 class Perceptual:
