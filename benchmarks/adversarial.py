@@ -107,6 +107,7 @@ def step_case(args: argparse.Namespace) -> None:
     warnings.simplefilter("ignore")
     run = _step_runs(Path(args.data), args.size, args.batch)[args.kind]
     learn = sum(p.numel() for p in run.d_y.parameters() if p.requires_grad)
+    gen = sum(p.numel() for p in run.g_xy.parameters())
     run.step(0)  # warm-up
     times = []
     for i in range(args.repeat):
@@ -114,7 +115,8 @@ def step_case(args: argparse.Namespace) -> None:
         run.step(i + 1)
         times.append(time.perf_counter() - t)
     print(json.dumps({"kind": args.kind, "seconds": sorted(times)[len(times) // 2], "times": times,
-                      "learnable_parameters": learn, "featstat": featstat.__file__}))  # fmt: skip
+                      "learnable_parameters": learn, "generator_parameters": gen,
+                      "featstat": featstat.__file__}))  # fmt: skip
 
 
 def _breakdown(data: Path, size: int, batch: int, repeat: int) -> dict:
@@ -209,6 +211,7 @@ def bench_step(args: argparse.Namespace) -> None:
                         raise RuntimeError(f"case imported {case['featstat']}, not the tree {src}")
                     raw[tree][kind].extend(case["times"])
                     learnable[kind] = case["learnable_parameters"]
+                    learnable["generator"] = case["generator_parameters"]
                     print(f"round {r + 1} {tree:9s} {kind:10s} median {case['seconds']:.2f} s", flush=True)
         breakdown = _breakdown(data, args.size, args.batch, args.repeat)
     results = {tree: _step_summary(raw[tree]) for tree in trees}

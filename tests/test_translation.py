@@ -276,6 +276,27 @@ def test_discriminators_come_from_the_network_registry():
         TranslationOptions(discriminator="registry-test-d")
 
 
+def test_the_command_line_choices_and_help_come_from_the_registry():
+    from click.testing import CliRunner
+
+    from featstat.cli import main
+    from featstat.registry import NETWORKS
+
+    def tiny(**kw):
+        return None
+
+    tiny.family, tiny.summary = "discriminator", "a test entry"
+    NETWORKS.register_value("registry-test-cli", tiny)
+    try:
+        shown = CliRunner().invoke(main, ["train", "translate", "--help"]).output
+        assert "registry-test-cli" in shown and "a test entry" in shown and "rand-ms" in shown
+    finally:
+        NETWORKS.unregister("registry-test-cli")
+    bad = CliRunner().invoke(main, ["train", "translate", "--source", ".", "--target", ".", "-o", "x",
+                                    "--discriminator", "registry-test-cli"])  # fmt: skip
+    assert bad.exit_code == 2 and "registry-test-cli" in bad.output
+
+
 def _run_tensors(**kw):
     g = torch.Generator().manual_seed(0)
     opts = TranslationOptions(**{**TINY, **kw})

@@ -272,8 +272,8 @@ class TranslationRun:
                  objective: Objective | None = None) -> None:  # fmt: skip
         self.rank, self.world, self.local_rank, self._owns_group = distributed()
         self.rank0 = self.rank == 0
-        if device is None:
-            device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+        if device is None:  # the CPU, or this rank's GPU under torchrun
+            device = f"cuda:{self.local_rank}" if self.world > 1 and torch.cuda.is_available() else "cpu"
         self.opts, self.data, self.device = opts, data, torch.device(device)
         if self.world > 1 and self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", self.local_rank)  # "cuda" under torchrun: this rank's GPU
@@ -494,8 +494,8 @@ def train_translation(
 
     ``options`` (or keyword overrides of :class:`TranslationOptions`) set the method; ``folder`` gets
     ``checkpoint.pt`` (resume with ``resume=True``), the history JSON/CSV, curves and ``run.json``.
-    ``device``: default CUDA (the local rank's GPU under ``torchrun``) when available, else the CPU. Started
-    by ``torchrun --nproc_per_node W``, training is data-parallel (see :class:`TranslationRun`).
+    ``device``: default the CPU (under ``torchrun``: the local rank's GPU when there are GPUs). Started by
+    ``torchrun --nproc-per-node W``, training is data-parallel (see :class:`TranslationRun`).
     Returns the Run (its ``g_xy`` is the trained generator) and the loop's result."""
     opts = dataclasses.replace(options or TranslationOptions(), **kwargs)
     if objective is None and opts.objective:
