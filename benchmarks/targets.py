@@ -117,6 +117,11 @@ TARGETS: tuple[Target, ...] = (
                 "prior.json", ("speed", "rows"), "speedup_vs_fp32", {"size": 256, "variant": DIP_CANDIDATES},
                 best="max", per="threads", quick={"size": 64},
             ),
+            Measure(
+                "prior-amd-epyc.json", ("speed", "rows"), "cpu_speedup_vs_fp32",
+                {"size": 256, "variant": ("fp32-cl", "fp32-compile")}, best="max", per="threads",
+                note="AVX2, no bf16; CPU-time ratio under load; the float32 limit is in its 'anatomy'",
+            ),
         ),
     ),
     Target(
