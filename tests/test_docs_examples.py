@@ -118,7 +118,9 @@ def _make_inputs(args: list[str], folder: Path) -> None:
             io.write_image(path, torch.rand(1, channels, 64, 64, generator=g))
         elif (a.endswith("/") or previous in FOLDER_OPTIONS) and not path.exists():
             path.mkdir(parents=True)
-            for name in ("a.png", "b.png"):
+            # a set-level metric (the two-sample test) needs at least 8 images per folder
+            names = [f"{i}.png" for i in range(8)] if "c2st" in " ".join(args) else ["a.png", "b.png"]
+            for name in names:
                 io.write_image(path / name, torch.rand(1, 3, 64, 64, generator=g))
 
 
