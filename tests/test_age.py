@@ -301,9 +301,9 @@ def test_age_step_updates_each_player_with_its_own_objective_only():
 
 def test_networks_start_from_the_dcgan_initialisation_seeded():
     """DCGAN initialisation (thesis 4.3.1: DCGAN-like networks): every convolution and transposed
-    convolution N(0, 0.02) with zero bias, BN weights N(1, 0.02); reproducible from the seed; the run draws the
-    two networks from different seeds. PyTorch's default start (last generator layer std ≈ 0.14 here) left
-    the digits demo's latent reconstruction at chance."""
+    convolution N(0, 0.02) with zero bias, BN weights N(1, 0.02); reproducible from the seed; the run draws
+    the two networks from different seeds. PyTorch's default start (last generator layer std ≈ 0.14 here)
+    left the digits demo's latent reconstruction at chance."""
     from featstat.adversarial.age import AGEOptions, AGERun
 
     for net in (AGEEncoder(latent=16, size=16, channels=1, width=32, seed=3),
