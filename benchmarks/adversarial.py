@@ -122,11 +122,15 @@ def step_case(args: argparse.Namespace) -> None:
 
 
 def _breakdown(data: Path, size: int, batch: int, repeat: int) -> dict:
-    """Where a perceptual step's time goes (this tree): each part timed alone, median of ``repeat``."""
+    """Where a perceptual step's time goes (this tree), and what each saving buys: every part timed alone,
+    the variants of a part ("before" = the way the step did it before the optimisation) interleaved in the
+    same rounds, so the machine's load hits them alike; median of ``repeat`` rounds."""
     from featstat.adversarial.discriminators import discriminator_head_loss
+    from featstat.adversarial.translation import _OnePass
 
     run = _step_runs(data, size, batch)["perceptual"]
     g, d, trunk = run.g_xy, run.d_y, run.trunks[0]
+    flat = _OnePass(trunk.inner, channels_last=False)  # the same trunk on contiguous tensors
     x = run.data.draw("source", batch, 0)
     y = run.data.draw("target", batch, 1)
     learn = run._learnable[0]
@@ -134,14 +138,14 @@ def _breakdown(data: Path, size: int, batch: int, repeat: int) -> dict:
     def generator() -> None:
         g(x).mean().backward()
 
-    def trunk_fake() -> None:  # G(x)'s features with a graph, and the gradient back to the image
+    def trunk_fake(t: _OnePass) -> None:  # G(x)'s features with a graph, and the gradient back to the image
         img = x.clone().requires_grad_(True)
-        sum(f.float().mean() for f in trunk(img).values()).backward()  # type: ignore[misc]
-        trunk.forget()
+        sum(f.float().mean() for f in t(img).values()).backward()  # type: ignore[misc]
+        t.forget()
 
-    def trunk_real() -> None:
+    def trunk_real(t: _OnePass) -> None:
         with torch.no_grad():
-            trunk(y)
+            t(y)
 
     with torch.no_grad():
         feats = {k: v for k, v in trunk(y).items()}
@@ -149,28 +153,36 @@ def _breakdown(data: Path, size: int, batch: int, repeat: int) -> dict:
     def heads_d() -> None:  # the discriminator's update: real and fake features, weight gradients
         discriminator_head_loss(d(features=feats), d(features=feats)).backward()
 
-    def heads_g() -> None:  # the generator's update: gradients to the features only
+    def heads_g(fixed: bool) -> None:  # the generator's update: gradients to the features (and the weights)
         f = {k: v.clone().requires_grad_(True) for k, v in feats.items()}
-        with run._fixed_discriminators():
+        if fixed:
+            with run._fixed_discriminators():
+                out = d(features=f)
+        else:
             out = d(features=f)
         out[0].mean().backward()
 
-    parts = {"generator fwd+bwd (×2 per step: G(x), identity G(y))": generator,
-             "trunk on G(x), fwd+bwd to the image": trunk_fake, "trunk on y, no graph": trunk_real,
-             "discriminator heads, D update (2 fwd + bwd)": heads_d,
-             "discriminator heads, G update (fwd + bwd, no weight grads)": heads_g}  # fmt: skip
-    out = {}
-    for name, fn in parts.items():
+    parts = {
+        "generator fwd+bwd (×2 per step: G(x), identity G(y))": generator,
+        "trunk on G(x), fwd+bwd to the image (channels-last)": lambda: trunk_fake(trunk),
+        "trunk on G(x), fwd+bwd to the image (contiguous, before)": lambda: trunk_fake(flat),
+        "trunk on y, no graph (channels-last)": lambda: trunk_real(trunk),
+        "trunk on y, no graph (contiguous, before)": lambda: trunk_real(flat),
+        "discriminator heads, D update (2 fwd + bwd)": heads_d,
+        "discriminator heads, G update (no weight grads)": lambda: heads_g(True),
+        "discriminator heads, G update (with weight grads, before)": lambda: heads_g(False),
+    }
+    times: dict = {name: [] for name in parts}
+    for fn in parts.values():  # warm-up
         fn()
-        times = []
-        for _ in range(repeat):
+    for _ in range(repeat):
+        for name, fn in parts.items():
             t = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - t)
-        out[name] = sorted(times)[len(times) // 2]
-        for p in [*g.parameters(), *learn]:
-            p.grad = None
-    return out
+            times[name].append(time.perf_counter() - t)
+            for p in [*g.parameters(), *learn]:
+                p.grad = None
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def _step_summary(times: dict) -> dict:
@@ -368,14 +380,45 @@ def bench_translate(args: argparse.Namespace) -> None:
     results = {"identity (no change)": score(test_src, "identity"),
                "hidden mapping (oracle, C2ST only)": score(None, "oracle")}  # fmt: skip
     shown = [test_src[:8], test_ref[:8]]
-    histories = {}
-    for kind in args.discriminators:
-        opts = TranslationOptions(batch=4, size=size, discriminator=kind, width=32, generator_width=16,
+    histories: dict = {}
+
+    def options(kind: str) -> TranslationOptions:
+        return TranslationOptions(batch=4, size=size, discriminator=kind, width=32, generator_width=16,
                                   blocks=3, identity=1.0, pretrain=args.pretrain, seed=0)  # fmt: skip
-        run = TranslationRun(opts, UnpairedCrops(src_train, tgt_train, size), device="cpu")
+
+    # Pre-training (auto-encoder, 5.3.3.3) touches only the generator, its optimiser and the data draw, which
+    # start the same for every discriminator (same seed): it runs once and every run continues from it — the
+    # same numbers as pre-training in each run, a third of the time.
+    pre = TranslationRun(
+        options(args.discriminators[0]), UnpairedCrops(src_train, tgt_train, size), device="cpu"
+    )
+    history = []
+    t = time.perf_counter()
+    for step in range(args.pretrain):
+        values = pre.step(step)
+        if (step + 1) % 50 == 0 or step + 1 == args.pretrain:
+            history.append({"step": step + 1, **{k: round(float(v), 5) for k, v in values.items()}})
+            print("pretrain", history[-1], f"{time.perf_counter() - t:.0f} s", flush=True)
+    pretrain_seconds = time.perf_counter() - t
+    histories["pretrain (shared)"] = history
+    start = {
+        "g_xy": pre.g_xy.state_dict(),
+        "opt_g": pre.opt_g.state_dict(),
+        "sampler": pre.sampler.get_state(),
+    }
+    with torch.no_grad():
+        auto = pre.g_xy.eval()(test_src).clamp(0, 1)
+    results["auto-encoder after pre-training (start of every run)"] = {
+        **score(auto, "auto-encoder"), "psnr_against_its_input": float(psnr(auto, test_src)),
+        "seconds": pretrain_seconds, "steps": args.pretrain}  # fmt: skip
+    for kind in args.discriminators:
+        run = TranslationRun(options(kind), UnpairedCrops(src_train, tgt_train, size), device="cpu")
+        run.g_xy.load_state_dict(start["g_xy"])
+        run.opt_g.load_state_dict(start["opt_g"])
+        run.sampler.set_state(start["sampler"])
         history = []
         t = time.perf_counter()
-        for step in range(args.steps):
+        for step in range(args.pretrain, args.steps):
             values = run.step(step)
             if (step + 1) % 25 == 0 or step + 1 == args.steps:
                 history.append({"step": step + 1, **{k: round(float(v), 5) for k, v in values.items()}})
@@ -384,8 +427,9 @@ def bench_translate(args: argparse.Namespace) -> None:
         g = run.g_xy.eval()
         with torch.no_grad():
             out = g(test_src).clamp(0, 1)
-        results[kind] = {**score(out, kind), "seconds": seconds, "steps": args.steps,
-                         "seconds_per_step": seconds / args.steps}  # fmt: skip
+        adversarial = args.steps - args.pretrain
+        results[kind] = {**score(out, kind), "seconds": seconds, "adversarial_steps": adversarial,
+                         "seconds_per_adversarial_step": seconds / max(1, adversarial)}  # fmt: skip
         histories[kind] = history
         shown.append(out[:8])
     RESULTS.mkdir(exist_ok=True)
@@ -403,6 +447,8 @@ def bench_translate(args: argparse.Namespace) -> None:
         "metrics": "PSNR and LPIPS-style of G(test) against hidden(test) (higher / lower is better); C2ST "
                    "log-loss of a small CNN telling hidden(held-out crops) from G(test) (higher = harder to "
                    "tell; ln 2 = 0.693 at chance)",
+        "steps_note": "steps counts pre-training: `pretrain` auto-encoder steps (run once, shared), then "
+                      "steps − pretrain adversarial steps per discriminator",
         "rows_of_png": ["source", "hidden(source)", *args.discriminators],
         "results": results, "history": histories,
     })  # fmt: skip
