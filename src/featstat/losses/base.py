@@ -51,11 +51,19 @@ def _to_float32(value: Any) -> Any:
     return value.float() if isinstance(value, Tensor) and value.dtype in _HALF else value
 
 
+def _autocast_enabled(kind: str) -> bool:
+    """Whether autocast is on for device type ``kind``; False for types autocast does not know ("meta")."""
+    try:
+        return torch.is_autocast_enabled(kind)
+    except RuntimeError:
+        return False
+
+
 def autocast_off(tensors: Iterable[object]) -> contextlib.AbstractContextManager[Any]:
     """A context with ``torch.autocast`` disabled on the device types of ``tensors`` where it is enabled
     (a no-op context, at the cost of one look-up per device type, where it is not)."""
     kinds = {t.device.type for t in tensors if isinstance(t, Tensor)}
-    active = [k for k in kinds if torch.is_autocast_enabled(k)]
+    active = [k for k in kinds if _autocast_enabled(k)]
     if not active:
         return contextlib.nullcontext()
     stack = contextlib.ExitStack()
