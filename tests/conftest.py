@@ -75,3 +75,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_spawned(worker, args: tuple, nprocs: int = 2, timeout: float = 300) -> None:
+    """Run ``worker(rank, *args)`` in ``nprocs`` spawned processes and wait; fail the test after ``timeout``
+    seconds. Spawn, not fork: a fork after torch's OpenMP pool exists (any earlier test) can deadlock the
+    children."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    ctx = mp.start_processes(worker, args=args, nprocs=nprocs, join=False, start_method="spawn")
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:
+            for proc in ctx.processes:
+                proc.kill()
+            pytest.fail(f"the {nprocs} worker processes did not finish within {timeout:.0f} s")

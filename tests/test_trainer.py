@@ -8,16 +8,15 @@ import csv
 import json
 import math
 import os
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from conftest import run_spawned
 from featstat import features
 from featstat.engine.runs import TrainingDiverged
 from featstat.io import read_image, write_image
@@ -349,16 +348,7 @@ def _ddp_worker(rank: int, world: int, root: str, data: str) -> None:
 
 def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(tmp_path):
     data = _folder(tmp_path / "d")
-    # spawn, not fork: a fork after torch's OpenMP pool exists (any earlier test) can deadlock the children
-    ctx = mp.start_processes(
-        _ddp_worker, args=(2, str(tmp_path), str(data)), nprocs=2, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + 300
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for proc in ctx.processes:
-                proc.kill()
-            pytest.fail("the two DDP worker processes did not finish within 300 s")
+    run_spawned(_ddp_worker, (2, str(tmp_path), str(data)))
     ddp, _ = load_model(tmp_path / "ddp" / "model.pt")
     single = _ddp_setup(data, tmp_path / "one", batch_size=4)
     single.fit()

@@ -6,15 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import os
-import time
 import warnings
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from conftest import run_spawned
 from featstat.adversarial import discriminator_head_loss
 from featstat.adversarial.translation import (
     DISCRIMINATORS,
@@ -321,15 +320,7 @@ def _ddp_worker(rank: int, world: int, root: str, source: str, target: str) -> N
 
 
 def test_ddp_two_gloo_processes_equal_one_process_on_the_combined_batch(folders, tmp_path):
-    # spawn, not fork: a fork after torch's OpenMP pool exists (any earlier test) can deadlock the children
-    ctx = mp.start_processes(_ddp_worker, args=(2, str(tmp_path), str(folders[0]), str(folders[1])),
-                             nprocs=2, join=False, start_method="spawn")  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:
-            for proc in ctx.processes:
-                proc.kill()
-            pytest.fail("the two DDP worker processes did not finish within 300 s")
+    run_spawned(_ddp_worker, (2, str(tmp_path), str(folders[0]), str(folders[1])))
     single, _ = train_translation(*folders, tmp_path / "one", device="cpu", **{**DDP_KW, "batch": 4})
     ddp = load_translator(tmp_path / "ddp")
     start = TranslationRun(TranslationOptions(**{**TINY, "batch": 4}), UnpairedCrops(*folders, 32)).g_xy
